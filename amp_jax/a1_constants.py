@@ -1,0 +1,58 @@
+"""Unitree A1 constants shared by the model, the environment, the motion data and the networks.
+
+Numbers come from the A1 URDF (MPL-2.0, see ``mjcf/LICENSE``). Legs are ordered FL, FR, RL, RR
+everywhere in this project; each leg has the joints (hip ab/ad, thigh, calf) in that order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LEG_NAMES: tuple[str, ...] = ("FL", "FR", "RL", "RR")
+"""Leg order of every per-leg quantity in this project."""
+
+JOINT_KINDS: tuple[str, ...] = ("hip", "thigh", "calf")
+"""Joint order inside one leg."""
+
+JOINT_NAMES: tuple[str, ...] = tuple(f"{leg}_{kind}_joint" for leg in LEG_NAMES for kind in JOINT_KINDS)
+"""The 12 actuated joints, as named in the URDF and in ``mjcf/a1.xml``."""
+
+FOOT_SITE_NAMES: tuple[str, ...] = tuple(f"{leg}_foot" for leg in LEG_NAMES)
+"""Sites at the foot-sphere centres in ``mjcf/a1.xml``."""
+
+NUM_JOINTS = 12
+NUM_LEGS = 4
+
+JOINT_LOWER_PER_LEG = np.array([-0.802851455917, -1.0471975512, -2.69653369433])
+"""URDF lower joint limits (rad) of (hip, thigh, calf)."""
+
+JOINT_UPPER_PER_LEG = np.array([0.802851455917, 4.18879020479, -0.916297857297])
+"""URDF upper joint limits (rad) of (hip, thigh, calf)."""
+
+EFFORT_LIMIT_PER_LEG = np.array([20.0, 55.0, 55.0])
+"""URDF effort limits (N·m) of (hip, thigh, calf)."""
+
+JOINT_LOWER = np.tile(JOINT_LOWER_PER_LEG, NUM_LEGS)
+JOINT_UPPER = np.tile(JOINT_UPPER_PER_LEG, NUM_LEGS)
+EFFORT_LIMIT = np.tile(EFFORT_LIMIT_PER_LEG, NUM_LEGS)
+
+SOFT_JOINT_RANGE_FRACTION = 0.9
+"""Fraction of the URDF joint range that the reference treats as the soft range (scales the std floor)."""
+
+TRUNK_COM_OFFSET = np.array([0.012731, 0.002186, 0.000515])
+"""Trunk centre of mass from the base origin, base axes (m). Foot features are measured from it."""
+
+# Reference data (PyBullet order FR, FL, RR, RL) -> project order (FL, FR, RL, RR): per-leg permutation.
+DATA_LEG_ORDER: tuple[str, ...] = ("FR", "FL", "RR", "RL")
+"""Leg order of the motion-capture files."""
+
+LEG_PERMUTATION_FROM_DATA = np.array([DATA_LEG_ORDER.index(leg) for leg in LEG_NAMES])
+"""``project_leg[i] = data_leg[LEG_PERMUTATION_FROM_DATA[i]]``."""
+
+JOINT_PERMUTATION_FROM_DATA = (3 * LEG_PERMUTATION_FROM_DATA[:, None] + np.arange(3)[None, :]).reshape(-1)
+"""Index array over 12 per-joint (or 4 × xyz per-foot) values: ``project = data[JOINT_PERMUTATION_FROM_DATA]``."""
+
+
+def soft_joint_range() -> np.ndarray:
+    """Width of the soft joint range per joint, ``[12]`` rad: 0.9 × the URDF range."""
+    return SOFT_JOINT_RANGE_FRACTION * (JOINT_UPPER - JOINT_LOWER)

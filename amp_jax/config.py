@@ -1,0 +1,566 @@
+"""Typed, frozen run configuration, loaded from YAML and validated.
+
+A run is described by one :class:`Config` made of six sections (``env``, ``motion``, ``networks``,
+``ppo``, ``amp``, ``train``). Every field has a default equal to the reference system's value
+(see ``docs/REFERENCE_VALUES.md``) and a docstring. YAML files in ``configs/`` override defaults;
+``--set section.field=value`` overrides YAML. Any unknown key, wrong type, out-of-range or
+inconsistent value raises one :class:`ConfigError` naming the source, the key path, the value and
+what was expected. Derived values are properties; nothing is mutated after construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import yaml
+
+from amp_jax import a1_constants
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+"""The checkout holding ``configs/``, ``motion_data/`` and ``mjcf/``."""
+
+CONFIG_DIR = PROJECT_ROOT / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, mistyped, out of range or inconsistent."""
+
+    def __init__(self, source: str, key: str, value: Any, expected: str):
+        self.source, self.key, self.value, self.expected = source, key, value, expected
+        super().__init__(f"{source}: {key} = {value!r}: expected {expected}")
+
+
+Check = tuple[str, bool, str]
+"""(field name, condition that must hold, what was expected)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardScales:
+    """Scale of each task-reward term per control step; the sign lives in the scale, 0 switches a term off.
+
+    The reference writes these as 1.5 / control_dt and multiplies by control_dt; the product is stored here.
+    """
+
+    tracking_lin_vel: float = 1.5
+    """exp(−‖cmd_xy − v_xy‖² / σ), base frame."""
+    tracking_ang_vel: float = 0.5
+    """exp(−(cmd_yaw − ω_z)² / σ)."""
+
+    def _checks(self) -> Iterator[Check]:
+        return iter(())
+
+    def as_dict(self) -> dict[str, float]:
+        """Term name → scale."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """The A1 locomotion environment (reference section 4)."""
+
+    num_envs: int = 5480
+    """Parallel environments, global over all devices."""
+    physics_dt: float = 0.005
+    """Physics time step (s)."""
+    decimation: int = 6
+    """Physics steps per control step."""
+    episode_length_s: float = 20.0
+    """Episode length (s); the time-out fires at ceil(episode_length_s / control_dt) control steps."""
+    action_scale: float = 0.25
+    """Joint target = default angle + action_scale * action (rad per unit action)."""
+    clip_actions: float = 100.0
+    """Actions are clipped to ±clip_actions."""
+    clip_observations: float = 100.0
+    """Observations are clipped to ±clip_observations."""
+    kp: float = 80.0
+    """PD stiffness (N·m/rad)."""
+    kd: float = 1.0
+    """PD damping (N·m·s/rad)."""
+    default_joint_angles: tuple[float, float, float] = (0.0, 0.9, -1.8)
+    """Default (hip, thigh, calf) angle of every leg (rad)."""
+    init_height: float = 0.42
+    """Base height of the non-RSI reset (m)."""
+    rsi_probability: float = 0.85
+    """Probability that a reset starts from a random motion-data frame (reference-state initialisation)."""
+    command_lin_vel_x: tuple[float, float] = (-1.0, 2.0)
+    """Range of the forward velocity command (m/s, base frame)."""
+    command_lin_vel_y: tuple[float, float] = (-0.3, 0.3)
+    """Range of the lateral velocity command (m/s, base frame)."""
+    command_ang_vel_yaw: tuple[float, float] = (-1.57, 1.57)
+    """Range of the yaw-rate command (rad/s)."""
+    command_resample_s: float = 10.0
+    """Commands are redrawn at every reset and every this many seconds."""
+    min_command_norm: float = 0.05
+    """An xy command with a norm below this is set to zero (m/s)."""
+    reward_scales: RewardScales = dataclasses.field(default_factory=lambda: RewardScales())
+    """Scale of each task-reward term, per control step (the sign lives in the scale)."""
+    tracking_sigma: float = 0.25
+    """Width of the exponential velocity-tracking kernels ((m/s)² and (rad/s)²)."""
+    obs_scale_lin_vel: float = 2.0
+    """Scale of the base linear velocity (and of the xy commands) in observations."""
+    obs_scale_ang_vel: float = 0.25
+    """Scale of the base angular velocity (and of the yaw command) in observations."""
+    obs_scale_dof_pos: float = 1.0
+    """Scale of (q − q_default) in observations."""
+    obs_scale_dof_vel: float = 0.05
+    """Scale of joint velocities in observations."""
+    add_noise: bool = True
+    """Add uniform noise to the observations."""
+    noise_level: float = 1.0
+    """Multiplier on every noise amplitude below."""
+    noise_lin_vel: float = 0.1
+    """Half-width of the base linear velocity noise (m/s, before the observation scale)."""
+    noise_ang_vel: float = 0.3
+    """Half-width of the base angular velocity noise (rad/s, before the observation scale)."""
+    noise_gravity: float = 0.05
+    """Half-width of the projected-gravity noise."""
+    noise_dof_pos: float = 0.03
+    """Half-width of the joint position noise (rad)."""
+    noise_dof_vel: float = 1.5
+    """Half-width of the joint velocity noise (rad/s, before the observation scale)."""
+    randomize_friction: bool = True
+    """Draw each env's effective foot–floor friction coefficient."""
+    friction_range: tuple[float, float] = (0.625, 1.375)
+    """Effective friction range (the reference's U[0.25, 1.75] averaged with the floor's 1.0)."""
+    randomize_base_mass: bool = True
+    """Add a random mass to each env's trunk."""
+    added_mass_range: tuple[float, float] = (-1.0, 1.0)
+    """Range of the mass added to the trunk (kg)."""
+    randomize_gains: bool = True
+    """Draw per-env, per-joint Kp and Kd multipliers at every reset."""
+    kp_multiplier_range: tuple[float, float] = (0.9, 1.1)
+    """Range of the Kp multipliers."""
+    kd_multiplier_range: tuple[float, float] = (0.9, 1.1)
+    """Range of the Kd multipliers."""
+    push_robots: bool = True
+    """Push the base periodically."""
+    push_interval_s: float = 15.0
+    """Time between pushes (s)."""
+    max_push_vel_xy: float = 1.0
+    """A push sets the base's world-frame xy velocity to U[−max, max] (m/s)."""
+    randomize_initial_episode_length: bool = True
+    """Start training with episode lengths drawn uniformly, so time-outs don't arrive in lock-step."""
+
+    @property
+    def control_dt(self) -> float:
+        """Control period (s)."""
+        return self.physics_dt * self.decimation
+
+    @property
+    def max_episode_steps(self) -> int:
+        """Control steps after which an episode times out."""
+        return math.ceil(round(self.episode_length_s / self.control_dt, 9))
+
+    @property
+    def command_resample_steps(self) -> int:
+        """Control steps between command draws."""
+        return max(1, int(round(self.command_resample_s / self.control_dt)))
+
+    @property
+    def push_interval_steps(self) -> int:
+        """Control steps between pushes."""
+        return max(1, int(math.ceil(round(self.push_interval_s / self.control_dt, 9))))
+
+    @property
+    def default_joint_pos(self) -> np.ndarray:
+        """Default joint angles of all 12 joints, legs FL, FR, RL, RR, ``[12]`` rad."""
+        return np.tile(np.asarray(self.default_joint_angles, dtype=np.float64), a1_constants.NUM_LEGS)
+
+    def _checks(self) -> Iterator[Check]:
+        yield "num_envs", self.num_envs >= 1, "an integer >= 1"
+        yield "physics_dt", 0 < self.physics_dt <= 0.05, "a time step in (0, 0.05] s"
+        yield "decimation", self.decimation >= 1, "an integer >= 1"
+        yield "episode_length_s", self.episode_length_s > self.control_dt, "longer than one control period"
+        yield "action_scale", self.action_scale > 0, "a positive scale"
+        yield "clip_actions", self.clip_actions > 0, "a positive bound"
+        yield "clip_observations", self.clip_observations > 0, "a positive bound"
+        yield "kp", self.kp >= 0, "a non-negative gain"
+        yield "kd", self.kd >= 0, "a non-negative gain"
+        yield "init_height", self.init_height > 0, "a positive height (m)"
+        yield "rsi_probability", 0 <= self.rsi_probability <= 1, "a probability in [0, 1]"
+        for name in ("command_lin_vel_x", "command_lin_vel_y", "command_ang_vel_yaw", "friction_range",
+                     "added_mass_range", "kp_multiplier_range", "kd_multiplier_range"):
+            low, high = getattr(self, name)
+            yield name, low <= high, "a range [low, high] with low <= high"
+        yield "command_resample_s", self.command_resample_s > 0, "a positive period (s)"
+        yield "min_command_norm", self.min_command_norm >= 0, "a non-negative speed (m/s)"
+        yield "tracking_sigma", self.tracking_sigma > 0, "a positive kernel width"
+        for name in ("obs_scale_lin_vel", "obs_scale_ang_vel", "obs_scale_dof_pos", "obs_scale_dof_vel"):
+            yield name, getattr(self, name) > 0, "a positive scale"
+        for name in ("noise_level", "noise_lin_vel", "noise_ang_vel", "noise_gravity", "noise_dof_pos",
+                     "noise_dof_vel", "push_interval_s", "max_push_vel_xy"):
+            yield name, getattr(self, name) >= 0, "a non-negative value"
+        yield "friction_range", self.friction_range[0] > 0, "positive friction coefficients"
+        yield "kp_multiplier_range", self.kp_multiplier_range[0] >= 0, "non-negative multipliers"
+        yield "kd_multiplier_range", self.kd_multiplier_range[0] >= 0, "non-negative multipliers"
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionConfig:
+    """Expert motion clips (reference section 1)."""
+
+    files: tuple[str, ...] = (
+        "motion_data/trot0.txt", "motion_data/trot1.txt", "motion_data/pace0.txt",
+        "motion_data/pace1.txt", "motion_data/leftturn0.txt", "motion_data/rightturn0.txt",
+    )
+    """Clip files; relative paths resolve against the working directory, then the project root."""
+    velocity_check_tolerance: float = 3.0
+    """A frame's velocity is repaired when it differs from the finite difference of the poses by more than
+    this many robust standard deviations of that clip's differences and by more than ``velocity_check_floor``."""
+    velocity_check_floor: float = 1.0
+    """Absolute disagreement (m/s, rad/s) below which a velocity is never repaired."""
+
+    def _checks(self) -> Iterator[Check]:
+        yield "files", len(self.files) >= 1, "at least one motion file"
+        yield "velocity_check_tolerance", self.velocity_check_tolerance > 0, "a positive number of deviations"
+        yield "velocity_check_floor", self.velocity_check_floor >= 0, "a non-negative threshold"
+
+    def resolved_files(self) -> tuple[pathlib.Path, ...]:
+        """Absolute paths of the clip files (not checked for existence here; the loader reports a missing file)."""
+        out = []
+        for name in self.files:
+            path = pathlib.Path(name).expanduser()
+            if not path.is_absolute() and not path.exists():
+                path = PROJECT_ROOT / path
+            out.append(path.resolve())
+        return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Actor, critic and discriminator (reference section 5)."""
+
+    actor_hidden: tuple[int, ...] = (512, 256, 128)
+    """Hidden layer widths of the actor MLP (ELU)."""
+    critic_hidden: tuple[int, ...] = (512, 256, 128)
+    """Hidden layer widths of the critic MLP (ELU)."""
+    init_std: float = 1.0
+    """Initial action standard deviation (state-independent, a raw parameter)."""
+    min_std_per_leg: tuple[float, float, float] = (0.05, 0.02, 0.05)
+    """Std floor of (hip, thigh, calf) as a fraction of the soft joint range; see :attr:`min_std`."""
+    disc_hidden: tuple[int, ...] = (1024, 512)
+    """Hidden layer widths of the discriminator MLP (LeakyReLU 0.01), linear output."""
+
+    @property
+    def min_std(self) -> np.ndarray:
+        """Per-joint std floor, ``[12]``: fraction × soft joint range (0.0723, 0.0942, 0.0801 per leg)."""
+        return np.tile(np.asarray(self.min_std_per_leg), a1_constants.NUM_LEGS) * a1_constants.soft_joint_range()
+
+    def _checks(self) -> Iterator[Check]:
+        for name in ("actor_hidden", "critic_hidden", "disc_hidden"):
+            widths = getattr(self, name)
+            yield name, len(widths) >= 1 and all(w >= 1 for w in widths), "one or more positive layer widths"
+        yield "init_std", self.init_std > 0, "a positive standard deviation"
+        yield "min_std_per_leg", all(s >= 0 for s in self.min_std_per_leg), "non-negative fractions"
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """PPO (reference section 5)."""
+
+    num_steps: int = 24
+    """Rollout length per env per iteration."""
+    num_epochs: int = 5
+    """Passes over the batch per iteration."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; must divide num_envs × num_steps."""
+    clip_epsilon: float = 0.2
+    """Surrogate ratio clip."""
+    value_clip: float = 0.2
+    """Clip of the value prediction around the rollout's value (clipped value loss)."""
+    value_coef: float = 1.0
+    """Weight of the value loss."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    gamma: float = 0.99
+    """Discount."""
+    gae_lambda: float = 0.95
+    """GAE λ."""
+    max_grad_norm: float = 1.0
+    """Global-norm clip of the actor-critic gradients (the discriminator's are not clipped)."""
+    learning_rate: float = 1e-3
+    """Initial learning rate of the one Adam optimiser."""
+    schedule: str = "adaptive"
+    """'adaptive' (KL-driven, reference rule) or 'fixed'."""
+    desired_kl: float = 0.01
+    """Adaptive schedule: KL > 2·desired → lr / 1.5; 0 < KL < desired / 2 → lr · 1.5."""
+    learning_rate_min: float = 1e-5
+    """Floor of the adaptive learning rate."""
+    learning_rate_max: float = 1e-2
+    """Cap of the adaptive learning rate."""
+
+    def _checks(self) -> Iterator[Check]:
+        for name in ("num_steps", "num_epochs", "num_minibatches"):
+            yield name, getattr(self, name) >= 1, "an integer >= 1"
+        for name in ("clip_epsilon", "value_clip", "max_grad_norm", "learning_rate", "desired_kl",
+                     "learning_rate_min", "learning_rate_max"):
+            yield name, getattr(self, name) > 0, "a positive value"
+        for name in ("value_coef", "entropy_coef"):
+            yield name, getattr(self, name) >= 0, "a non-negative weight"
+        yield "gamma", 0 <= self.gamma <= 1, "a discount in [0, 1]"
+        yield "gae_lambda", 0 <= self.gae_lambda <= 1, "a λ in [0, 1]"
+        yield "schedule", self.schedule in ("adaptive", "fixed"), "'adaptive' or 'fixed'"
+        yield ("learning_rate_max", self.learning_rate_min <= self.learning_rate_max,
+               f"at least learning_rate_min ({self.learning_rate_min})")
+
+
+@dataclasses.dataclass(frozen=True)
+class AMPConfig:
+    """Adversarial motion prior (reference section 5)."""
+
+    reward_coef: float = 2.0
+    """AMP reward = reward_coef · max(0, 1 − ¼(D − 1)²)."""
+    task_reward_lerp: float = 0.3
+    """Mixed reward = (1 − lerp) · AMP reward + lerp · task reward."""
+    grad_penalty_coef: float = 10.0
+    """Weight of the gradient penalty mean ‖∇ₓD(x)‖² on expert transitions."""
+    disc_trunk_weight_decay: float = 1e-3
+    """L2 coefficient added to the discriminator trunk's gradients (coupled, PyTorch-Adam style)."""
+    disc_head_weight_decay: float = 1e-1
+    """L2 coefficient added to the discriminator output layer's gradients."""
+    replay_buffer_size: int = 1_000_000
+    """Capacity of the policy-transition replay buffer."""
+    normalizer_epsilon: float = 1e-4
+    """Initial count of the AMP normaliser and the ε inside its √(σ² + ε)."""
+    normalizer_clip: float = 10.0
+    """Normalised AMP features are clipped to ±clip."""
+
+    def _checks(self) -> Iterator[Check]:
+        for name in ("reward_coef", "grad_penalty_coef", "disc_trunk_weight_decay", "disc_head_weight_decay"):
+            yield name, getattr(self, name) >= 0, "a non-negative weight"
+        yield "task_reward_lerp", 0 <= self.task_reward_lerp <= 1, "a fraction in [0, 1]"
+        yield "replay_buffer_size", self.replay_buffer_size >= 1, "an integer >= 1"
+        yield "normalizer_epsilon", self.normalizer_epsilon > 0, "a positive ε"
+        yield "normalizer_clip", self.normalizer_clip > 0, "a positive bound"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training run."""
+
+    seed: int = 1
+    """Seed of every random stream of the run."""
+    num_iterations: int = 3000
+    """Training iterations (rollout + update each); the reference's 500,000 meant 'until stopped'."""
+    checkpoint_interval: int = 100
+    """Iterations between checkpoints (one is also written at the end and on Ctrl-C)."""
+    keep_checkpoints: int = 5
+    """Checkpoints kept; older ones are deleted."""
+    run_root: str = "runs"
+    """Folder under which each run gets its own folder."""
+
+    def _checks(self) -> Iterator[Check]:
+        yield "seed", self.seed >= 0, "a non-negative integer"
+        yield "num_iterations", self.num_iterations >= 1, "an integer >= 1"
+        yield "checkpoint_interval", self.checkpoint_interval >= 1, "an integer >= 1"
+        yield "keep_checkpoints", self.keep_checkpoints >= 1, "an integer >= 1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole run."""
+
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    """The environment."""
+    motion: MotionConfig = dataclasses.field(default_factory=MotionConfig)
+    """The expert motion clips."""
+    networks: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    """Network shapes."""
+    ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
+    """PPO."""
+    amp: AMPConfig = dataclasses.field(default_factory=AMPConfig)
+    """The adversarial motion prior."""
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    """The run."""
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per iteration: num_envs × num_steps."""
+        return self.env.num_envs * self.ppo.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        """Transitions per PPO minibatch (and AMP policy/expert transitions per discriminator step)."""
+        return self.batch_size // self.ppo.num_minibatches
+
+    def _checks(self) -> Iterator[Check]:
+        yield ("ppo.num_minibatches", self.batch_size % self.ppo.num_minibatches == 0,
+               f"a divisor of env.num_envs × ppo.num_steps = {self.batch_size}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is None:
+        return getattr(tp, "__name__", str(tp))
+    args = typing.get_args(tp)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_type_name(args[0])}"
+        return f"a list of {len(args)} values ({', '.join(_type_name(a) for a in args)})"
+    return str(tp)
+
+
+def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
+    """Checks ``value`` against the annotation ``tp`` and converts lists to tuples and ints to floats."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(source, key, value, _type_name(tp))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(source, key, value, f"a mapping of the fields of {tp.__name__}")
+        return _build(tp, value, source, key + ".")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if not math.isfinite(value):
+            raise ConfigError(source, key, value, "a finite number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if origin is tuple:
+        if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
+            raise bad
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], source, f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise bad
+        return tuple(_coerce(v, a, source, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    raise TypeError(f"unsupported config annotation {tp!r} at {key}")
+
+
+def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for name in data:
+        if name not in fields:
+            raise ConfigError(source, prefix + str(name), data[name],
+                              f"a field of {cls.__name__} (one of: {', '.join(sorted(fields))})")
+    kwargs = {name: _coerce(value, hints[name], source, prefix + name) for name, value in data.items()}
+    obj = cls(**kwargs)
+    for name, ok, expected in obj._checks():
+        if not ok:
+            field_value: Any = obj
+            for part in name.split("."):
+                field_value = getattr(field_value, part)
+            raise ConfigError(source, prefix + name, field_value, expected)
+    return obj
+
+
+def _set_dotted(data: dict, dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    cls: Any = Config
+    node = data
+    for depth, part in enumerate(parts):
+        names = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+        if part not in names:
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(source, where, value, f"a field of {getattr(cls, '__name__', cls)} "
+                                                    f"(one of: {', '.join(sorted(names))})")
+        cls = typing.get_type_hints(cls)[part]
+        if depth == len(parts) - 1:
+            node[part] = value
+        else:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(source, ".".join(parts[: depth + 1]), child, "a mapping")
+            node = child
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Splits ``'ppo.learning_rate=3e-4'`` into the key path and its YAML-parsed value."""
+    if "=" not in text:
+        raise ConfigError("--set", text, text, "KEY.PATH=VALUE")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError("--set", key, raw, f"a YAML value ({err})") from None
+    # YAML 1.1 reads '3e-4' as a string; accept plain floats in scientific notation too.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+def resolve_config_path(name: str | pathlib.Path) -> pathlib.Path:
+    """A path as given if it exists, else the bare name (with ``.yaml`` added if missing) in ``configs/``."""
+    path = pathlib.Path(name).expanduser()
+    if path.exists():
+        return path.resolve()
+    for candidate in (CONFIG_DIR / path.name, CONFIG_DIR / (path.name + ".yaml")):
+        if candidate.exists():
+            return candidate
+    raise ConfigError(str(name), "<file>", str(name),
+                      f"an existing YAML file or the name of one in {CONFIG_DIR} "
+                      f"({', '.join(sorted(p.name for p in CONFIG_DIR.glob('*.yaml')))})")
+
+
+def from_dict(data: Mapping[str, Any] | None, source: str = "<dict>") -> Config:
+    """Builds and validates a :class:`Config` from nested mappings (missing fields take their defaults)."""
+    return _build(Config, data or {}, source)
+
+
+def load_config(name: str | pathlib.Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Loads a YAML config (``None``: all defaults) and applies dotted ``--set`` overrides.
+
+    Args:
+      name: a path, or a bare name resolved against ``configs/`` (``a1_trot`` or ``a1_trot.yaml``).
+      overrides: strings ``section.field=value``; values are parsed as YAML.
+    Raises:
+      ConfigError: naming the file (or ``--set``), the key path, the value and what was expected.
+    """
+    data: dict = {}
+    source = "<defaults>"
+    if name is not None:
+        path = resolve_config_path(name)
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(source, "<file>", "<unparsable>", f"valid YAML ({err})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(source, "<top level>", loaded, "a mapping of sections")
+        data = loaded or {}
+    _build(Config, data, source)  # report file errors against the file before applying overrides
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(data, key, value, "--set")
+    return _build(Config, data, "--set" if overrides else source)
+
+
+def to_dict(config: Any) -> Any:
+    """Plain nested dicts and lists of a config, for YAML and JSON (round-trips through :func:`from_dict`)."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, Mapping):
+        return {k: to_dict(v) for k, v in config.items()}
+    if isinstance(config, tuple):
+        return [to_dict(v) for v in config]
+    return config
+
+
+def dump_yaml(config: Config) -> str:
+    """The config as YAML text."""
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
