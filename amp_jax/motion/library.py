@@ -1,0 +1,159 @@
+"""Device side of the motion library: pure, jittable sampling and interpolation over preloaded frame arrays.
+
+Time maps to frames as ``f = t / frame_duration`` (defect 1 of the reference fixed): frame ``i`` sits at
+``t = i · frame_duration`` and a clip of ``T`` frames lasts ``(T − 1) · frame_duration``. Between frames every
+number is interpolated linearly except the root quaternion, which is slerped along the shorter arc and
+standardised to w >= 0.
+
+Expert AMP transitions never touch the quaternion, and AMP features are linear in a frame, so they are
+interpolated from a table of per-frame features stored pairwise (row ``k`` = features of frames ``i`` and
+``i + 1`` of one clip): each sample costs one uniform number and two 86-float gathers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from amp_jax.motion import layout
+
+
+@struct.dataclass
+class MotionLibrary:
+    """Every clip on the device. ``C`` clips, ``T_max`` frames in the longest, ``P`` frame pairs in all."""
+
+    frames: jax.Array
+    """``[C, T_max, 61]`` frames (``amp_jax.motion.layout``), each clip padded by repeating its last frame."""
+    num_frames: jax.Array
+    """``[C]`` int32 frames per clip."""
+    frame_duration: jax.Array
+    """``[C]`` seconds between frames."""
+    duration: jax.Array
+    """``[C]`` seconds from first to last frame: (num_frames − 1) · frame_duration."""
+    weights: jax.Array
+    """``[C]`` sampling probabilities (sum 1)."""
+    amp_pairs: jax.Array
+    """``[P, 86]`` AMP features of frame ``i`` (first 43) and frame ``i + 1`` (last 43), clips one after another."""
+    pair_offset: jax.Array
+    """``[C]`` int32 row of ``amp_pairs`` holding each clip's first pair."""
+    names: tuple[str, ...] = struct.field(pytree_node=False, default=())
+    """Clip names, in order."""
+
+    @classmethod
+    def from_clips(cls, clips: Sequence) -> MotionLibrary:
+        """Stacks host :class:`~amp_jax.motion.loader.Clip` objects into device arrays (float32)."""
+        num_frames = np.array([c.num_frames for c in clips], dtype=np.int32)
+        t_max = int(num_frames.max())
+        frames = np.stack([np.concatenate([c.frames, np.repeat(c.frames[-1:], t_max - c.num_frames, 0)])
+                           for c in clips])
+        features = [np.asarray(amp_features(c.frames)) for c in clips]
+        pairs = np.concatenate([np.concatenate([f[:-1], f[1:]], axis=-1) for f in features])
+        pair_offset = np.concatenate([[0], np.cumsum(num_frames - 1)[:-1]]).astype(np.int32)
+        weights = np.array([c.weight for c in clips], dtype=np.float64)
+        frame_duration = np.array([c.frame_duration for c in clips], dtype=np.float64)
+        return cls(
+            frames=jnp.asarray(frames, jnp.float32),
+            num_frames=jnp.asarray(num_frames),
+            frame_duration=jnp.asarray(frame_duration, jnp.float32),
+            duration=jnp.asarray((num_frames - 1) * frame_duration, jnp.float32),
+            weights=jnp.asarray(weights / weights.sum(), jnp.float32),
+            amp_pairs=jnp.asarray(pairs, jnp.float32),
+            pair_offset=jnp.asarray(pair_offset),
+            names=tuple(c.name for c in clips),
+        )
+
+    @property
+    def num_clips(self) -> int:
+        return int(self.num_frames.shape[0])
+
+
+def amp_features(frame: jax.Array) -> jax.Array:
+    """AMP observation of frames ``[..., 61]`` → ``[..., 43]``: joint pos (12), foot pos from the trunk's COM in
+    base axes (12), base lin vel (3, base frame), base ang vel (3, base frame), joint vel (12), root height (1)."""
+    xp = np if isinstance(frame, np.ndarray) else jnp
+    return xp.concatenate([frame[..., layout.AMP_FEATURE_SLICE], frame[..., layout.ROOT_HEIGHT:layout.ROOT_HEIGHT + 1]],
+                          axis=-1)
+
+
+def slerp(q0: jax.Array, q1: jax.Array, alpha: jax.Array) -> jax.Array:
+    """Spherical interpolation of unit quaternions ``[..., 4]`` (w, x, y, z) along the shorter arc.
+
+    ``alpha [...]`` in [0, 1]; the result is unit and standardised to w >= 0.
+    """
+    alpha = jnp.asarray(alpha)[..., None]
+    dot = jnp.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = jnp.where(dot < 0, -q1, q1)
+    theta = jnp.arccos(jnp.clip(jnp.abs(dot), 0.0, 1.0))
+    sin_theta = jnp.sin(theta)
+    nearly_parallel = sin_theta < 1e-6
+    safe_sin = jnp.where(nearly_parallel, 1.0, sin_theta)
+    w0 = jnp.where(nearly_parallel, 1.0 - alpha, jnp.sin((1.0 - alpha) * theta) / safe_sin)
+    w1 = jnp.where(nearly_parallel, alpha, jnp.sin(alpha * theta) / safe_sin)
+    q = w0 * q0 + w1 * q1
+    q = q / jnp.linalg.norm(q, axis=-1, keepdims=True)
+    return jnp.where(q[..., :1] < 0, -q, q)
+
+
+def _frame_index(library: MotionLibrary, clip: jax.Array, time: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Left frame index ``i`` (so ``i + 1`` exists) and the weight ``alpha`` of frame ``i + 1`` at ``time``."""
+    time = jnp.clip(time, 0.0, library.duration[clip])
+    position = time / library.frame_duration[clip]
+    index = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, library.num_frames[clip] - 2)
+    alpha = jnp.clip(position - index, 0.0, 1.0)
+    return index, alpha
+
+
+def frame_at(library: MotionLibrary, clip: jax.Array, time: jax.Array) -> jax.Array:
+    """The frame ``[61]`` of clip ``clip`` (int scalar) at ``time`` (s, clamped to the clip); vmap for batches."""
+    index, alpha = _frame_index(library, clip, time)
+    left = library.frames[clip, index]
+    right = library.frames[clip, index + 1]
+    frame = (1.0 - alpha) * left + alpha * right
+    return frame.at[layout.ROOT_QUAT].set(slerp(left[layout.ROOT_QUAT], right[layout.ROOT_QUAT], alpha))
+
+
+def _clip_and_fraction(library: MotionLibrary, key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
+    """Clips drawn by weight and a fraction uniform in [0, 1) inside each, from one uniform number per sample:
+    given ``u``'s clip, its position inside that clip's probability interval is uniform and independent of it."""
+    u = jax.random.uniform(key, shape)
+    upper = jnp.cumsum(library.weights)
+    clip = jnp.sum(u[..., None] >= upper[:-1], axis=-1).astype(jnp.int32)
+    lower = upper[clip] - library.weights[clip]
+    fraction = jnp.clip((u - lower) / library.weights[clip], 0.0, 1.0)
+    return clip, fraction
+
+
+def sample_frames(library: MotionLibrary, key: jax.Array, batch: int | tuple[int, ...] = ()) -> jax.Array:
+    """Random frames ``[*batch, 61]`` for reference-state initialisation: clips by weight, times uniform in
+    ``[0, duration]``."""
+    shape = (batch,) if isinstance(batch, int) else tuple(batch)
+    clip, fraction = _clip_and_fraction(library, key, shape)
+    time = fraction * library.duration[clip]
+    sample = frame_at
+    for _ in shape:
+        sample = jax.vmap(sample, in_axes=(None, 0, 0))
+    return sample(library, clip, time)
+
+
+def _amp_features_at(library: MotionLibrary, clip: jax.Array, time: jax.Array) -> jax.Array:
+    index, alpha = _frame_index(library, clip, time)
+    pair = library.amp_pairs[library.pair_offset[clip] + index]
+    left, right = pair[..., : layout.AMP_OBS_SIZE], pair[..., layout.AMP_OBS_SIZE:]
+    return (1.0 - alpha)[..., None] * left + alpha[..., None] * right
+
+
+def sample_expert_transitions(
+    library: MotionLibrary, key: jax.Array, batch: int, dt_amp: float
+) -> tuple[jax.Array, jax.Array]:
+    """Expert AMP transitions ``(s, s_next)``, each ``[batch, 43]``.
+
+    Clips are drawn by weight, ``t`` uniform in ``[0, duration − dt_amp]``, and ``s_next`` is the same clip at
+    ``t + dt_amp`` (never past the clip's end). Features as :func:`amp_features`.
+    """
+    clip, fraction = _clip_and_fraction(library, key, (batch,))
+    time = fraction * jnp.maximum(library.duration[clip] - dt_amp, 0.0)
+    return _amp_features_at(library, clip, time), _amp_features_at(library, clip, time + dt_amp)
