@@ -1,0 +1,110 @@
+"""Config loading: defaults, YAML round trip, overrides and every kind of bad input."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import yaml
+
+from amp_jax import config as config_lib
+from amp_jax.config import ConfigError, load_config
+
+
+def test_shipped_configs_load_with_reference_values():
+    trot, amp = load_config("a1_trot.yaml"), load_config("a1_amp")
+    assert len(amp.motion.files) == 6 and len(trot.motion.files) == 2
+    for cfg in (trot, amp):
+        assert cfg.env.num_envs == 5480 and cfg.env.control_dt == pytest.approx(0.03)
+        assert cfg.env.max_episode_steps == 667 and cfg.env.command_resample_steps == 333
+        assert cfg.env.push_interval_steps == 500
+        assert cfg.ppo.num_steps == 24 and cfg.ppo.num_epochs == 5 and cfg.ppo.num_minibatches == 4
+        assert cfg.minibatch_size == 5480 * 24 // 4
+        assert cfg.amp.task_reward_lerp == 0.3 and cfg.amp.replay_buffer_size == 1_000_000
+        np.testing.assert_allclose(cfg.networks.min_std[:3], [0.0723, 0.0942, 0.0801], atol=1e-4)
+        assert all(p.exists() for p in cfg.motion.resolved_files())
+        assert 0 < cfg.train.num_iterations < 500_000
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = load_config("a1_amp", ["ppo.learning_rate=3e-4", "env.command_lin_vel_x=[-0.5, 1.5]"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(config_lib.dump_yaml(cfg))
+    again = load_config(path)
+    assert again == cfg and again.ppo.learning_rate == 3e-4 and again.env.command_lin_vel_x == (-0.5, 1.5)
+
+
+def test_configs_are_frozen():
+    cfg = load_config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.ppo.learning_rate = 1.0  # type: ignore[misc]
+
+
+def write(tmp_path, data):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "data, key, expected",
+    [
+        ({"ppo": {"learning_rat": 1e-3}}, "ppo.learning_rat", "a field of PPOConfig"),
+        ({"envs": {}}, "envs", "a field of Config"),
+        ({"env": {"num_envs": "many"}}, "env.num_envs", "int"),
+        ({"env": {"num_envs": 10.0}}, "env.num_envs", "int"),
+        ({"env": {"add_noise": 1}}, "env.add_noise", "bool"),
+        ({"env": {"friction_range": [1.0, 2.0, 3.0]}}, "env.friction_range", "a list of 2 values"),
+        ({"env": {"friction_range": [2.0, 1.0]}}, "env.friction_range", "low <= high"),
+        ({"env": {"rsi_probability": 1.5}}, "env.rsi_probability", "a probability in [0, 1]"),
+        ({"amp": {"reward_coef": -2.0}}, "amp.reward_coef", "a non-negative weight"),
+        ({"ppo": {"schedule": "cosine"}}, "ppo.schedule", "'adaptive' or 'fixed'"),
+        ({"ppo": {"gamma": float("nan")}}, "ppo.gamma", "a finite number"),
+        ({"env": {"num_envs": 10}, "ppo": {"num_minibatches": 7}}, "ppo.num_minibatches",
+         "a divisor of env.num_envs × ppo.num_steps = 240"),
+        ({"networks": {"actor_hidden": []}}, "networks.actor_hidden", "one or more positive layer widths"),
+        ({"env": {"reward_scales": {"feet_air_time": 1.0}}}, "env.reward_scales.feet_air_time", "a field of"),
+        ({"env": 3}, "env", "a mapping of the fields of EnvConfig"),
+    ],
+)
+def test_bad_files_name_the_file_key_value_and_expectation(tmp_path, data, key, expected):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.source == str(path) and err.value.key == key, str(err.value)
+    assert expected in str(err.value) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "override, key, expected",
+    [
+        ("ppo.lr=1", "ppo.lr", "a field of PPOConfig"),
+        ("ppo.learning_rate", "ppo.learning_rate", "KEY.PATH=VALUE"),
+        ("ppo.learning_rate=fast", "ppo.learning_rate", "float"),
+        ("ppo.learning_rate=-1", "ppo.learning_rate", "a positive value"),
+        ("train.num_iterations=0", "train.num_iterations", "an integer >= 1"),
+        ("ppo.num_minibatches=7", "ppo.num_minibatches", "a divisor"),
+    ],
+)
+def test_bad_overrides(override, key, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config("a1_trot", [override])
+    assert err.value.source == "--set" and err.value.key == key and expected in str(err.value), str(err.value)
+
+
+def test_overrides_apply_and_parse_yaml_values():
+    cfg = load_config("a1_trot", ["env.num_envs=8", "ppo.learning_rate=3e-4", "env.add_noise=false",
+                                  "networks.actor_hidden=[64, 64]"])
+    assert cfg.env.num_envs == 8 and cfg.ppo.learning_rate == 3e-4 and cfg.env.add_noise is False
+    assert cfg.networks.actor_hidden == (64, 64) and cfg.batch_size == 8 * 24
+
+
+def test_unknown_config_names_list_the_shipped_ones():
+    with pytest.raises(ConfigError, match="a1_amp.yaml, a1_trot.yaml"):
+        load_config("a1_gallop")
+
+
+def test_unparsable_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("env: [1, 2\n")
+    with pytest.raises(ConfigError, match="broken.yaml: <file>.*valid YAML"):
+        load_config(path)
