@@ -1,0 +1,237 @@
+"""The A1 AMP locomotion environment on MJX, keeping brax's env contract (see ``docs/INTERFACES.md``).
+
+One unbatched environment: ``reset(key) -> State``, ``step(state, action) -> State``, pure and jittable;
+callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The env never resets itself.
+
+``State.info`` holds, per env:
+  ``rng [2]`` the env's own PRNG key (observation noise, commands, pushes);
+  ``command [3]`` (v_x, v_y, yaw rate) in the base frame;
+  ``kp_scale [12]``, ``kd_scale [12]`` PD gain multipliers drawn at reset;
+  ``last_action [12]`` the (clipped) action last applied;
+  ``episode_step`` int32 control steps taken in this episode;
+  ``amp_obs [43]`` the AMP observation of this state;
+  ``truncation`` 1.0 when the step ended the episode by time-out only.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from brax.envs.base import Env, State
+from mujoco import mjx
+
+from amp_jax import a1_constants
+from amp_jax.config import EnvConfig
+from amp_jax.envs import base, constants, randomize, rewards
+
+
+class A1AmpEnv(Env):
+    """Unitree A1 velocity tracking with AMP observations (reference section 4).
+
+    Args:
+      cfg: the environment section of the run configuration.
+      motion_library: an ``amp_jax.motion.MotionLibrary`` for reference-state initialisation; may be None only
+        when ``cfg.rsi_probability`` is 0.
+      scene_path: the MJCF scene (default ``mjcf/scene.xml``).
+    """
+
+    def __init__(self, cfg: EnvConfig, motion_library: Any = None,
+                 scene_path: str | pathlib.Path = constants.SCENE_XML):
+        if motion_library is None and cfg.rsi_probability > 0:
+            raise ValueError(f"env.rsi_probability = {cfg.rsi_probability}: reference-state initialisation "
+                             "needs a motion library (pass one, or set env.rsi_probability to 0)")
+        self.cfg = cfg
+        self.motion_library = motion_library
+        self.mj_model = base.load_mj_model(scene_path)
+        self.mj_model.opt.timestep = cfg.physics_dt
+        self.sys = mjx.put_model(self.mj_model)
+        """The MJX model; brax's domain-randomisation wrapper swaps in a per-env one while tracing."""
+        self._data_template = mjx.make_data(self.mj_model)
+        self._geometry = base.leg_geometry(self.mj_model)
+        self._default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
+        self._effort_limit = jnp.asarray(a1_constants.EFFORT_LIMIT, jnp.float32)
+        self._reward_scales = cfg.reward_scales.as_dict()
+        rewards.task_reward(self._reward_scales, jnp.zeros(3), jnp.zeros(3), jnp.zeros(3), 1.0)  # checks names
+        noise = np.concatenate([
+            np.full(3, cfg.noise_lin_vel * cfg.obs_scale_lin_vel),
+            np.full(3, cfg.noise_ang_vel * cfg.obs_scale_ang_vel),
+            np.full(3, cfg.noise_gravity),
+            np.zeros(3),
+            np.full(12, cfg.noise_dof_pos * cfg.obs_scale_dof_pos),
+            np.full(12, cfg.noise_dof_vel * cfg.obs_scale_dof_vel),
+            np.zeros(12),
+        ]) * cfg.noise_level * float(cfg.add_noise)
+        self._noise_scale = jnp.asarray(noise, jnp.float32)
+        """Half-width of the uniform noise on each critic-observation entry ``[48]``."""
+        self._command_obs_scale = jnp.array([cfg.obs_scale_lin_vel, cfg.obs_scale_lin_vel, cfg.obs_scale_ang_vel])
+
+    # ------------------------------------------------------------------------------------------------------
+    # brax's Env interface
+
+    @property
+    def observation_size(self) -> dict[str, tuple[int, ...]]:
+        return {constants.POLICY_OBS_KEY: (constants.POLICY_OBS_SIZE,),
+                constants.CRITIC_OBS_KEY: (constants.CRITIC_OBS_SIZE,)}
+
+    @property
+    def action_size(self) -> int:
+        return constants.NUM_ACTIONS
+
+    @property
+    def backend(self) -> str:
+        return "mjx"
+
+    def reset(self, rng: jax.Array) -> State:
+        """A new episode: RSI with probability ``cfg.rsi_probability``, else the default-pose reset."""
+        k_choice, k_frame, k_default, k_command, k_gains, k_noise, k_next = jax.random.split(rng, 7)
+        qpos, qvel = self._default_initial_state(k_default)
+        if self.motion_library is not None and self.cfg.rsi_probability > 0:
+            rsi_qpos, rsi_qvel = self._reference_initial_state(k_frame)
+            use_rsi = jax.random.uniform(k_choice) < self.cfg.rsi_probability
+            qpos = jnp.where(use_rsi, rsi_qpos, qpos)
+            qvel = jnp.where(use_rsi, rsi_qvel, qvel)
+        data = self._data_template.replace(qpos=qpos, qvel=qvel)
+        kp_scale, kd_scale = randomize.draw_gain_multipliers(k_gains, self.cfg)
+        command = self._sample_command(k_command)
+        last_action = jnp.zeros(constants.NUM_ACTIONS)
+        info = {
+            "rng": k_next,
+            "command": command,
+            "kp_scale": kp_scale,
+            "kd_scale": kd_scale,
+            "last_action": last_action,
+            "episode_step": jnp.zeros((), jnp.int32),
+            "amp_obs": self.amp_observation(qpos, qvel),
+            "truncation": jnp.zeros(()),
+        }
+        metrics = {f"reward/{name}": jnp.zeros(()) for name, s in self._reward_scales.items() if s != 0}
+        obs = self._observe(qpos, qvel, command, last_action, k_noise)
+        return State(pipeline_state=data, obs=obs, reward=jnp.zeros(()), done=jnp.zeros(()), metrics=metrics,
+                     info=info)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """One control step: optional push, ``decimation`` physics steps under PD, then reward and checks."""
+        cfg = self.cfg
+        info = state.info
+        k_push, k_command, k_noise, k_next = jax.random.split(info["rng"], 4)
+        action = jnp.clip(action, -cfg.clip_actions, cfg.clip_actions)
+        step_count = info["episode_step"] + 1
+        data = state.pipeline_state
+        if cfg.push_robots:
+            push_now = step_count % cfg.push_interval_steps == 0
+            push_vel = jax.random.uniform(k_push, (2,), minval=-cfg.max_push_vel_xy, maxval=cfg.max_push_vel_xy)
+            # a push sets the base's world-frame xy velocity
+            data = data.replace(qvel=jnp.where(push_now, data.qvel.at[0:2].set(push_vel), data.qvel))
+        data = self.simulate(data, action, info["kp_scale"], info["kd_scale"])
+
+        qpos, qvel = data.qpos, data.qvel
+        lin_vel, ang_vel = base.base_lin_vel(qpos, qvel), base.base_ang_vel(qvel)
+        reward, terms = rewards.task_reward(self._reward_scales, info["command"], lin_vel, ang_vel,
+                                            cfg.tracking_sigma)
+        terminated = base.ground_contact(self._geometry, qpos)
+        timed_out = step_count >= cfg.max_episode_steps
+        done = terminated | timed_out
+
+        resample = step_count % cfg.command_resample_steps == 0
+        command = jnp.where(resample, self._sample_command(k_command), info["command"])
+        info = {
+            **info,
+            "rng": k_next,
+            "command": command,
+            "last_action": action,
+            "episode_step": step_count,
+            "amp_obs": self.amp_observation(qpos, qvel),
+            "truncation": (timed_out & ~terminated).astype(jnp.float32),
+        }
+        metrics = {f"reward/{name}": value for name, value in terms.items()}
+        obs = self._observe(qpos, qvel, command, action, k_noise)
+        return state.replace(pipeline_state=data, obs=obs, reward=reward, done=done.astype(jnp.float32),
+                             metrics=metrics, info=info)
+
+    # ------------------------------------------------------------------------------------------------------
+    # Pieces, public for tests and tools
+
+    def pd_targets(self, action: jax.Array) -> jax.Array:
+        """Joint targets ``q_default + action_scale · action``, ``[12]`` rad."""
+        return self._default_q + self.cfg.action_scale * action
+
+    def simulate(self, data: mjx.Data, action: jax.Array, kp_scale: jax.Array, kd_scale: jax.Array) -> mjx.Data:
+        """``decimation`` physics steps under the PD law, its torque recomputed before each step."""
+        target = self.pd_targets(action)
+        kp, kd = self.cfg.kp * kp_scale, self.cfg.kd * kd_scale
+
+        def physics_step(_, d: mjx.Data) -> mjx.Data:
+            torque = base.pd_torque(target, d.qpos[7:], d.qvel[6:], kp, kd, self._effort_limit)
+            return mjx.step(self.sys, d.replace(ctrl=torque))
+
+        return jax.lax.fori_loop(0, self.cfg.decimation, physics_step, data)
+
+    def amp_observation(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
+        """AMP features ``[43]``: q, feet (base axes, from the trunk COM), v_base, ω_base, q̇, base height."""
+        return jnp.concatenate([
+            qpos[7:19],
+            base.foot_positions_from_com(self._geometry, qpos[7:19]),
+            base.base_lin_vel(qpos, qvel),
+            base.base_ang_vel(qvel),
+            qvel[6:18],
+            qpos[2:3],
+        ])
+
+    def critic_observation(self, qpos: jax.Array, qvel: jax.Array, command: jax.Array,
+                           last_action: jax.Array) -> jax.Array:
+        """Noise-free critic observation ``[48]`` (layout in :mod:`amp_jax.envs.constants`)."""
+        cfg = self.cfg
+        return jnp.concatenate([
+            base.base_lin_vel(qpos, qvel) * cfg.obs_scale_lin_vel,
+            base.base_ang_vel(qvel) * cfg.obs_scale_ang_vel,
+            base.projected_gravity(qpos),
+            command * self._command_obs_scale,
+            (qpos[7:19] - self._default_q) * cfg.obs_scale_dof_pos,
+            qvel[6:18] * cfg.obs_scale_dof_vel,
+            last_action,
+        ])
+
+    def _observe(self, qpos, qvel, command, last_action, key) -> dict[str, jax.Array]:
+        critic = self.critic_observation(qpos, qvel, command, last_action)
+        critic = critic + self._noise_scale * jax.random.uniform(key, critic.shape, minval=-1.0, maxval=1.0)
+        critic = jnp.clip(critic, -self.cfg.clip_observations, self.cfg.clip_observations)
+        return {constants.POLICY_OBS_KEY: critic[constants.POLICY_FROM_CRITIC], constants.CRITIC_OBS_KEY: critic}
+
+    def _sample_command(self, key: jax.Array) -> jax.Array:
+        """(v_x, v_y, yaw rate) uniform in the configured ranges; an xy command below the minimum norm is zeroed."""
+        cfg = self.cfg
+        low = jnp.array([cfg.command_lin_vel_x[0], cfg.command_lin_vel_y[0], cfg.command_ang_vel_yaw[0]])
+        high = jnp.array([cfg.command_lin_vel_x[1], cfg.command_lin_vel_y[1], cfg.command_ang_vel_yaw[1]])
+        command = jax.random.uniform(key, (3,), minval=low, maxval=high)
+        small = jnp.linalg.norm(command[:2]) < cfg.min_command_norm
+        return command.at[:2].multiply(jnp.where(small, 0.0, 1.0))
+
+    def _default_initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The non-RSI reset: default angles × U[0.5, 1.5], q̇ = 0, base at init height, base vel U[−0.5, 0.5]."""
+        k_q, k_v = jax.random.split(key)
+        q = self._default_q * jax.random.uniform(k_q, (12,), minval=0.5, maxval=1.5)
+        qpos = jnp.concatenate([jnp.array([0.0, 0.0, self.cfg.init_height, 1.0, 0.0, 0.0, 0.0]), q])
+        base_vel = jax.random.uniform(k_v, (6,), minval=-0.5, maxval=0.5)
+        return qpos, jnp.concatenate([base_vel, jnp.zeros(12)])
+
+    def _reference_initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """RSI: pose and velocities of a random motion-library frame (base velocities rotated to the world)."""
+        from amp_jax.motion import layout
+        from amp_jax.motion.library import sample_frames
+
+        frame = sample_frames(self.motion_library, key, ())
+        return state_from_frame(frame, layout)
+
+
+def state_from_frame(frame: jax.Array, layout: Any) -> tuple[jax.Array, jax.Array]:
+    """MuJoCo ``(qpos [19], qvel [18])`` of a motion frame ``[61]`` (project layout, quaternion w, x, y, z)."""
+    quat = frame[layout.ROOT_QUAT]
+    quat = quat / jnp.linalg.norm(quat)
+    qpos = jnp.concatenate([frame[layout.ROOT_POS], quat, frame[layout.JOINT_POS]])
+    lin_vel_world = base.quat_rotate(quat, frame[layout.BASE_LIN_VEL])
+    qvel = jnp.concatenate([lin_vel_world, frame[layout.BASE_ANG_VEL], frame[layout.JOINT_VEL]])
+    return qpos, qvel
