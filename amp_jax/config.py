@@ -519,18 +519,31 @@ def from_dict(data: Mapping[str, Any] | None, source: str = "<dict>") -> Config:
     return _build(Config, data or {}, source)
 
 
-def load_config(name: str | pathlib.Path | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Loads a YAML config (``None``: all defaults) and applies dotted ``--set`` overrides.
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(names: str | pathlib.Path | Sequence[str | pathlib.Path] | None = None,
+                overrides: Sequence[str] = ()) -> Config:
+    """Loads YAML configs (``None``: all defaults), later files over earlier ones, then dotted overrides.
 
     Args:
-      name: a path, or a bare name resolved against ``configs/`` (``a1_trot`` or ``a1_trot.yaml``).
+      names: a path or a list of paths; a bare name resolves against ``configs/`` (``a1_trot`` or
+        ``a1_trot.yaml``). Each file is validated on its own first, so an error names the file holding it.
       overrides: strings ``section.field=value``; values are parsed as YAML.
     Raises:
       ConfigError: naming the file (or ``--set``), the key path, the value and what was expected.
     """
+    if names is None:
+        names = []
+    elif isinstance(names, (str, pathlib.Path)):
+        names = [names]
     data: dict = {}
     source = "<defaults>"
-    if name is not None:
+    for name in names:
         path = resolve_config_path(name)
         source = str(path)
         try:
@@ -539,8 +552,11 @@ def load_config(name: str | pathlib.Path | None = None, overrides: Sequence[str]
             raise ConfigError(source, "<file>", "<unparsable>", f"valid YAML ({err})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(source, "<top level>", loaded, "a mapping of sections")
-        data = loaded or {}
-    _build(Config, data, source)  # report file errors against the file before applying overrides
+        _build(Config, loaded or {}, source)
+        data = _merge(data, loaded or {})
+    if len(names) > 1:
+        source = " + ".join(str(resolve_config_path(n)) for n in names)
+        _build(Config, data, source)
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(data, key, value, "--set")

@@ -108,3 +108,19 @@ def test_unparsable_yaml(tmp_path):
     path.write_text("env: [1, 2\n")
     with pytest.raises(ConfigError, match="broken.yaml: <file>.*valid YAML"):
         load_config(path)
+
+
+def test_layered_configs_apply_in_order_and_name_the_file_at_fault(tmp_path):
+    cfg = load_config(["a1_trot", "cpu.yaml"], ["train.num_iterations=3"])
+    assert cfg.env.num_envs == 64 and len(cfg.motion.files) == 2 and cfg.train.num_iterations == 3
+    assert cfg.amp.replay_buffer_size == 100_000 and cfg.ppo.learning_rate == 1e-3
+    bad = write(tmp_path, {"ppo": {"num_minibatch": 3}})
+    with pytest.raises(ConfigError) as err:
+        load_config(["a1_trot", bad])
+    assert err.value.source == str(bad) and err.value.key == "ppo.num_minibatch"
+    # Each file alone is valid, together inconsistent: the error names both.
+    odd = write(tmp_path, {"env": {"num_envs": 5}, "ppo": {"num_steps": 4}})
+    split = tmp_path / "split.yaml"
+    split.write_text(yaml.safe_dump({"ppo": {"num_minibatches": 3}}))
+    with pytest.raises(ConfigError, match="bad.yaml \\+ .*split.yaml: ppo.num_minibatches"):
+        load_config([odd, split])
