@@ -27,6 +27,7 @@ from mujoco import mjx
 from amp_jax import a1_constants
 from amp_jax.config import EnvConfig
 from amp_jax.envs import base, constants, randomize, rewards
+from amp_jax.motion import layout
 
 
 class A1AmpEnv(Env):
@@ -87,16 +88,27 @@ class A1AmpEnv(Env):
 
     def reset(self, rng: jax.Array) -> State:
         """A new episode: RSI with probability ``cfg.rsi_probability``, else the default-pose reset."""
-        k_choice, k_frame, k_default, k_command, k_gains, k_noise, k_next = jax.random.split(rng, 7)
+        k_choice, k_frame, k_default, k_rest = jax.random.split(rng, 4)
         qpos, qvel = self._default_initial_state(k_default)
         if self.motion_library is not None and self.cfg.rsi_probability > 0:
-            rsi_qpos, rsi_qvel = self._reference_initial_state(k_frame)
+            from amp_jax.motion.library import sample_frames
+
+            rsi_qpos, rsi_qvel = state_from_frame(sample_frames(self.motion_library, k_frame, ()))
             use_rsi = jax.random.uniform(k_choice) < self.cfg.rsi_probability
             qpos = jnp.where(use_rsi, rsi_qpos, qpos)
             qvel = jnp.where(use_rsi, rsi_qvel, qvel)
+        return self.reset_to(k_rest, qpos, qvel)
+
+    def reset_to_frame(self, rng: jax.Array, frame: jax.Array) -> State:
+        """A new episode starting exactly at motion frame ``frame [61]`` (project layout)."""
+        return self.reset_to(rng, *state_from_frame(frame))
+
+    def reset_to(self, rng: jax.Array, qpos: jax.Array, qvel: jax.Array) -> State:
+        """A new episode from the given ``qpos [19]``, ``qvel [18]``; commands, gains and noise drawn from ``rng``."""
+        k_command, k_gains, k_noise, k_next = jax.random.split(rng, 4)
         data = self._data_template.replace(qpos=qpos, qvel=qvel)
         kp_scale, kd_scale = randomize.draw_gain_multipliers(k_gains, self.cfg)
-        command = self._sample_command(k_command)
+        command = self.sample_command(k_command)
         last_action = jnp.zeros(constants.NUM_ACTIONS)
         info = {
             "rng": k_next,
@@ -121,11 +133,7 @@ class A1AmpEnv(Env):
         action = jnp.clip(action, -cfg.clip_actions, cfg.clip_actions)
         step_count = info["episode_step"] + 1
         data = state.pipeline_state
-        if cfg.push_robots:
-            push_now = step_count % cfg.push_interval_steps == 0
-            push_vel = jax.random.uniform(k_push, (2,), minval=-cfg.max_push_vel_xy, maxval=cfg.max_push_vel_xy)
-            # a push sets the base's world-frame xy velocity
-            data = data.replace(qvel=jnp.where(push_now, data.qvel.at[0:2].set(push_vel), data.qvel))
+        data = data.replace(qvel=self.push(data.qvel, step_count, k_push))
         data = self.simulate(data, action, info["kp_scale"], info["kd_scale"])
 
         qpos, qvel = data.qpos, data.qvel
@@ -136,8 +144,7 @@ class A1AmpEnv(Env):
         timed_out = step_count >= cfg.max_episode_steps
         done = terminated | timed_out
 
-        resample = step_count % cfg.command_resample_steps == 0
-        command = jnp.where(resample, self._sample_command(k_command), info["command"])
+        command = self.update_command(info["command"], step_count, k_command)
         info = {
             **info,
             "rng": k_next,
@@ -154,6 +161,20 @@ class A1AmpEnv(Env):
 
     # ------------------------------------------------------------------------------------------------------
     # Pieces, public for tests and tools
+
+    def push(self, qvel: jax.Array, step_count: jax.Array, key: jax.Array) -> jax.Array:
+        """``qvel [18]`` with the base's world-frame xy velocity set to U[±max_push_vel_xy] when ``step_count``
+        (the control step about to be taken, counted from 1) is a multiple of ``push_interval_steps``."""
+        if not self.cfg.push_robots:
+            return qvel
+        push_now = step_count % self.cfg.push_interval_steps == 0
+        push_vel = jax.random.uniform(key, (2,), minval=-self.cfg.max_push_vel_xy, maxval=self.cfg.max_push_vel_xy)
+        return jnp.where(push_now, qvel.at[0:2].set(push_vel), qvel)
+
+    def update_command(self, command: jax.Array, step_count: jax.Array, key: jax.Array) -> jax.Array:
+        """A fresh command when ``step_count`` (control steps taken) is a multiple of the resampling period."""
+        resample = step_count % self.cfg.command_resample_steps == 0
+        return jnp.where(resample, self.sample_command(key), command)
 
     def pd_targets(self, action: jax.Array) -> jax.Array:
         """Joint targets ``q_default + action_scale · action``, ``[12]`` rad."""
@@ -201,7 +222,7 @@ class A1AmpEnv(Env):
         critic = jnp.clip(critic, -self.cfg.clip_observations, self.cfg.clip_observations)
         return {constants.POLICY_OBS_KEY: critic[constants.POLICY_FROM_CRITIC], constants.CRITIC_OBS_KEY: critic}
 
-    def _sample_command(self, key: jax.Array) -> jax.Array:
+    def sample_command(self, key: jax.Array) -> jax.Array:
         """(v_x, v_y, yaw rate) uniform in the configured ranges; an xy command below the minimum norm is zeroed."""
         cfg = self.cfg
         low = jnp.array([cfg.command_lin_vel_x[0], cfg.command_lin_vel_y[0], cfg.command_ang_vel_yaw[0]])
@@ -218,17 +239,11 @@ class A1AmpEnv(Env):
         base_vel = jax.random.uniform(k_v, (6,), minval=-0.5, maxval=0.5)
         return qpos, jnp.concatenate([base_vel, jnp.zeros(12)])
 
-    def _reference_initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """RSI: pose and velocities of a random motion-library frame (base velocities rotated to the world)."""
-        from amp_jax.motion import layout
-        from amp_jax.motion.library import sample_frames
-
-        frame = sample_frames(self.motion_library, key, ())
-        return state_from_frame(frame, layout)
 
 
-def state_from_frame(frame: jax.Array, layout: Any) -> tuple[jax.Array, jax.Array]:
-    """MuJoCo ``(qpos [19], qvel [18])`` of a motion frame ``[61]`` (project layout, quaternion w, x, y, z)."""
+def state_from_frame(frame: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """MuJoCo ``(qpos [19], qvel [18])`` of a motion frame ``[61]`` (project layout, quaternion w, x, y, z);
+    the frame's base-frame linear velocity is rotated to the world frame of the free joint."""
     quat = frame[layout.ROOT_QUAT]
     quat = quat / jnp.linalg.norm(quat)
     qpos = jnp.concatenate([frame[layout.ROOT_POS], quat, frame[layout.JOINT_POS]])
