@@ -1,0 +1,101 @@
+"""Pure loss and return functions of AMP-PPO. Shapes: ``[B]`` a batch of samples, ``[T, N]`` time × envs.
+
+Suffixes: ``_t`` at step ``t``, ``_tp1`` at ``t + 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def clipped_surrogate_loss(log_prob: jax.Array, old_log_prob: jax.Array, advantage: jax.Array,
+                           clip_epsilon: float) -> jax.Array:
+    """PPO's clipped surrogate as a loss, ``[B] -> []``.
+
+    ``ρ = exp(log π − log π_old)``; ``mean(max(−A·ρ, −A·clip(ρ, 1 − ε, 1 + ε)))``.
+    """
+    ratio = jnp.exp(log_prob - old_log_prob)
+    return jnp.mean(jnp.maximum(-advantage * ratio, -advantage * jnp.clip(ratio, 1 - clip_epsilon, 1 + clip_epsilon)))
+
+
+def clipped_value_loss(value: jax.Array, old_value: jax.Array, returns: jax.Array, value_clip: float) -> jax.Array:
+    """Clipped value loss, ``[B] -> []``.
+
+    ``V_c = V_old + clip(V − V_old, −c, c)``; ``mean(max((V − R)², (V_c − R)²))``.
+    """
+    clipped = old_value + jnp.clip(value - old_value, -value_clip, value_clip)
+    return jnp.mean(jnp.maximum(jnp.square(value - returns), jnp.square(clipped - returns)))
+
+
+def mean_entropy(entropy: jax.Array) -> jax.Array:
+    """Entropy bonus term, ``[B] -> []``: the mean (the loss subtracts ``coef ·`` this)."""
+    return jnp.mean(entropy)
+
+
+def least_squares_discriminator_loss(d_expert: jax.Array, d_policy: jax.Array) -> jax.Array:
+    """LSGAN discriminator loss, ``[B_e], [B_p] -> []``: ``½ (mean((D_e − 1)²) + mean((D_p + 1)²))``."""
+    return 0.5 * (jnp.mean(jnp.square(d_expert - 1.0)) + jnp.mean(jnp.square(d_policy + 1.0)))
+
+
+def score_and_input_gradient(score_fn: Callable[[jax.Array], jax.Array],
+                             inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One forward pass giving both ``D(x) [B]`` and ``∇ₓ D(x) [B, X]`` for ``inputs x [B, X]``.
+
+    ``score_fn`` maps ``[B, X] -> [B]`` row-wise, so the vector–Jacobian product with ones gives each row's
+    own input gradient. Differentiable w.r.t. anything ``score_fn`` closes over (double backward).
+    """
+    scores, vjp = jax.vjp(score_fn, inputs)
+    (grad_inputs,) = vjp(jnp.ones_like(scores))
+    return scores, grad_inputs
+
+
+def gradient_penalty(grad_inputs: jax.Array, coef: float) -> jax.Array:
+    """``coef · mean_b ‖∇ₓ D(x_b)‖²`` from the input gradients ``[B, X] -> []`` (target norm 0)."""
+    return coef * jnp.mean(jnp.sum(jnp.square(grad_inputs), axis=-1))
+
+
+def amp_reward(d: jax.Array, reward_coef: float) -> jax.Array:
+    """Style reward from the discriminator score: ``coef · max(0, 1 − ¼ (D − 1)²)``, elementwise."""
+    return reward_coef * jnp.maximum(0.0, 1.0 - 0.25 * jnp.square(d - 1.0))
+
+
+def mix_rewards(amp: jax.Array, task: jax.Array, task_reward_lerp: float) -> jax.Array:
+    """``(1 − lerp) · r_amp + lerp · r_task``, elementwise."""
+    return (1.0 - task_reward_lerp) * amp + task_reward_lerp * task
+
+
+def bootstrap_time_outs(reward: jax.Array, value: jax.Array, truncation: jax.Array, gamma: float) -> jax.Array:
+    """``r + γ · V(s_t) · truncation_t``: a time-out is not a real end, so its step keeps the value it cut off.
+
+    ``V(s_t)`` is the value of the observation the action was taken from (the reference's choice).
+    """
+    return reward + gamma * value * truncation
+
+
+def generalized_advantages(reward_t: jax.Array, value_t: jax.Array, done_t: jax.Array, last_value: jax.Array,
+                           gamma: float, gae_lambda: float) -> tuple[jax.Array, jax.Array]:
+    """GAE over a rollout as a reverse scan: ``[T, N] ×3, [N] -> (advantages [T, N], returns [T, N])``.
+
+    ``δ_t = r_t + γ (1 − d_t) V_{t+1} − V_t``, ``A_t = δ_t + γ λ (1 − d_t) A_{t+1}``, with ``V_T`` =
+    ``last_value`` and ``A_T = 0``; ``returns = A + V``.
+    """
+
+    def backward_step(carry, xs):
+        advantage_tp1, value_tp1 = carry
+        r_t, v_t, d_t = xs
+        not_done = 1.0 - d_t
+        delta = r_t + gamma * not_done * value_tp1 - v_t
+        advantage_t = delta + gamma * gae_lambda * not_done * advantage_tp1
+        return (advantage_t, v_t), advantage_t
+
+    _, advantages = jax.lax.scan(backward_step, (jnp.zeros_like(last_value), last_value),
+                                 (reward_t, value_t, done_t), reverse=True)
+    return advantages, advantages + value_t
+
+
+def normalize_advantages(advantages: jax.Array) -> jax.Array:
+    """``(A − mean) / (std + 1e-8)`` over every element, ``std`` unbiased (N − 1)."""
+    return (advantages - jnp.mean(advantages)) / (jnp.std(advantages, ddof=1) + 1e-8)

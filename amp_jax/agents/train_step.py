@@ -1,0 +1,307 @@
+"""One AMP-PPO iteration (rollout → AMP rewards → GAE → epochs × minibatches of updates) as one jitted function.
+
+:func:`make_train_step` builds, for an already batched, auto-resetting env (the project's
+:class:`~amp_jax.envs.wrappers.AutoResetWrapper` over a brax ``VmapWrapper``), a pair
+``(init_fn, train_step)``:
+
+* ``init_fn(key) -> TrainingState``: parameters, optimiser, normaliser, empty replay buffer, first env state;
+* ``train_step(state) -> (state, metrics)``: one iteration, deterministic given ``state`` (every random
+  draw comes from ``state.key``), so a :class:`TrainingState` restored from a checkpoint resumes bit-exactly.
+  ``state`` is donated: don't use it after the call.
+
+Shapes: ``N`` envs, ``T = cfg.ppo.num_steps``, ``B = N·T`` samples per iteration, ``M`` minibatches of
+``B/M`` samples; ``S``/``P`` policy/critic observation sizes, ``A`` actions, ``F`` AMP features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from brax.envs.base import Env
+from brax.envs.base import State as EnvState
+from flax import struct
+
+from amp_jax.agents import losses, networks, normalizer, optimizer, replay_buffer
+from amp_jax.agents.networks import AgentNetworks, AgentParams
+from amp_jax.agents.normalizer import NormalizerState
+from amp_jax.agents.replay_buffer import ReplayBuffer
+from amp_jax.config import Config
+from amp_jax.envs.wrappers import TERMINAL_AMP_OBS, TERMINAL_EPISODE_LENGTH, TERMINAL_EPISODE_RETURN
+
+SampleExpertFn = Callable[[jax.Array, int], tuple[jax.Array, jax.Array]]
+"""``(key, batch) -> (s [batch, F], s_next [batch, F])``: expert AMP transitions."""
+
+
+@struct.dataclass
+class TrainingState:
+    """Everything an iteration reads and writes; the whole of a bit-exact resume."""
+
+    params: AgentParams
+    opt_state: optax.OptState
+    learning_rate: jax.Array
+    """Adaptive learning rate carried across iterations, float32 scalar (written into ``opt_state`` per step)."""
+    normalizer: NormalizerState
+    """AMP feature statistics."""
+    replay_buffer: ReplayBuffer
+    """Policy AMP transitions."""
+    env_state: EnvState
+    """Batched env state the next rollout starts from, ``[N]``."""
+    key: jax.Array
+    """PRNG key of every draw of the next iteration."""
+    iteration: jax.Array
+    """Iterations done, int32 scalar."""
+
+
+@struct.dataclass
+class Rollout:
+    """One iteration's experience, ``[T, N, ...]``."""
+
+    state_obs: jax.Array
+    """Policy observation the action was taken from, ``[T, N, S]``."""
+    privileged_obs: jax.Array
+    """Critic observation, ``[T, N, P]``."""
+    action: jax.Array
+    """Sampled action, ``[T, N, A]``."""
+    action_mean: jax.Array
+    """Policy mean at sampling time, ``[T, N, A]``."""
+    log_prob: jax.Array
+    """log π(action) at sampling time, ``[T, N]``."""
+    value: jax.Array
+    """V(privileged_obs) at sampling time, ``[T, N]``."""
+    task_reward: jax.Array
+    """``[T, N]``."""
+    done: jax.Array
+    """1.0 where the step ended an episode (time-outs included), ``[T, N]``."""
+    truncation: jax.Array
+    """1.0 where the step ended an episode by time-out, ``[T, N]``."""
+    amp_state: jax.Array
+    """AMP observation of the state acted from, ``[T, N, F]``."""
+    amp_next_state: jax.Array
+    """AMP observation of the state reached (the terminal one where ``done``), ``[T, N, F]``."""
+    episode_return: jax.Array
+    """Task return of the episode that ended at this step (valid where ``done``), ``[T, N]``."""
+    episode_length: jax.Array
+    """Length of the episode that ended at this step (valid where ``done``), ``[T, N]``."""
+
+
+@struct.dataclass
+class PPOSamples:
+    """Flattened, shuffled PPO samples, ``[B or B/M, ...]``."""
+
+    state_obs: jax.Array
+    privileged_obs: jax.Array
+    action: jax.Array
+    action_mean: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    advantage: jax.Array
+    """Normalised over the whole batch."""
+    returns: jax.Array
+
+
+@struct.dataclass
+class AMPSamples:
+    """One discriminator minibatch: policy transitions from the buffer and as many expert ones, ``[B/M, F]``."""
+
+    policy_state: jax.Array
+    policy_next_state: jax.Array
+    expert_state: jax.Array
+    expert_next_state: jax.Array
+
+
+@struct.dataclass
+class Learner:
+    """What each minibatch step changes."""
+
+    params: AgentParams
+    opt_state: optax.OptState
+    learning_rate: jax.Array
+    normalizer: NormalizerState
+
+
+@struct.dataclass
+class LossTerms:
+    """Scalars of one minibatch's loss, logged as averages over the update."""
+
+    total: jax.Array
+    surrogate: jax.Array
+    value: jax.Array
+    entropy: jax.Array
+    kl: jax.Array
+    discriminator: jax.Array
+    grad_penalty: jax.Array
+    d_expert: jax.Array
+    d_policy: jax.Array
+
+
+def normalized_transition(stats: NormalizerState, state: jax.Array, next_state: jax.Array,
+                          cfg: Config) -> jax.Array:
+    """Discriminator input ``concat(norm(s), norm(s_next))``, ``[..., F] ×2 -> [..., 2F]``."""
+    norm = lambda x: normalizer.normalize(stats, x, cfg.amp.normalizer_epsilon, cfg.amp.normalizer_clip)  # noqa: E731
+    return jnp.concatenate([norm(state), norm(next_state)], axis=-1)
+
+
+def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPOSamples, amp: AMPSamples,
+                 stats: NormalizerState, old_std: jax.Array) -> tuple[jax.Array, LossTerms]:
+    """surrogate + c_v · value − c_e · entropy + LSGAN discriminator loss + gradient penalty (one backward pass).
+
+    The expert transitions go through the discriminator once: the same forward gives ``D(x_e)`` for the loss
+    and, by its vector–Jacobian product, ``∇ₓD(x_e)`` for the penalty.
+    """
+    mean = networks.policy_mean(nets, params, ppo.state_obs)
+    std = params.action_std
+    log_prob = networks.gaussian_log_prob(ppo.action, mean, std)
+    surrogate = losses.clipped_surrogate_loss(log_prob, ppo.log_prob, ppo.advantage, cfg.ppo.clip_epsilon)
+    value = networks.value(nets, params, ppo.privileged_obs)
+    value_loss = losses.clipped_value_loss(value, ppo.value, ppo.returns, cfg.ppo.value_clip)
+    entropy = losses.mean_entropy(jnp.broadcast_to(networks.gaussian_entropy(std), log_prob.shape))
+    kl = jnp.mean(networks.gaussian_kl(ppo.action_mean, old_std, jax.lax.stop_gradient(mean),
+                                       jax.lax.stop_gradient(std)))
+
+    def score(x: jax.Array) -> jax.Array:
+        return networks.discriminator_score(nets, params.discriminator, x)
+
+    d_policy = score(normalized_transition(stats, amp.policy_state, amp.policy_next_state, cfg))
+    d_expert, grad_expert = losses.score_and_input_gradient(
+        score, normalized_transition(stats, amp.expert_state, amp.expert_next_state, cfg))
+    disc_loss = losses.least_squares_discriminator_loss(d_expert, d_policy)
+    grad_penalty = losses.gradient_penalty(grad_expert, cfg.amp.grad_penalty_coef)
+
+    total = (surrogate + cfg.ppo.value_coef * value_loss - cfg.ppo.entropy_coef * entropy
+             + disc_loss + grad_penalty)
+    return total, LossTerms(total=total, surrogate=surrogate, value=value_loss, entropy=entropy, kl=kl,
+                            discriminator=disc_loss, grad_penalty=grad_penalty, d_expert=jnp.mean(d_expert),
+                            d_policy=jnp.mean(d_policy))
+
+
+def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
+                    ) -> tuple[Callable[[jax.Array], TrainingState],
+                               Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]]:
+    """``(init_fn, train_step)`` for a batched, auto-resetting ``env`` of ``cfg.env.num_envs`` envs.
+
+    Args:
+      env: ``reset(keys [N, 2]) -> State [N]``, ``step(State [N], action [N, A]) -> State [N]``; obs dict with
+        ``"state"`` and ``"privileged_state"``; ``info`` with ``"amp_obs"``, ``"terminal_amp_obs"``,
+        ``"truncation"`` (and optionally ``"terminal_episode_return"`` / ``"terminal_episode_length"``).
+      cfg: the run configuration (``networks``, ``ppo``, ``amp``, ``env.num_envs``).
+      sample_expert_fn: ``(key, batch) -> (s, s_next)``, each ``[batch, F]``.
+    Returns:
+      ``init_fn(key) -> TrainingState`` and ``train_step(state) -> (state, metrics)``, both jitted.
+    """
+    nets = networks.make_networks(cfg.networks, env.action_size)
+    opt = optimizer.make_optimizer(cfg.ppo, cfg.amp)
+    num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
+    num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size
+
+    def init_fn(key: jax.Array) -> TrainingState:
+        k_params, k_env, k_next = jax.random.split(key, 3)
+        env_state = env.reset(jax.random.split(k_env, num_envs))
+        amp_size = env_state.info["amp_obs"].shape[-1]
+        params = networks.init_params(nets, k_params, env_state.obs["state"].shape[-1],
+                                      env_state.obs["privileged_state"].shape[-1], amp_size)
+        return TrainingState(params=params, opt_state=opt.init(params),
+                             learning_rate=jnp.asarray(cfg.ppo.learning_rate, jnp.float32),
+                             normalizer=normalizer.init(amp_size, cfg.amp.normalizer_epsilon),
+                             replay_buffer=replay_buffer.init(cfg.amp.replay_buffer_size, amp_size),
+                             env_state=env_state, key=k_next, iteration=jnp.zeros((), jnp.int32))
+
+    def rollout(params: AgentParams, env_state: EnvState, key: jax.Array) -> tuple[EnvState, Rollout]:
+        def env_step(env_state: EnvState, step_key: jax.Array) -> tuple[EnvState, Rollout]:
+            mean = networks.policy_mean(nets, params, env_state.obs["state"])
+            action = mean + params.action_std * jax.random.normal(step_key, mean.shape)
+            next_state = env.step(env_state, action)
+            done = next_state.done
+            info = next_state.info
+            amp_next = jnp.where(done[:, None] > 0, info[TERMINAL_AMP_OBS], info["amp_obs"])
+            zeros = jnp.zeros_like(done)
+            return next_state, Rollout(
+                state_obs=env_state.obs["state"], privileged_obs=env_state.obs["privileged_state"],
+                action=action, action_mean=mean,
+                log_prob=networks.gaussian_log_prob(action, mean, params.action_std),
+                value=networks.value(nets, params, env_state.obs["privileged_state"]),
+                task_reward=next_state.reward, done=done, truncation=info["truncation"],
+                amp_state=env_state.info["amp_obs"], amp_next_state=amp_next,
+                episode_return=info.get(TERMINAL_EPISODE_RETURN, zeros),
+                episode_length=info.get(TERMINAL_EPISODE_LENGTH, zeros).astype(jnp.float32))
+
+        return jax.lax.scan(env_step, env_state, jax.random.split(key, num_steps))
+
+    def minibatch_step(learner: Learner, xs: tuple[PPOSamples, jax.Array], buffer: ReplayBuffer,
+                       old_std: jax.Array) -> tuple[Learner, LossTerms]:
+        ppo_samples, key = xs
+        k_policy, k_expert = jax.random.split(key)
+        policy_s, policy_next = replay_buffer.sample(buffer, k_policy, minibatch_size)
+        expert_s, expert_next = sample_expert_fn(k_expert, minibatch_size)
+        amp = AMPSamples(policy_state=policy_s, policy_next_state=policy_next, expert_state=expert_s,
+                         expert_next_state=expert_next)
+        grads, terms = jax.grad(amp_ppo_loss, has_aux=True)(learner.params, nets, cfg, ppo_samples, amp,
+                                                            learner.normalizer, old_std)
+        learning_rate = optimizer.adapt_learning_rate(learner.learning_rate, terms.kl, cfg.ppo)
+        updates, opt_state = opt.update(grads, optimizer.with_learning_rate(learner.opt_state, learning_rate),
+                                        learner.params)
+        params = optimizer.apply_std_floor(optax.apply_updates(learner.params, updates), nets.min_std)
+        stats = normalizer.update(normalizer.update(learner.normalizer, policy_s), expert_s)
+        return Learner(params=params, opt_state=opt_state, learning_rate=learning_rate, normalizer=stats), terms
+
+    def epoch(learner: Learner, key: jax.Array, samples: PPOSamples, buffer: ReplayBuffer,
+              old_std: jax.Array) -> tuple[Learner, LossTerms]:
+        k_perm, k_amp = jax.random.split(key)
+        order = jax.random.permutation(k_perm, num_envs * num_steps)
+        shuffled = jax.tree.map(lambda x: x[order].reshape((num_minibatches, minibatch_size) + x.shape[1:]),
+                                samples)
+        return jax.lax.scan(lambda c, xs: minibatch_step(c, xs, buffer, old_std), learner,
+                            (shuffled, jax.random.split(k_amp, num_minibatches)))
+
+    def train_step(state: TrainingState) -> tuple[TrainingState, dict[str, jax.Array]]:
+        key, k_rollout, k_update = jax.random.split(state.key, 3)
+        params = state.params
+        env_state, data = rollout(params, state.env_state, k_rollout)
+
+        # Rewards from the discriminator and normaliser as they were before this iteration's update.
+        d = networks.discriminator_score(
+            nets, params.discriminator, normalized_transition(state.normalizer, data.amp_state,
+                                                              data.amp_next_state, cfg))
+        amp_reward = losses.amp_reward(d, cfg.amp.reward_coef)
+        reward = losses.mix_rewards(amp_reward, data.task_reward, cfg.amp.task_reward_lerp)
+        reward = losses.bootstrap_time_outs(reward, data.value, data.truncation, cfg.ppo.gamma)
+        last_value = networks.value(nets, params, env_state.obs["privileged_state"])
+        advantages, returns = losses.generalized_advantages(reward, data.value, data.done, last_value,
+                                                            cfg.ppo.gamma, cfg.ppo.gae_lambda)
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [T, N, ...] -> [B, ...]
+        samples = PPOSamples(state_obs=flat(data.state_obs), privileged_obs=flat(data.privileged_obs),
+                             action=flat(data.action), action_mean=flat(data.action_mean),
+                             log_prob=flat(data.log_prob), value=flat(data.value),
+                             advantage=losses.normalize_advantages(flat(advantages)), returns=flat(returns))
+        buffer = replay_buffer.insert(state.replay_buffer, flat(data.amp_state), flat(data.amp_next_state))
+
+        learner = Learner(params=params, opt_state=state.opt_state, learning_rate=state.learning_rate,
+                          normalizer=state.normalizer)
+        learner, terms = jax.lax.scan(lambda c, k: epoch(c, k, samples, buffer, params.action_std), learner,
+                                      jax.random.split(k_update, cfg.ppo.num_epochs))
+
+        finished = jnp.sum(data.done)
+        per_episode = lambda x: jnp.sum(x * data.done) / jnp.maximum(finished, 1.0)  # noqa: E731
+        metrics = {f"loss/{name}": jnp.mean(getattr(terms, name))
+                   for name in ("total", "surrogate", "value", "entropy", "discriminator", "grad_penalty")}
+        metrics.update({
+            "policy/kl": jnp.mean(terms.kl),
+            "policy/mean_std": jnp.mean(learner.params.action_std),
+            "optim/learning_rate": learner.learning_rate,
+            "amp/d_expert": jnp.mean(terms.d_expert),
+            "amp/d_policy": jnp.mean(terms.d_policy),
+            "reward/task": jnp.mean(data.task_reward),
+            "reward/amp": jnp.mean(amp_reward),
+            "episode/finished": finished,
+            "episode/return": per_episode(data.episode_return),
+            "episode/length": per_episode(data.episode_length),
+        })
+        new_state = TrainingState(params=learner.params, opt_state=learner.opt_state,
+                                  learning_rate=learner.learning_rate, normalizer=learner.normalizer,
+                                  replay_buffer=buffer, env_state=env_state, key=key,
+                                  iteration=state.iteration + 1)
+        return new_state, metrics
+
+    return jax.jit(init_fn), jax.jit(train_step, donate_argnums=0)
