@@ -1,0 +1,189 @@
+"""The A1 env under jit + vmap, with the project's auto-reset: MJX against C MuJoCo, termination, time-out,
+terminal AMP observations, and a 10^4-step randomised rollout (pushes, command resampling, no NaN)."""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+from brax.envs.wrappers.training import VmapWrapper
+
+from amp_jax import a1_constants
+from amp_jax.config import Config
+from amp_jax.envs import constants, wrappers
+from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.motion import load_motion_library
+
+N = 4
+ROLLOUT_ENVS, ROLLOUT_STEPS = 16, 625
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return Config()
+
+
+@pytest.fixture(scope="module")
+def library(cfg):
+    return load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt)
+
+
+@pytest.fixture(scope="module")
+def wrapped(cfg, library):
+    """(core env, jitted batched reset, jitted batched step) of AutoResetWrapper(VmapWrapper(env)), N envs."""
+    env = A1AmpEnv(cfg.env, library)
+    batched = wrappers.AutoResetWrapper(VmapWrapper(env))
+    return env, jax.jit(batched.reset), jax.jit(batched.step)
+
+
+def _standing(state, height=0.28, episode_step=0):
+    """The batched state moved to the default pose at ``height``, at rest, ``episode_step`` steps in."""
+    q0 = np.tile([0.0, 0.9, -1.8], 4)
+    qpos = jnp.tile(jnp.asarray(np.concatenate([[0, 0, height, 1, 0, 0, 0], q0]), jnp.float32), (N, 1))
+    data = state.pipeline_state.replace(qpos=qpos, qvel=jnp.zeros((N, 18)))
+    info = dict(state.info, episode_step=jnp.full((N,), episode_step, jnp.int32))
+    return state.replace(pipeline_state=data, info=info)
+
+
+def test_shapes_dtypes_and_determinism(wrapped):
+    _, reset, step = wrapped
+    state = reset(jax.random.split(jax.random.PRNGKey(0), N))
+    assert state.obs[constants.POLICY_OBS_KEY].shape == (N, 42)
+    assert state.obs[constants.CRITIC_OBS_KEY].shape == (N, 48)
+    assert state.info["amp_obs"].shape == (N, 43) and state.info["terminal_amp_obs"].shape == (N, 43)
+    assert state.reward.shape == state.done.shape == state.info["truncation"].shape == (N,)
+    for leaf in jax.tree.leaves((state.obs, state.reward, state.done, state.info["amp_obs"])):
+        assert leaf.dtype == jnp.float32
+    actions = jax.random.uniform(jax.random.PRNGKey(1), (N, 12), minval=-1, maxval=1)
+    a, b = step(state, actions), step(state, actions)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+    assert not np.allclose(a.obs[constants.CRITIC_OBS_KEY], state.obs[constants.CRITIC_OBS_KEY])
+    assert set(a.metrics) == {"reward/tracking_lin_vel", "reward/tracking_ang_vel"}
+
+
+def test_mjx_follows_c_mujoco(wrapped):
+    """Same MJCF, initial state, PD law and gains, stepped in MJX (float32) and C MuJoCo (float64)."""
+    env, reset, step = wrapped
+    state = _standing(reset(jax.random.split(jax.random.PRNGKey(2), N)))
+    actions = 0.2 * np.asarray(jax.random.uniform(jax.random.PRNGKey(3), (10, N, 12), minval=-1, maxval=1))
+    m = env.mj_model
+    datas = [mujoco.MjData(m) for _ in range(N)]
+    for i, d in enumerate(datas):
+        d.qpos[:], d.qvel[:] = np.asarray(state.pipeline_state.qpos[i]), 0.0
+    kp = env.cfg.kp * np.asarray(state.info["kp_scale"])
+    kd = env.cfg.kd * np.asarray(state.info["kd_scale"])
+    q0 = env.cfg.default_joint_pos
+    for t in range(actions.shape[0]):
+        state = step(state, jnp.asarray(actions[t]))
+        assert not np.any(state.done)
+        for i, d in enumerate(datas):
+            target = q0 + env.cfg.action_scale * actions[t, i]
+            for _ in range(env.cfg.decimation):
+                tau = kp[i] * (target - d.qpos[7:]) - kd[i] * d.qvel[6:]
+                d.ctrl[:] = np.clip(tau, -a1_constants.EFFORT_LIMIT, a1_constants.EFFORT_LIMIT)
+                mujoco.mj_step(m, d)
+    c_qpos = np.stack([d.qpos for d in datas])
+    np.testing.assert_allclose(np.asarray(state.pipeline_state.qpos)[:, :3], c_qpos[:, :3], atol=2e-3)
+    np.testing.assert_allclose(np.asarray(state.pipeline_state.qpos)[:, 7:], c_qpos[:, 7:], atol=2e-2)
+    # and the robot actually moved under those torques
+    assert np.abs(c_qpos[:, 7:] - q0).max() > 0.03
+
+
+def test_upside_down_terminates_and_keeps_the_terminal_amp_obs(wrapped):
+    """Drop env 0 upside down from 0.2 m: it ends when its trunk reaches the floor, the others stand on."""
+    _, reset, step = wrapped
+    state = _standing(reset(jax.random.split(jax.random.PRNGKey(4), N)), height=0.30)
+    qpos = state.pipeline_state.qpos.at[0, 2].set(0.2).at[0, 3:7].set(jnp.array([0.0, 1.0, 0.0, 0.0]))
+    state = state.replace(pipeline_state=state.pipeline_state.replace(qpos=qpos))
+    t = 0
+    while t < 15 and not state.done[0]:
+        before = state
+        state = step(state, jnp.zeros((N, 12)))
+        t += 1
+    # free fall of 0.2 − 0.057 m takes ~0.17 s, i.e. 5 to 6 control steps
+    assert 5 <= t <= 7, t
+    np.testing.assert_array_equal(state.done, [1, 0, 0, 0])
+    np.testing.assert_array_equal(state.info["truncation"], 0)
+    terminal, fresh = np.asarray(state.info["terminal_amp_obs"]), np.asarray(state.info["amp_obs"])
+    # env 0: the terminal features are the upside-down robot's: trunk on the floor, still falling ...
+    assert 0.03 < terminal[0, constants.AMP_BASE_HEIGHT] < 0.08
+    assert terminal[0, constants.AMP_BASE_HEIGHT] < before.info["amp_obs"][0, constants.AMP_BASE_HEIGHT]
+    np.testing.assert_allclose(terminal[0, :12], np.tile([0.0, 0.9, -1.8], 4), atol=0.3)
+    # ... while the state the policy acts from next is a new episode
+    assert state.info["episode_step"][0] == 0 and fresh[0, constants.AMP_BASE_HEIGHT] > 0.2
+    assert state.info["terminal_episode_length"][0] == t
+    np.testing.assert_array_equal(terminal[1:], fresh[1:])
+
+
+def test_time_out_after_667_steps(cfg, wrapped):
+    assert cfg.env.max_episode_steps == math.ceil(20.0 / 0.03) == 667
+    _, reset, step = wrapped
+    state = _standing(reset(jax.random.split(jax.random.PRNGKey(5), N)), episode_step=665)
+    state = step(state, jnp.zeros((N, 12)))
+    np.testing.assert_array_equal(state.done, 0)
+    np.testing.assert_array_equal(state.info["episode_step"], 666)
+    state = step(state, jnp.zeros((N, 12)))
+    np.testing.assert_array_equal(state.done, 1)
+    np.testing.assert_array_equal(state.info["truncation"], 1)
+    np.testing.assert_array_equal(state.info["episode_step"], 0)
+
+
+@pytest.fixture(scope="module")
+def rollout(cfg, library):
+    """16 training envs (domain randomisation, pushes, auto-reset) × 625 random-action steps in one scan."""
+    run_cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, num_envs=ROLLOUT_ENVS))
+    env = wrappers.make_amp_training_env(run_cfg, library, jax.random.PRNGKey(0))
+
+    @jax.jit
+    def run(key):
+        k_reset, k_actions = jax.random.split(key)
+        state = env.reset(jax.random.split(k_reset, ROLLOUT_ENVS))
+
+        def body(s, k):
+            nxt = env.step(s, jax.random.uniform(k, (ROLLOUT_ENVS, 12), minval=-1.0, maxval=1.0))
+            record = {"done": nxt.done, "reward": nxt.reward, "metrics": nxt.metrics, "obs": nxt.obs,
+                      "qpos": nxt.pipeline_state.qpos, "qvel": nxt.pipeline_state.qvel,
+                      "prev_step": s.info["episode_step"],
+                      **{k: nxt.info[k] for k in ("truncation", "command", "episode_step", "amp_obs",
+                                                  "terminal_amp_obs", "terminal_episode_length")}}
+            return nxt, record
+
+        first, _ = state, None
+        _, records = jax.lax.scan(body, state, jax.random.split(k_actions, ROLLOUT_STEPS))
+        return first.info["episode_step"], records
+
+    return run, jax.device_get(run(jax.random.PRNGKey(7)))
+
+
+def test_rollout_has_no_nan_and_is_reproducible(rollout):
+    run, (first_steps, records) = rollout
+    for name, leaf in jax.tree_util.tree_leaves_with_path(records):
+        assert np.all(np.isfinite(leaf)), name
+    assert len(np.unique(first_steps)) > 8  # staggered episode clocks
+    again = jax.device_get(run(jax.random.PRNGKey(7)))[1]
+    np.testing.assert_array_equal(again["qpos"], records["qpos"])
+
+
+def test_rollout_episode_bookkeeping(cfg, rollout):
+    _, (_, r) = rollout
+    done = r["done"].astype(bool)
+    assert done.sum() > 10
+    # episode clocks: +1 per step, 0 right after an end; time-outs exactly when the clock reaches 667
+    np.testing.assert_array_equal(r["episode_step"], np.where(done, 0, r["prev_step"] + 1))
+    timed_out = r["prev_step"] + 1 >= cfg.env.max_episode_steps
+    np.testing.assert_array_equal(r["truncation"].astype(bool), timed_out & done & (r["truncation"] > 0))
+    assert np.all(done[timed_out])  # (random actions fall long before a time-out; tested on its own above)
+    # commands change only at a reset or when the clock crosses a multiple of the resampling period
+    changed = np.any(r["command"][1:] != r["command"][:-1], axis=-1)
+    allowed = done[1:] | ((r["prev_step"][1:] + 1) % cfg.env.command_resample_steps == 0)
+    assert np.all(allowed[changed]) and changed.sum() > 0
+    # terminal AMP obs equal the next state's where nothing ended, and differ where an episode ended
+    np.testing.assert_array_equal(r["terminal_amp_obs"][~done], r["amp_obs"][~done])
+    assert np.all(np.any(r["terminal_amp_obs"][done] != r["amp_obs"][done], axis=-1))
+    # the logged terms are the reward
+    total = sum(r["metrics"].values())
+    np.testing.assert_allclose(r["reward"], np.maximum(total, 0), rtol=1e-6)
