@@ -1,0 +1,188 @@
+"""Figures of a run, written as PNG with matplotlib's Agg backend (no display needed).
+
+- :func:`plot_learning_curves`: task and AMP reward, discriminator outputs, episode return and length,
+  learning rate and action std against the iteration, from ``metrics.jsonl`` (see ``metrics_log``).
+- :func:`plot_gait_diagram`: the foot-contact pattern over time, legs FL, FR, RL, RR, black where in
+  contact, of the policy above that of a reference clip.
+- :func:`plot_velocity_tracking`: commanded against measured base velocity (x, y, yaw rate).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from amp_jax import a1_constants  # noqa: E402
+from amp_jax.motion import layout  # noqa: E402
+
+LEG_NAMES = ("FL", "FR", "RL", "RR")
+"""Row order of the gait diagram, the project's leg order."""
+assert a1_constants.NUM_LEGS == len(LEG_NAMES)
+
+LEARNING_CURVE_PANELS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("task reward", ("reward/task",), False),
+    ("AMP reward", ("reward/amp",), False),
+    ("discriminator output", ("disc/expert", "disc/policy"), False),
+    ("episode return", ("episode/return",), False),
+    ("episode length (steps)", ("episode/length",), False),
+    ("learning rate", ("learning_rate",), True),
+    ("action std", ("policy/std",), False),
+)
+"""(panel title, metric names drawn in it, log scale); panels whose metrics are all absent are left out."""
+
+_LABELS = {"disc/expert": "D(expert)", "disc/policy": "D(policy)"}
+
+
+def _save(fig: plt.Figure, path: str | os.PathLike, dpi: int) -> pathlib.Path:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_learning_curves(metrics: Mapping[str, np.ndarray], path: str | os.PathLike, *, x: str = "iteration",
+                         figsize: tuple[float, float] = (12.0, 7.0), dpi: int = 100) -> pathlib.Path:
+    """Learning curves as one PNG of ``figsize × dpi`` pixels (default 1200 × 700).
+
+    Args:
+      metrics: column name → values ``[N]``, as returned by ``metrics_log.read_metrics``.
+      path: the PNG to write.
+      x: the column on the horizontal axis.
+    Raises:
+      ValueError: ``x`` is missing, or none of the known metrics is present.
+    """
+    if x not in metrics:
+        raise ValueError(f"metrics lack the x column {x!r} (columns: {', '.join(sorted(metrics))})")
+    panels = [p for p in LEARNING_CURVE_PANELS if any(name in metrics for name in p[1])]
+    if not panels:
+        known = sorted({n for _, names, _ in LEARNING_CURVE_PANELS for n in names})
+        raise ValueError(f"metrics hold none of the plotted columns (expected some of: {', '.join(known)})")
+    columns = 4 if len(panels) > 4 else len(panels)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=figsize, squeeze=False)
+    xs = np.asarray(metrics[x])
+    for ax, (title, names, log_scale) in zip(axes.flat, panels):
+        for name in names:
+            if name in metrics:
+                ax.plot(xs, np.asarray(metrics[name]), lw=1.2, label=_LABELS.get(name, name))
+        if log_scale:
+            ax.set_yscale("log")
+        if len(names) > 1:
+            ax.legend(fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(x, fontsize=8)
+        ax.tick_params(which="both", labelsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Gait
+
+
+def contacts_from_foot_heights(foot_z: np.ndarray, threshold: float) -> np.ndarray:
+    """Foot contact ``[T, 4]`` bool: where the height ``foot_z [T, 4]`` (m) is below ``threshold`` (m)."""
+    foot_z = np.asarray(foot_z)
+    if foot_z.ndim != 2 or foot_z.shape[1] != len(LEG_NAMES):
+        raise ValueError(f"foot_z has shape {foot_z.shape}: expected [T, {len(LEG_NAMES)}] (legs FL, FR, RL, RR)")
+    return foot_z < threshold
+
+
+def _rotate(quat_wxyz: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Rotates ``vectors [..., 3]`` by unit quaternions ``[..., 4]`` (w, x, y, z)."""
+    w, u = quat_wxyz[..., :1], quat_wxyz[..., 1:]
+    t = 2.0 * np.cross(u, vectors)
+    return vectors + w * t + np.cross(u, t)
+
+
+def foot_heights_from_frames(frames: np.ndarray) -> np.ndarray:
+    """World heights ``[T, 4]`` (m) of the feet of motion frames ``[T, 61]`` (project layout).
+
+    The frames store foot positions in base axes from the trunk; the height is the root height plus the
+    vertical component of that offset rotated into the world.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2 or frames.shape[1] != layout.FRAME_WIDTH:
+        raise ValueError(f"frames have shape {frames.shape}: expected [T, {layout.FRAME_WIDTH}]")
+    feet_base = frames[:, layout.FOOT_POS].reshape(-1, len(LEG_NAMES), 3)
+    quat = frames[:, None, layout.ROOT_QUAT]
+    return frames[:, None, layout.ROOT_HEIGHT] + _rotate(quat, feet_base)[..., 2]
+
+
+def duty_factors(contacts: np.ndarray) -> np.ndarray:
+    """Fraction of time in contact of each foot, ``[4]``."""
+    return np.asarray(contacts, dtype=np.float64).mean(axis=0)
+
+
+def _draw_contacts(ax: plt.Axes, contacts: np.ndarray, dt: float, title: str) -> None:
+    contacts = np.asarray(contacts, dtype=bool)
+    if contacts.ndim != 2 or contacts.shape[1] != len(LEG_NAMES):
+        raise ValueError(f"{title}: contacts have shape {contacts.shape}: expected [T, {len(LEG_NAMES)}]")
+    if dt <= 0:
+        raise ValueError(f"{title}: dt = {dt}: expected a positive time step (s)")
+    duration = contacts.shape[0] * dt
+    ax.imshow(contacts.T.astype(float), cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto",
+              interpolation="nearest", extent=(0.0, duration, len(LEG_NAMES) - 0.5, -0.5))
+    duty = duty_factors(contacts)
+    ax.set_yticks(range(len(LEG_NAMES)), [f"{leg} {d:.0%}" for leg, d in zip(LEG_NAMES, duty)], fontsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("time (s)", fontsize=9)
+    ax.set_xlim(0.0, duration)
+
+
+def plot_gait_diagram(policy_contacts: np.ndarray, policy_dt: float, reference_contacts: np.ndarray,
+                      reference_dt: float, path: str | os.PathLike, *,
+                      titles: Sequence[str] = ("policy", "reference"), figsize: tuple[float, float] = (10.0, 4.5),
+                      dpi: int = 100) -> pathlib.Path:
+    """Gait diagrams of the policy (top) and a reference clip (bottom), one PNG.
+
+    Args:
+      policy_contacts: ``[T, 4]`` bool, legs FL, FR, RL, RR, one row per control step of ``policy_dt`` s.
+      reference_contacts: ``[T', 4]`` bool, one row per clip frame of ``reference_dt`` s.
+    Each row label carries the foot's duty factor (fraction of time in contact).
+    """
+    fig, axes = plt.subplots(2, 1, figsize=figsize)
+    _draw_contacts(axes[0], policy_contacts, policy_dt, titles[0])
+    _draw_contacts(axes[1], reference_contacts, reference_dt, titles[1])
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Velocity tracking
+
+
+def plot_velocity_tracking(commanded: np.ndarray, measured: np.ndarray, dt: float, path: str | os.PathLike, *,
+                           figsize: tuple[float, float] = (10.0, 7.0), dpi: int = 100) -> pathlib.Path:
+    """Commanded against measured base velocity over time, one panel each for v_x, v_y (m/s) and yaw rate (rad/s).
+
+    Args:
+      commanded, measured: ``[T, 3]``: (v_x, v_y, ω_z) in the base frame, one row per control step of ``dt`` s.
+    """
+    commanded, measured = np.asarray(commanded), np.asarray(measured)
+    if commanded.ndim != 2 or commanded.shape[1] != 3 or commanded.shape != measured.shape:
+        raise ValueError(f"commanded {commanded.shape} and measured {measured.shape}: expected both [T, 3]")
+    t = np.arange(commanded.shape[0]) * dt
+    fig, axes = plt.subplots(3, 1, figsize=figsize, sharex=True)
+    for i, (ax, label) in enumerate(zip(axes, ("v_x (m/s)", "v_y (m/s)", "yaw rate (rad/s)"))):
+        ax.plot(t, commanded[:, i], color="black", lw=1.5, ls="--", label="commanded")
+        ax.plot(t, measured[:, i], color="tab:blue", lw=1.0, label="measured")
+        rmse = float(np.sqrt(np.mean((commanded[:, i] - measured[:, i]) ** 2)))
+        ax.set_ylabel(label, fontsize=9)
+        ax.set_title(f"RMS error {rmse:.3f}", fontsize=9, loc="right")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left")
+    axes[-1].set_xlabel("time (s)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
