@@ -1,0 +1,107 @@
+"""The whole AMP-PPO iteration on the point-mass env: learning, AMP imitation, transitions, determinism."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from brax.envs.wrappers.training import VmapWrapper
+
+from amp_jax.agents import train_step as ts
+from amp_jax.config import AMPConfig, Config, EnvConfig, NetworkConfig, PPOConfig
+from amp_jax.envs import point_mass
+from amp_jax.envs.wrappers import AutoResetWrapper
+
+pytestmark = pytest.mark.slow
+
+SMALL = Config(env=EnvConfig(num_envs=64),
+               networks=NetworkConfig(actor_hidden=(64, 64), critic_hidden=(64, 64), disc_hidden=(128, 64)),
+               ppo=PPOConfig(num_steps=16),
+               amp=AMPConfig(replay_buffer_size=4096))
+
+
+def _cfg(**amp) -> Config:
+    return dataclasses.replace(SMALL, amp=dataclasses.replace(SMALL.amp, **amp))
+
+
+@pytest.fixture(scope="module")
+def env():
+    return AutoResetWrapper(VmapWrapper(point_mass.PointMassEnv()))
+
+
+def _train(init_fn, step_fn, seed, iterations):
+    state = init_fn(jax.random.PRNGKey(seed))
+    history = []
+    for _ in range(iterations):
+        state, metrics = step_fn(state)
+        history.append(jax.device_get(metrics))
+    return state, history
+
+
+@pytest.fixture(scope="module")
+def ppo_only(env):
+    """Task reward only (lerp = 1): 150 iterations."""
+    return ts.make_train_step(env, _cfg(task_reward_lerp=1.0), point_mass.sample_expert_transitions)
+
+
+def test_ppo_alone_learns_velocity_tracking(ppo_only):
+    state, history = _train(*ppo_only, seed=0, iterations=150)
+    first = np.mean([m["reward/task"] for m in history[:5]])
+    last = np.mean([m["reward/task"] for m in history[-10:]])
+    returns = [m["episode/return"] for m in history[-10:] if m["episode/finished"] > 0]
+    # Random policy (std 1): per-step reward ≈ 1 − (1/3 + 1) ≈ −0.33, episode return ≈ −13 over 40 steps.
+    assert first < 0.0
+    assert last > 0.25, (first, last)
+    assert np.mean(returns) > 10.0, returns
+    assert float(history[-1]["policy/mean_std"]) < 0.8  # noise costs reward, so the std shrinks
+    assert np.all(np.asarray(state.params.action_std) >= SMALL.networks.min_std - 1e-7)
+
+
+def test_amp_transitions_use_the_terminal_state(ppo_only):
+    """With response = 1 the AMP state's velocity is the action just applied: s_next must carry it even when
+    the episode ended and the env was reset (then the next s is the reset state with velocity 0)."""
+    init_fn, step_fn = ppo_only
+    state = init_fn(jax.random.PRNGKey(3))
+    for _ in range(3):  # episodes of 40 steps: every env times out in the 3rd rollout of 16 steps
+        state, metrics = step_fn(state)
+    steps, envs = SMALL.ppo.num_steps, SMALL.env.num_envs
+    buffer = state.replay_buffer
+    rows = (int(buffer.insert_index) - steps * envs + np.arange(steps * envs)) % buffer.capacity
+    s = np.asarray(buffer.states)[rows].reshape(steps, envs, -1)[..., :12]
+    s_next = np.asarray(buffer.next_states)[rows].reshape(steps, envs, -1)[..., :12]
+    continued = np.all(s[1:] == s_next[:-1], axis=-1)
+    reset = np.all(s[1:] == 0.0, axis=-1)
+    assert np.all(continued | reset)
+    assert reset.sum() > 0 and np.all(np.abs(s_next[:-1][reset]).sum(-1) > 0)
+
+
+def test_same_seed_same_parameters_and_different_seed_differs(ppo_only):
+    a, _ = _train(*ppo_only, seed=7, iterations=3)
+    b, _ = _train(*ppo_only, seed=7, iterations=3)
+    c, _ = _train(*ppo_only, seed=8, iterations=3)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert not np.array_equal(np.asarray(a.params.action_std), np.asarray(c.params.action_std))
+    assert int(a.iteration) == 3
+
+
+def test_amp_alone_moves_policy_toward_expert(env):
+    cfg = dataclasses.replace(_cfg(task_reward_lerp=0.0),
+                              ppo=dataclasses.replace(SMALL.ppo, schedule="fixed", learning_rate=3e-4))
+    init_fn, step_fn = ts.make_train_step(env, cfg, point_mass.sample_expert_transitions)
+    expert_velocity = np.asarray(point_mass.default_expert_velocity())
+    state = init_fn(jax.random.PRNGKey(0))
+    gaps, distances, amp_rewards = [], [], []
+    for _ in range(250):
+        state, metrics = step_fn(state)
+        gaps.append(float(metrics["amp/d_expert"] - metrics["amp/d_policy"]))
+        amp_rewards.append(float(metrics["reward/amp"]))
+        velocity = np.asarray(state.env_state.info["amp_obs"][:, :12])  # the velocity features
+        distances.append(np.linalg.norm(velocity.mean(0) - expert_velocity))
+    early, late = slice(5, 20), slice(-20, None)
+    # D(policy) rises toward D(expert): the gap shrinks; the style reward and the feature distance follow.
+    assert np.mean(gaps[late]) < 0.5 * np.mean(gaps[early]), (np.mean(gaps[early]), np.mean(gaps[late]))
+    assert np.mean(amp_rewards[late]) > 2.0 * np.mean(amp_rewards[early])
+    assert np.mean(distances[late]) < 0.6 * np.mean(distances[:3]), (distances[:3], distances[-5:])
+    assert np.isfinite(jax.tree.leaves(jax.tree.map(jnp.sum, state.params))).all()
