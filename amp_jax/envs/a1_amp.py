@@ -154,7 +154,8 @@ class A1AmpEnv(Env):
             "amp_obs": self.amp_observation(qpos, qvel),
             "truncation": (timed_out & ~terminated).astype(jnp.float32),
         }
-        metrics = {f"reward/{name}": value for name, value in terms.items()}
+        # keep metrics that wrappers added (brax's eval wrapper logs "reward" there)
+        metrics = {**state.metrics, **{f"reward/{name}": value for name, value in terms.items()}}
         obs = self._observe(qpos, qvel, command, action, k_noise)
         return state.replace(pipeline_state=data, obs=obs, reward=reward, done=done.astype(jnp.float32),
                              metrics=metrics, info=info)
