@@ -1,0 +1,386 @@
+"""Evaluation of a finished run: deterministic rollout, gait similarity, plots, video, ONNX export, sim-to-sim.
+
+``python -m amp_jax.evaluate RUN_DIR [--command SECONDS,VX,VY,YAW ...]`` (what ``train.py`` runs after
+training, as :func:`finish_run`) rebuilds the policy from the run folder alone (its ``config.yaml`` and newest
+checkpoint), rolls out the mean action in one A1 env on MJX (one jitted ``lax.scan``) from the default pose,
+with observation noise, pushes and randomisation off, under a command schedule
+(:mod:`amp_jax.command_schedule`), and writes into the run folder:
+
+- ``evaluation.json``: velocity-tracking RMS error per axis, gait similarity (:mod:`amp_jax.gait`) against the
+  run's clips, whether and when the robot fell, the ONNX export's parity and the sim-to-sim result;
+- ``learning_curves.png``, ``gait_diagram.png`` (policy above the reference clip: ``trot0`` when the run uses
+  it, else its first clip), ``velocity_tracking.png``;
+- ``policy.mp4`` (``policy.gif`` when no MP4 encoder is found); rendering needs a headless OpenGL (see
+  :mod:`amp_jax.video`);
+- ``policy.onnx`` (:mod:`amp_jax.export_policy`), then run in C MuJoCo (:mod:`amp_jax.sim2sim`).
+
+Each step fails softly: its error is logged with what to do and recorded in ``evaluation.json["problems"]``,
+and the remaining steps still run; nothing in the run folder is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import logging
+import math
+import pathlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from amp_jax import command_schedule, gait
+from amp_jax.command_schedule import CommandSegment
+from amp_jax.config import EnvConfig
+from amp_jax.envs import base as env_base
+from amp_jax.envs import constants
+from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.export_policy import RunPolicy, load_run_config, load_run_policy
+
+logger = logging.getLogger(__name__)
+
+EVALUATION_FILE = "evaluation.json"
+LEARNING_CURVES_FILE = "learning_curves.png"
+GAIT_DIAGRAM_FILE = "gait_diagram.png"
+VELOCITY_FILE = "velocity_tracking.png"
+VIDEO_FILE = "policy.mp4"
+VIDEO_FALLBACK_FILE = "policy.gif"
+PREFERRED_CONTACT_REFERENCE = "trot0"
+"""The gait diagram's and contact similarity's reference clip when the run uses it; else its first clip."""
+EVAL_HORIZON_S = 1e6
+"""Episode length and command period of the evaluation env (s): longer than any schedule, so neither a time-out
+nor a command draw interferes; 3.3e7 control steps still fit the env's int32 step counter."""
+
+
+def evaluation_env_config(env: EnvConfig) -> EnvConfig:
+    """``env`` with noise, pushes, randomisation, reference-state init, time-outs and command draws off."""
+    return dataclasses.replace(
+        env, add_noise=False, push_robots=False, randomize_gains=False, randomize_friction=False,
+        randomize_base_mass=False, rsi_probability=0.0, randomize_initial_episode_length=False,
+        episode_length_s=EVAL_HORIZON_S, command_resample_s=EVAL_HORIZON_S)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rollout
+
+
+@struct.dataclass
+class Trajectory:
+    """One deterministic rollout, one row per control step (the state after that step)."""
+
+    qpos: jax.Array
+    """``[T, 19]`` MuJoCo positions."""
+    foot_heights: jax.Array
+    """``[T, 4]`` foot-sphere centre heights above the floor (m), legs FL, FR, RL, RR."""
+    base_lin_vel: jax.Array
+    """``[T, 3]`` base linear velocity, base frame (m/s)."""
+    base_ang_vel: jax.Array
+    """``[T, 3]`` base angular velocity, base frame (rad/s)."""
+    command: jax.Array
+    """``[T, 3]`` the command the step's action was chosen for (v_x, v_y, yaw rate)."""
+    amp_obs: jax.Array
+    """``[T, 43]`` AMP observation."""
+    terminated: jax.Array
+    """``[T]`` bool: the env's termination test (trunk, thigh or calf on the floor) fired."""
+
+    @property
+    def measured(self) -> jax.Array:
+        """``[T, 3]`` measured (v_x, v_y, yaw rate), comparable with :attr:`command`."""
+        return jnp.concatenate([self.base_lin_vel[..., :2], self.base_ang_vel[..., 2:3]], axis=-1)
+
+
+def foot_heights(geometry: env_base.LegGeometry, qpos: jax.Array) -> jax.Array:
+    """World heights ``[4]`` (m) of the foot-sphere centres of the pose ``qpos [19]``."""
+    _, _, feet = env_base.leg_points(geometry, qpos[7:19])
+    return qpos[2] + env_base.quat_rotate(env_base.base_quat(qpos), feet)[:, 2]
+
+
+def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
+                 ) -> Callable[[Any, jax.Array, jax.Array], Trajectory]:
+    """A jitted ``rollout(params, commands [T, 3], key) -> Trajectory`` of the mean action from the default pose.
+
+    ``env`` should have an :func:`evaluation_env_config`. Before each step the command of that step is written
+    into the env state and the policy observation is rebuilt with it (noise off, so it equals the env's own).
+    """
+    cfg = env.cfg
+    geometry = env_base.leg_geometry(env.mj_model)
+    default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
+    qpos0 = jnp.concatenate([jnp.array([0.0, 0.0, cfg.init_height, 1.0, 0.0, 0.0, 0.0]), default_q])
+    qvel0 = jnp.zeros(env.mj_model.nv)
+
+    def step(params, state, command):
+        data = state.pipeline_state
+        state = state.replace(info={**state.info, "command": command})
+        critic = env.critic_observation(data.qpos, data.qvel, command, state.info["last_action"])
+        obs = jnp.clip(critic[constants.POLICY_FROM_CRITIC], -cfg.clip_observations, cfg.clip_observations)
+        state = env.step(state, policy_fn(params, obs))
+        qpos, qvel = state.pipeline_state.qpos, state.pipeline_state.qvel
+        terminated = (state.done > 0) & (state.info["truncation"] == 0)
+        return state, Trajectory(qpos=qpos, foot_heights=foot_heights(geometry, qpos),
+                                 base_lin_vel=env_base.base_lin_vel(qpos, qvel),
+                                 base_ang_vel=env_base.base_ang_vel(qvel), command=command,
+                                 amp_obs=state.info["amp_obs"], terminated=terminated)
+
+    @jax.jit
+    def rollout(params, commands: jax.Array, key: jax.Array) -> Trajectory:
+        state = env.reset_to(key, qpos0, qvel0)
+        _, trajectory = jax.lax.scan(functools.partial(step, params), state, commands)
+        return trajectory
+
+    return rollout
+
+
+def rollout_policy(policy: RunPolicy, commands: np.ndarray, seed: int = 0) -> Trajectory:
+    """The deterministic rollout of ``policy`` under ``commands [T, 3]`` (NumPy arrays out)."""
+    env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
+    rollout = make_rollout(env, policy.policy_fn)
+    return jax.tree.map(np.asarray, rollout(policy.params, jnp.asarray(commands), jax.random.key(seed)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _first_time(flags: np.ndarray, control_dt: float) -> float | None:
+    hits = np.flatnonzero(np.asarray(flags))
+    return None if hits.size == 0 else float((hits[0] + 1) * control_dt)
+
+
+def first_termination_s(trajectory: Trajectory, control_dt: float) -> float | None:
+    """Time (s) at the end of the first step the training env would have ended (trunk, thigh or calf on the
+    floor), else None."""
+    return _first_time(trajectory.terminated, control_dt)
+
+
+def first_fall_s(trajectory: Trajectory, control_dt: float) -> float | None:
+    """Time (s) at the end of the first step at which the robot is not upright by the sim-to-sim check's test
+    (:func:`amp_jax.sim2sim.is_upright`: tilt and base height), else None."""
+    from amp_jax import sim2sim
+
+    return _first_time(np.array([not sim2sim.is_upright(q) for q in np.asarray(trajectory.qpos)]), control_dt)
+
+
+def tracking_rms(trajectory: Trajectory) -> dict[str, float]:
+    """RMS of commanded − measured over the rollout per axis: ``vx``, ``vy`` (m/s), ``yaw_rate`` (rad/s)."""
+    err = np.asarray(trajectory.command, np.float64) - np.asarray(trajectory.measured, np.float64)
+    rms = np.sqrt(np.mean(err * err, axis=0))
+    return {"vx": float(rms[0]), "vy": float(rms[1]), "yaw_rate": float(rms[2])}
+
+
+def contact_reference_index(clip_names: Sequence[str]) -> int:
+    """Index of :data:`PREFERRED_CONTACT_REFERENCE` among the run's clips, else 0 (the first clip)."""
+    names = list(clip_names)
+    return names.index(PREFERRED_CONTACT_REFERENCE) if PREFERRED_CONTACT_REFERENCE in names else 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The whole evaluation
+
+
+@dataclasses.dataclass
+class Report:
+    """What an evaluation found; written as ``evaluation.json``."""
+
+    results: dict[str, Any] = dataclasses.field(default_factory=dict)
+    problems: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Step name → why it failed (and what to do)."""
+    files: list[str] = dataclasses.field(default_factory=list)
+    """Files written into the run folder."""
+
+    def attempt(self, name: str, fn: Callable[[], Any], hint: str = "") -> Any:
+        """Runs ``fn``; on failure logs and records the error under ``name`` and returns None."""
+        try:
+            return fn()
+        except Exception as err:  # every step fails softly: the run folder and the other steps are kept
+            message = f"{type(err).__name__}: {err}" + (f" ({hint})" if hint else "")
+            logger.warning("evaluation step %r failed: %s", name, message)
+            self.problems[name] = message
+            return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.results, "files": sorted(set(self.files)), "problems": self.problems}
+
+
+def _write_video(run_dir: pathlib.Path, qpos: np.ndarray, fps: float, width: int, height: int) -> pathlib.Path:
+    from amp_jax import video
+
+    problem = video.gl_problem()
+    if problem is not None:
+        raise video.VideoUnavailableError(problem)
+    frames = video.render_frames(constants.SCENE_XML, qpos, width=width, height=height)
+    try:
+        return video.write_video(frames, run_dir / VIDEO_FILE, fps)
+    except Exception as err:  # no H.264 encoder: a GIF needs only Pillow
+        logger.warning("MP4 encoding failed (%s); writing %s instead", err, VIDEO_FALLBACK_FILE)
+        return video.write_video(frames, run_dir / VIDEO_FALLBACK_FILE, fps)
+
+
+def evaluate_policy(policy: RunPolicy, report: Report,
+                    schedule: Sequence[CommandSegment] = command_schedule.DEFAULT_SCHEDULE, *,
+                    make_video: bool = True, video_size: tuple[int, int] = (640, 480)) -> Trajectory | None:
+    """Rollout, metrics, plots and video of ``policy`` into its run folder; results and problems into ``report``."""
+    from amp_jax import plotting
+    from amp_jax.motion.loader import load_clips
+
+    run_dir, cfg = policy.run_dir, policy.cfg
+    dt = cfg.env.control_dt
+    commands = command_schedule.commands_from_schedule(schedule, dt)
+    trajectory = report.attempt("rollout", lambda: rollout_policy(policy, commands))
+    if trajectory is None:
+        return None
+    contacts = gait.contacts_from_heights(trajectory.foot_heights)
+    report.results.update({
+        "checkpoint_step": policy.step,
+        "schedule": command_schedule.schedule_to_list(schedule),
+        "duration_s": float(commands.shape[0] * dt),
+        "fell_at_s": first_fall_s(trajectory, dt),
+        "terminated_at_s": first_termination_s(trajectory, dt),
+        "tracking_rms": tracking_rms(trajectory),
+        "contact_height_threshold_m": gait.CONTACT_HEIGHT_THRESHOLD,
+    })
+
+    clips = report.attempt("load_clips", lambda: load_clips(cfg.motion.resolved_files(),
+                                                            repair_threshold=cfg.motion.velocity_repair_threshold))
+    if clips:
+        ref = clips[contact_reference_index([c.name for c in clips])]
+        similarity = report.attempt("gait_similarity", lambda: gait.gait_similarity(
+            trajectory.amp_obs, contacts, [c.frames for c in clips], ref.frames))
+        if similarity is not None:
+            report.results["gait_similarity"] = {"contact_reference": ref.name,
+                                                 "amp_reference": [c.name for c in clips], **similarity}
+        ref_contacts = gait.contacts_from_heights(gait.clip_foot_heights(ref.frames))
+        path = report.attempt("gait_diagram", lambda: plotting.plot_gait_diagram(
+            contacts, dt, ref_contacts, ref.frame_duration, run_dir / GAIT_DIAGRAM_FILE,
+            titles=(f"policy (checkpoint {policy.step})", f"reference: {ref.name}")))
+        if path is not None:
+            report.files.append(path.name)
+
+    path = report.attempt("velocity_plot", lambda: plotting.plot_velocity_tracking(
+        trajectory.command, trajectory.measured, dt, run_dir / VELOCITY_FILE))
+    if path is not None:
+        report.files.append(path.name)
+    if make_video:
+        path = report.attempt("video", lambda: _write_video(run_dir, trajectory.qpos, 1.0 / dt, *video_size),
+                              hint="the plots and evaluation.json do not need it")
+        if path is not None:
+            report.files.append(path.name)
+    return trajectory
+
+
+def plot_learning_curves(run_dir: pathlib.Path, report: Report) -> None:
+    """``learning_curves.png`` from ``metrics.jsonl`` (soft-failing into ``report``)."""
+    from amp_jax import metrics_log, plotting
+
+    path = report.attempt("learning_curves", lambda: plotting.plot_learning_curves(
+        metrics_log.read_metrics(run_dir), run_dir / LEARNING_CURVES_FILE))
+    if path is not None:
+        report.files.append(path.name)
+
+
+def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] = command_schedule.DEFAULT_SCHEDULE,
+               *, step: int | None = None, make_video: bool = True, export: bool = True,
+               sim2sim: bool = True) -> dict[str, Any]:
+    """Everything a finished run leaves behind (module docstring); never raises for a failed step.
+
+    Returns:
+      The contents written to ``<run_dir>/evaluation.json``.
+    """
+    run_dir = pathlib.Path(run_dir)
+    report = Report()
+    plot_learning_curves(run_dir, report)
+    policy = report.attempt("load_policy", lambda: load_run_policy(run_dir, step),
+                            hint="needs the run's config.yaml and a checkpoint in checkpoints/")
+    if policy is not None:
+        evaluate_policy(policy, report, schedule, make_video=make_video)
+        onnx_path = None
+        if export:
+            from amp_jax import export_policy
+
+            exported = report.attempt("export", lambda: export_policy.export_policy(policy))
+            if exported is not None:
+                report.files.append(exported.path.name)
+                report.results["onnx"] = {"file": exported.path.name, "parity_max_abs_diff": exported.max_abs_diff}
+                onnx_path = exported.path
+        if sim2sim and onnx_path is not None:
+            from amp_jax import sim2sim as sim2sim_lib
+
+            result = report.attempt("sim2sim", lambda: sim2sim_lib.run_sim2sim(onnx_path, schedule))
+            if result is not None:
+                report.results["sim2sim"] = result.summary()
+    summary = report.as_dict()
+    (run_dir / EVALUATION_FILE).write_text(json.dumps(_finite(summary), indent=2) + "\n")
+    _log_summary(run_dir, summary)
+    return summary
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as None, so the JSON is strict."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _log_summary(run_dir: pathlib.Path, summary: dict[str, Any]) -> None:
+    lines = [f"evaluation of {run_dir}:"]
+    if "tracking_rms" in summary:
+        rms = summary["tracking_rms"]
+        fell = summary.get("fell_at_s")
+        outcome = "stayed up" if fell is None else f"fell at {fell:.2f} s"
+        lines.append(f"  MJX rollout {summary['duration_s']:.1f} s, {outcome}; tracking RMS "
+                     f"vx {rms['vx']:.3f} vy {rms['vy']:.3f} m/s, yaw {rms['yaw_rate']:.3f} rad/s")
+    if "gait_similarity" in summary:
+        g = summary["gait_similarity"]
+        lines.append(f"  gait vs {g['contact_reference']}: contact similarity {g['contact']['overall']:.2f}, "
+                     f"AMP-feature distance {g['amp_feature_distance']['symmetric']:.2f}")
+    if "onnx" in summary:
+        lines.append(f"  ONNX parity max |diff| {summary['onnx']['parity_max_abs_diff']:.2g}")
+    if "sim2sim" in summary:
+        s = summary["sim2sim"]
+        outcome = "stayed up" if s["upright"] else f"fell at {s['fell_at_s']:.2f} s"
+        lines.append(f"  C MuJoCo: {outcome}, tracking RMS "
+                     f"vx {s['tracking_rms']['vx']:.3f} m/s")
+    for name, problem in summary["problems"].items():
+        lines.append(f"  {name} failed: {problem}")
+    lines.append(f"  files: {', '.join(summary['files']) or 'none'}")
+    logger.info("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m amp_jax.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=pathlib.Path, metavar="RUN_DIR", help="a run folder made by train.py")
+    parser.add_argument("--command", action="append", default=[], metavar="SECONDS,VX,VY,YAW",
+                        help="a command segment (repeat for a schedule); default: "
+                             + " then ".join(",".join(f"{v:g}" for v in s) for s in
+                                             command_schedule.schedule_to_list(command_schedule.DEFAULT_SCHEDULE)))
+    parser.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    parser.add_argument("--no-video", action="store_true", help="skip rendering the video")
+    parser.add_argument("--no-export", action="store_true", help="skip the ONNX export (and so the sim-to-sim check)")
+    parser.add_argument("--no-sim2sim", action="store_true", help="skip the C MuJoCo check")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        schedule = tuple(command_schedule.parse_segment(t) for t in args.command) or command_schedule.DEFAULT_SCHEDULE
+        load_run_config(args.run_dir)
+    except Exception as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        return 2
+    summary = finish_run(args.run_dir, schedule, step=args.step, make_video=not args.no_video,
+                         export=not args.no_export, sim2sim=not args.no_sim2sim)
+    return 1 if "rollout" in summary["problems"] or "load_policy" in summary["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
