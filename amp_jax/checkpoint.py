@@ -119,17 +119,36 @@ def _split(tree: Any, heavy_keys: Sequence[str], where: str) -> tuple[Any, dict[
 
 
 def _is_key_array(x: Any) -> bool:
-    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    """A typed PRNG key array, concrete or abstract (``jax.eval_shape`` targets)."""
+    return isinstance(x, (jax.Array, jax.ShapeDtypeStruct)) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _is_empty(x: Any) -> bool:
+    return hasattr(x, "shape") and hasattr(x, "dtype") and 0 in tuple(x.shape)
 
 
 def _keys_to_data(tree: Any) -> Any:
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key_array(x) else x, tree)
+    """Key arrays → their raw data; zero-size arrays (orbax cannot write them, e.g. the unused ``act`` of an
+    ``mjx.Data``) → a one-element stand-in that :func:`_data_to_keys` turns back into the target's shape."""
+    def encode(x):
+        if _is_key_array(x):
+            return jax.random.key_data(x) if isinstance(x, jax.Array) else jax.eval_shape(jax.random.key_data, x)
+        if _is_empty(x):
+            return np.zeros((1,), x.dtype) if isinstance(x, jax.Array | np.ndarray) else jax.ShapeDtypeStruct(
+                (1,), x.dtype)
+        return x
+    return jax.tree.map(encode, tree)
 
 
 def _data_to_keys(tree: Any, target: Any) -> Any:
-    def wrap(x, t):
-        return jax.random.wrap_key_data(x, impl=jax.random.key_impl(t)) if _is_key_array(t) else x
-    return jax.tree.map(wrap, tree, target)
+    def decode(x, t):
+        if _is_key_array(t):
+            impl = t.dtype._impl if isinstance(t, jax.ShapeDtypeStruct) else jax.random.key_impl(t)
+            return jax.random.wrap_key_data(x, impl=impl)
+        if _is_empty(t):
+            return jax.numpy.zeros(t.shape, t.dtype)
+        return x
+    return jax.tree.map(decode, tree, target)
 
 
 def _path_str(path: tuple) -> str:
@@ -215,12 +234,10 @@ class RunCheckpointer:
             logger.info("checkpoint %d already exists in %s; not saved again", step, self.directory)
             return False
         light, heavy = _split(_keys_to_data(state), self.heavy_keys, str(self.directory))
-        args = ocp.args.Composite(
-            state=ocp.args.StandardSave(light),
-            heavy=ocp.args.StandardSave(heavy),
-            config=ocp.args.JsonSave(dict(config_dict or {})),
-        )
-        return bool(self._manager.save(int(step), args=args, force=True))
+        items = {"state": ocp.args.StandardSave(light), "config": ocp.args.JsonSave(dict(config_dict or {}))}
+        if heavy:
+            items["heavy"] = ocp.args.StandardSave(heavy)
+        return bool(self._manager.save(int(step), args=ocp.args.Composite(**items), force=True))
 
     def wait(self) -> None:
         """Blocks until the last save is complete on disk; then prunes heavy items of older steps."""

@@ -1,0 +1,178 @@
+"""The training run: builds env, motion library and train state from a config and runs jitted iterations.
+
+A run folder (``runs/<config>-<UTC time>/``) holds the resolved ``config.yaml``, ``metrics.jsonl``,
+TensorBoard event files, ``checkpoints/`` and, once training ends, the evaluation's plots, video and ONNX
+policy. Checkpoints are written every ``train.checkpoint_interval`` iterations, at the end and on Ctrl-C;
+``resume`` continues bit-exactly from the newest one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import pathlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from amp_jax import config as config_lib
+from amp_jax.agents.train_step import TrainingState, make_train_step
+from amp_jax.checkpoint import CheckpointError, RunCheckpointer
+from amp_jax.config import Config
+from amp_jax.envs.wrappers import make_amp_training_env
+from amp_jax.metrics_log import MetricsLogger
+from amp_jax.motion import library as motion_library_lib
+from amp_jax.motion.loader import load_motion_library
+
+logger = logging.getLogger(__name__)
+
+CPU_ENV_WARNING_THRESHOLD = 256
+"""More envs than this on a CPU earn a warning: such configs are sized for an accelerator."""
+
+HEAVY_KEYS = ("replay_buffer",)
+"""Train-state fields kept in the newest checkpoint only."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything a run builds from its config (no state)."""
+
+    cfg: Config
+    env: Any
+    """Batched, auto-resetting training env."""
+    motion_library: motion_library_lib.MotionLibrary
+    init_fn: Callable[[jax.Array], TrainingState]
+    train_step: Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]
+
+
+def build(cfg: Config) -> Setup:
+    """Loads the motion clips and builds the env and the jitted ``init_fn`` / ``train_step`` of ``cfg``."""
+    motion = load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
+                                 repair_threshold=cfg.motion.velocity_repair_threshold)
+    env_key = jax.random.fold_in(jax.random.key(cfg.train.seed), 1)
+    env = make_amp_training_env(cfg, motion, env_key)
+    sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
+    init_fn, train_step = make_train_step(env, cfg, sample_expert)
+    return Setup(cfg, env, motion, init_fn, train_step)
+
+
+def _sample_expert(motion, dt_amp: float, key: jax.Array, batch: int):
+    return motion_library_lib.sample_expert_transitions(motion, key, batch, dt_amp)
+
+
+def initial_state(setup: Setup) -> TrainingState:
+    """The train state before the first iteration (parameters, optimiser, first env state, ...)."""
+    return setup.init_fn(jax.random.fold_in(jax.random.key(setup.cfg.train.seed), 2))
+
+
+def new_run_dir(cfg: Config, config_name: str) -> pathlib.Path:
+    """``<train.run_root>/<config name>-<UTC time>``, made unique with a counter if it exists."""
+    stem = pathlib.Path(config_name).stem or "run"
+    base = pathlib.Path(cfg.train.run_root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return run_dir
+
+
+def backend_warning(cfg: Config) -> str | None:
+    """A message when an accelerator-sized config is about to run on a CPU, else None."""
+    if jax.default_backend() != "cpu" or cfg.env.num_envs <= CPU_ENV_WARNING_THRESHOLD:
+        return None
+    return (f"JAX runs on the CPU, but this config steps {cfg.env.num_envs} envs × {cfg.ppo.num_steps} steps per "
+            f"iteration: it is sized for a GPU or TPU and will be very slow here. For a CPU-sized run add "
+            f"'--config cpu.yaml' (or --set env.num_envs=32 ...); for a GPU install jax[cuda12] (pip install "
+            f"-e '.[cuda]').")
+
+
+def _finite_losses(metrics: dict[str, np.ndarray]) -> list[str]:
+    return [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
+
+
+def train(
+    cfg: Config,
+    *,
+    config_name: str = "run",
+    run_dir: str | pathlib.Path | None = None,
+    resume: bool = False,
+    num_iterations: int | None = None,
+    progress: bool = True,
+) -> pathlib.Path:
+    """Trains ``cfg`` and returns the run folder.
+
+    Args:
+      cfg: the resolved config.
+      config_name: names a new run folder.
+      run_dir: the run folder (default: a new one under ``cfg.train.run_root``).
+      resume: continue from the newest checkpoint in ``run_dir`` (which must exist).
+      num_iterations: stop after this many iterations in total (default ``cfg.train.num_iterations``).
+      progress: print the live progress line.
+    Raises:
+      TrainingDivergedError: a loss became non-finite (the last good checkpoint is kept).
+      CheckpointError: ``resume`` and no readable checkpoint.
+    """
+    total = cfg.train.num_iterations if num_iterations is None else num_iterations
+    run_dir = pathlib.Path(run_dir) if run_dir is not None else new_run_dir(cfg, config_name)
+    if resume and not (run_dir / "config.yaml").exists():
+        raise CheckpointError(f"{run_dir}: not a run folder (expected config.yaml and checkpoints/ in it)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config_lib.dump_yaml(cfg))
+    warning = backend_warning(cfg)
+    if warning:
+        logger.warning(warning)
+
+    setup = build(cfg)
+    config_dict = config_lib.to_dict(cfg)
+    with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as checkpointer:
+        state = initial_state(setup)
+        if resume:
+            restored = checkpointer.restore(state)
+            state = restored.state
+            logger.info("resumed %s at iteration %d", run_dir, restored.step)
+        start = int(state.iteration)
+        with MetricsLogger(run_dir, total_iterations=total, stream=sys.stdout if progress else None,
+                           resume_from=start if resume else None) as metrics_logger:
+            state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict)
+        checkpointer.save(int(state.iteration), state, config_dict=config_dict)
+    return run_dir
+
+
+def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpointer: RunCheckpointer,
+          metrics_logger: MetricsLogger, config_dict: dict) -> TrainingState:
+    cfg = setup.cfg
+    iteration = start
+    try:
+        while iteration < total:
+            state, metrics = setup.train_step(state)
+            metrics = jax.device_get(metrics)
+            bad = _finite_losses(metrics)
+            if bad:
+                checkpointer.wait()
+                raise TrainingDivergedError(
+                    f"iteration {iteration + 1}: {', '.join(sorted(bad))} became non-finite; the run stopped. "
+                    f"The last good checkpoint is step {checkpointer.latest_step()} in {checkpointer.directory}. "
+                    f"Try a lower ppo.learning_rate or amp.grad_penalty_coef.")
+            iteration += 1
+            metrics_logger.log(iteration, metrics, env_steps=iteration * cfg.batch_size)
+            if iteration % cfg.train.checkpoint_interval == 0 and iteration < total:
+                checkpointer.save(iteration, state, config_dict=config_dict)
+    except KeyboardInterrupt:
+        logger.warning("interrupted at iteration %d: writing a checkpoint before exiting", iteration)
+        try:
+            jax.block_until_ready(state)
+            checkpointer.save(iteration, state, config_dict=config_dict)
+            checkpointer.wait()
+        except Exception as err:  # the state of an interrupted dispatch may already be donated
+            logger.warning("could not checkpoint the interrupted iteration (%s); the last checkpoint is step %s",
+                           err, checkpointer.latest_step())
+        raise
+    return state

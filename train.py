@@ -1,0 +1,67 @@
+"""Train an A1 with AMP-PPO: ``python train.py --config a1_trot.yaml [--config cpu.yaml] [--set key=value ...]``.
+
+Resume an interrupted run with ``python train.py --resume runs/<run>`` (its saved config, plus any --set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
+import sys
+
+from amp_jax import config as config_lib
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", action="append", default=[], metavar="YAML",
+                        help="config file or name in configs/ (repeat to layer files, later over earlier)")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                        help="override one field, e.g. --set ppo.learning_rate=3e-4 (repeatable)")
+    parser.add_argument("--resume", type=pathlib.Path, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its newest checkpoint")
+    parser.add_argument("--run-dir", type=pathlib.Path, help="folder of a new run (default: runs/<config>-<time>)")
+    parser.add_argument("--no-eval", action="store_true",
+                        help="skip the evaluation (plots, video, ONNX export) after training")
+    parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.resume is not None and args.config:
+        print("train.py: --resume uses the run's own config.yaml; give changes with --set", file=sys.stderr)
+        return 2
+    try:
+        if args.resume is not None:
+            cfg = config_lib.load_config(args.resume / "config.yaml", args.overrides)
+        else:
+            cfg = config_lib.load_config(args.config or ["a1_trot"], args.overrides)
+    except config_lib.ConfigError as err:
+        print(f"train.py: config error: {err}", file=sys.stderr)
+        return 2
+
+    from amp_jax import trainer  # imports JAX: after the config is known to be good
+
+    name = "+".join(pathlib.Path(c).stem for c in args.config) or "a1_trot"
+    try:
+        run_dir = trainer.train(cfg, config_name=name, run_dir=args.resume or args.run_dir,
+                                resume=args.resume is not None, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print("train.py: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        return 130
+    except (trainer.TrainingDivergedError, trainer.CheckpointError) as err:
+        print(f"train.py: {err}", file=sys.stderr)
+        return 1
+    print(f"run folder: {run_dir}")
+    if not args.no_eval:
+        from amp_jax import evaluate
+
+        evaluate.finish_run(run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
