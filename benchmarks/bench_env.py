@@ -15,7 +15,6 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import mujoco
 import numpy as np
 from brax.envs.wrappers.training import VmapWrapper
