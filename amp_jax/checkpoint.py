@@ -218,6 +218,9 @@ class RunCheckpointer:
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=_ITEMS,
                                               item_handlers=_item_handlers())
+        # Orbax removes leftover temporary folders in the background; finish that before anything reads the
+        # folder (the method is internal, hence the guard: without it the next save waits for it instead).
+        getattr(self._manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
         self._empty_trash()
 
     # -- saving -----------------------------------------------------------------------------------------

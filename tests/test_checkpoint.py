@@ -75,6 +75,11 @@ def test_round_trip_is_bit_exact(tmp_path):
     grads = jax.tree.map(jnp.ones_like, state.params)
     assert leaves_equal_bitwise(tx.update(grads, restored.state.opt_state, state.params),
                                 tx.update(grads, state.opt_state, state.params))
+    # Without heavy keys the whole state lives in the 'state' item.
+    checkpoint.save(tmp_path / "flat", 1, state, heavy_keys=())
+    flat = checkpoint.restore(tmp_path / "flat", make_state(0), heavy_keys=())
+    assert flat.complete and leaves_equal_bitwise(flat.state, state)
+    assert not (tmp_path / "flat" / "checkpoints" / "1" / "heavy").exists()
     # The restored PRNG keys draw the same numbers.
     np.testing.assert_array_equal(jax.random.normal(restored.state.typed_key, (4,)),
                                   jax.random.normal(state.typed_key, (4,)))
