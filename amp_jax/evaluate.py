@@ -36,7 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from amp_jax import command_schedule, gait
+# video before anything that imports mujoco: it picks a headless OpenGL (MUJOCO_GL) while it still can
+from amp_jax import command_schedule, gait, video
 from amp_jax.command_schedule import CommandSegment
 from amp_jax.config import EnvConfig
 from amp_jax.envs import base as env_base
@@ -209,8 +210,6 @@ class Report:
 
 
 def _write_video(run_dir: pathlib.Path, qpos: np.ndarray, fps: float, width: int, height: int) -> pathlib.Path:
-    from amp_jax import video
-
     problem = video.gl_problem()
     if problem is not None:
         raise video.VideoUnavailableError(problem)

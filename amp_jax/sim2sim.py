@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import mujoco
@@ -168,7 +168,7 @@ def initial_state(spec: RunnerSpec) -> tuple[np.ndarray, np.ndarray]:
 def run_sim2sim(onnx_path: str | pathlib.Path,
                 schedule: Sequence[command_schedule.CommandSegment] = command_schedule.DEFAULT_SCHEDULE, *,
                 scene: str | pathlib.Path = SCENE_XML, spec: RunnerSpec | None = None) -> Sim2SimResult:
-    """Runs the ONNX policy in C MuJoCo under ``schedule`` from the default pose.
+    """Runs the ONNX policy with onnxruntime in C MuJoCo under ``schedule`` from the default pose.
 
     Args:
       onnx_path: a policy written by :mod:`amp_jax.export_policy` (its metadata configures the runner).
@@ -180,20 +180,28 @@ def run_sim2sim(onnx_path: str | pathlib.Path,
     session = export.load_session(onnx_path)
     if spec is None:
         spec = RunnerSpec.from_metadata(export.read_metadata(onnx_path), str(onnx_path))
+    commands = command_schedule.commands_from_schedule(schedule, spec.control_dt)
+    return simulate(lambda obs: export.run_onnx(session, obs), spec, commands, scene=scene)
+
+
+def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, commands: np.ndarray, *,
+             scene: str | pathlib.Path = SCENE_XML) -> Sim2SimResult:
+    """The runner's loop: ``policy(obs [42]) -> action [12]`` in C MuJoCo, one control step per row of
+    ``commands [T, 3]``, from :func:`initial_state`; PD torques in NumPy before each ``mj_step``."""
     model = mujoco.MjModel.from_xml_path(str(scene))
     model.opt.timestep = spec.physics_dt
     data = mujoco.MjData(model)
     data.qpos[:], data.qvel[:] = initial_state(spec)
     mujoco.mj_forward(model, data)
 
-    commands = command_schedule.commands_from_schedule(schedule, spec.control_dt)
+    commands = np.asarray(commands, np.float64)
     steps = commands.shape[0]
     qpos_log, measured, actions = np.empty((steps, model.nq)), np.empty((steps, 3)), np.empty((steps, 12))
     last_action = np.zeros(12)
     fell_at = None
     for k in range(steps):
         obs = policy_observation(data.qpos, data.qvel, commands[k], last_action, spec)
-        action = np.clip(export.run_onnx(session, obs).astype(np.float64), -spec.clip_actions, spec.clip_actions)
+        action = np.clip(np.asarray(policy(obs), np.float64), -spec.clip_actions, spec.clip_actions)
         target = spec.default_joint_pos + spec.action_scale * action
         for _ in range(spec.decimation):
             torque = spec.kp * (target - data.qpos[7:19]) - spec.kd * data.qvel[6:18]
