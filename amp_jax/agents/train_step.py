@@ -177,6 +177,55 @@ def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPO
                             d_policy=jnp.mean(d_policy))
 
 
+UpdateFn = Callable[[Learner, PPOSamples, ReplayBuffer, jax.Array, jax.Array], tuple[Learner, LossTerms]]
+"""``(learner, samples [B], buffer, old_std [A], key) -> (learner, loss terms [epochs, minibatches])``."""
+
+
+def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
+                sample_expert_fn: SampleExpertFn) -> UpdateFn:
+    """The learning phase of an iteration: ``cfg.ppo.num_epochs`` × ``num_minibatches`` optimiser steps.
+
+    Each epoch reshuffles the ``B`` samples into minibatches of ``B/M``. Each minibatch step draws ``B/M``
+    policy transitions from ``buffer`` and as many expert ones, takes the gradient of :func:`amp_ppo_loss`,
+    adapts the learning rate from that minibatch's KL, applies it in the step, floors the std and merges the
+    minibatch's policy and expert AMP states into the normaliser. ``old_std`` is the rollout's action std.
+    """
+    num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size
+
+    def minibatch_step(learner: Learner, xs: tuple[PPOSamples, jax.Array], buffer: ReplayBuffer,
+                       old_std: jax.Array) -> tuple[Learner, LossTerms]:
+        ppo_samples, key = xs
+        k_policy, k_expert = jax.random.split(key)
+        policy_s, policy_next = replay_buffer.sample(buffer, k_policy, minibatch_size)
+        expert_s, expert_next = sample_expert_fn(k_expert, minibatch_size)
+        amp = AMPSamples(policy_state=policy_s, policy_next_state=policy_next, expert_state=expert_s,
+                         expert_next_state=expert_next)
+        grads, terms = jax.grad(amp_ppo_loss, has_aux=True)(learner.params, nets, cfg, ppo_samples, amp,
+                                                            learner.normalizer, old_std)
+        learning_rate = optimizer.adapt_learning_rate(learner.learning_rate, terms.kl, cfg.ppo)
+        updates, opt_state = opt.update(grads, optimizer.with_learning_rate(learner.opt_state, learning_rate),
+                                        learner.params)
+        params = optimizer.apply_std_floor(optax.apply_updates(learner.params, updates), nets.min_std)
+        stats = normalizer.update(normalizer.update(learner.normalizer, policy_s), expert_s)
+        return Learner(params=params, opt_state=opt_state, learning_rate=learning_rate, normalizer=stats), terms
+
+    def epoch(learner: Learner, key: jax.Array, samples: PPOSamples, buffer: ReplayBuffer,
+              old_std: jax.Array) -> tuple[Learner, LossTerms]:
+        k_perm, k_amp = jax.random.split(key)
+        order = jax.random.permutation(k_perm, samples.advantage.shape[0])
+        shuffled = jax.tree.map(lambda x: x[order].reshape((num_minibatches, minibatch_size) + x.shape[1:]),
+                                samples)
+        return jax.lax.scan(lambda c, xs: minibatch_step(c, xs, buffer, old_std), learner,
+                            (shuffled, jax.random.split(k_amp, num_minibatches)))
+
+    def update(learner: Learner, samples: PPOSamples, buffer: ReplayBuffer, old_std: jax.Array,
+               key: jax.Array) -> tuple[Learner, LossTerms]:
+        return jax.lax.scan(lambda c, k: epoch(c, k, samples, buffer, old_std), learner,
+                            jax.random.split(key, cfg.ppo.num_epochs))
+
+    return update
+
+
 def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
                     ) -> tuple[Callable[[jax.Array], TrainingState],
                                Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]]:
@@ -194,7 +243,7 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
     nets = networks.make_networks(cfg.networks, env.action_size)
     opt = optimizer.make_optimizer(cfg.ppo, cfg.amp)
     num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
-    num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size
+    update = make_update(nets, opt, cfg, sample_expert_fn)
 
     def init_fn(key: jax.Array) -> TrainingState:
         k_params, k_env, k_next = jax.random.split(key, 3)
@@ -229,32 +278,6 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
 
         return jax.lax.scan(env_step, env_state, jax.random.split(key, num_steps))
 
-    def minibatch_step(learner: Learner, xs: tuple[PPOSamples, jax.Array], buffer: ReplayBuffer,
-                       old_std: jax.Array) -> tuple[Learner, LossTerms]:
-        ppo_samples, key = xs
-        k_policy, k_expert = jax.random.split(key)
-        policy_s, policy_next = replay_buffer.sample(buffer, k_policy, minibatch_size)
-        expert_s, expert_next = sample_expert_fn(k_expert, minibatch_size)
-        amp = AMPSamples(policy_state=policy_s, policy_next_state=policy_next, expert_state=expert_s,
-                         expert_next_state=expert_next)
-        grads, terms = jax.grad(amp_ppo_loss, has_aux=True)(learner.params, nets, cfg, ppo_samples, amp,
-                                                            learner.normalizer, old_std)
-        learning_rate = optimizer.adapt_learning_rate(learner.learning_rate, terms.kl, cfg.ppo)
-        updates, opt_state = opt.update(grads, optimizer.with_learning_rate(learner.opt_state, learning_rate),
-                                        learner.params)
-        params = optimizer.apply_std_floor(optax.apply_updates(learner.params, updates), nets.min_std)
-        stats = normalizer.update(normalizer.update(learner.normalizer, policy_s), expert_s)
-        return Learner(params=params, opt_state=opt_state, learning_rate=learning_rate, normalizer=stats), terms
-
-    def epoch(learner: Learner, key: jax.Array, samples: PPOSamples, buffer: ReplayBuffer,
-              old_std: jax.Array) -> tuple[Learner, LossTerms]:
-        k_perm, k_amp = jax.random.split(key)
-        order = jax.random.permutation(k_perm, num_envs * num_steps)
-        shuffled = jax.tree.map(lambda x: x[order].reshape((num_minibatches, minibatch_size) + x.shape[1:]),
-                                samples)
-        return jax.lax.scan(lambda c, xs: minibatch_step(c, xs, buffer, old_std), learner,
-                            (shuffled, jax.random.split(k_amp, num_minibatches)))
-
     def train_step(state: TrainingState) -> tuple[TrainingState, dict[str, jax.Array]]:
         key, k_rollout, k_update = jax.random.split(state.key, 3)
         params = state.params
@@ -279,8 +302,7 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
 
         learner = Learner(params=params, opt_state=state.opt_state, learning_rate=state.learning_rate,
                           normalizer=state.normalizer)
-        learner, terms = jax.lax.scan(lambda c, k: epoch(c, k, samples, buffer, params.action_std), learner,
-                                      jax.random.split(k_update, cfg.ppo.num_epochs))
+        learner, terms = update(learner, samples, buffer, params.action_std, k_update)
 
         finished = jnp.sum(data.done)
         per_episode = lambda x: jnp.sum(x * data.done) / jnp.maximum(finished, 1.0)  # noqa: E731

@@ -105,3 +105,45 @@ def test_amp_alone_moves_policy_toward_expert(env):
     assert np.mean(amp_rewards[late]) > 2.0 * np.mean(amp_rewards[early])
     assert np.mean(distances[late]) < 0.6 * np.mean(distances[:3]), (distances[:3], distances[-5:])
     assert np.isfinite(jax.tree.leaves(jax.tree.map(jnp.sum, state.params))).all()
+
+
+def test_resume_from_host_copy_is_bit_exact(ppo_only):
+    """A state copied to the host and back (what a checkpoint does) continues exactly as the original."""
+    init_fn, step_fn = ppo_only
+    straight, _ = _train(init_fn, step_fn, seed=11, iterations=3)
+    state, _ = _train(init_fn, step_fn, seed=11, iterations=2)
+    restored = jax.device_put(jax.device_get(state))
+    resumed, _ = step_fn(restored)
+    for x, y in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _count_first_layer_forwards(jaxpr, kernel_shape) -> int:
+    """dot_generals ``x @ W`` with ``W`` of ``kernel_shape`` contracted on its first axis, in nested jaxprs too."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (_, rhs_contract), _ = eqn.params["dimension_numbers"]
+            if tuple(eqn.invars[1].aval.shape) == kernel_shape and tuple(rhs_contract) == (0,):
+                count += 1
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (list, tuple)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    count += _count_first_layer_forwards(inner, kernel_shape)
+    return count
+
+
+def test_loss_runs_the_discriminator_once_on_policy_and_once_on_expert_samples():
+    from amp_jax.agents import networks, normalizer
+
+    cfg = dataclasses.replace(SMALL, networks=NetworkConfig(actor_hidden=(6,), critic_hidden=(6,), disc_hidden=(7, 3)))
+    nets = networks.make_networks(cfg.networks, 12)
+    params = networks.init_params(nets, jax.random.PRNGKey(0), 4, 5, 5)
+    b = 9
+    ppo = ts.PPOSamples(state_obs=jnp.ones((b, 4)), privileged_obs=jnp.ones((b, 5)), action=jnp.ones((b, 12)),
+                        action_mean=jnp.ones((b, 12)), log_prob=jnp.ones(b), value=jnp.ones(b),
+                        advantage=jnp.ones(b), returns=jnp.ones(b))
+    amp = ts.AMPSamples(*(jnp.ones((b, 5)) for _ in range(4)))
+    loss = lambda p: ts.amp_ppo_loss(p, nets, cfg, ppo, amp, normalizer.init(5, 1e-4), p.action_std)  # noqa: E731
+    assert _count_first_layer_forwards(jax.make_jaxpr(loss)(params).jaxpr, (10, 7)) == 2
