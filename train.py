@@ -30,7 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("amp_jax").setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)
     if args.resume is not None and args.config:
         print("train.py: --resume uses the run's own config.yaml; give changes with --set", file=sys.stderr)
         return 2

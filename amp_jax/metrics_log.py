@@ -33,10 +33,10 @@ DEFAULT_PROGRESS_FIELDS: tuple[ProgressField, ...] = (
     ("episode/length", "len", ".0f"),
     ("reward/task", "task", ".3f"),
     ("reward/amp", "amp", ".3f"),
-    ("disc/expert", "D(exp)", ".2f"),
-    ("disc/policy", "D(pol)", ".2f"),
-    ("learning_rate", "lr", ".1e"),
-    ("policy/std", "std", ".3f"),
+    ("amp/d_expert", "D(exp)", ".2f"),
+    ("amp/d_policy", "D(pol)", ".2f"),
+    ("optim/learning_rate", "lr", ".1e"),
+    ("policy/mean_std", "std", ".3f"),
 )
 """Metrics shown in the progress line when present (others still go to the files)."""
 

@@ -29,15 +29,15 @@ assert a1_constants.NUM_LEGS == len(LEG_NAMES)
 LEARNING_CURVE_PANELS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("task reward", ("reward/task",), False),
     ("AMP reward", ("reward/amp",), False),
-    ("discriminator output", ("disc/expert", "disc/policy"), False),
+    ("discriminator output", ("amp/d_expert", "amp/d_policy"), False),
     ("episode return", ("episode/return",), False),
     ("episode length (steps)", ("episode/length",), False),
-    ("learning rate", ("learning_rate",), True),
-    ("action std", ("policy/std",), False),
+    ("learning rate", ("optim/learning_rate",), True),
+    ("action std", ("policy/mean_std",), False),
 )
 """(panel title, metric names drawn in it, log scale); panels whose metrics are all absent are left out."""
 
-_LABELS = {"disc/expert": "D(expert)", "disc/policy": "D(policy)"}
+_LABELS = {"amp/d_expert": "D(expert)", "amp/d_policy": "D(policy)"}
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike, dpi: int) -> pathlib.Path:

@@ -18,8 +18,8 @@ def fake_metrics(i: int) -> dict:
         "episode/length": np.int32(10 * i),                 # a NumPy scalar
         "reward/task": 0.01 * i,                            # a Python float
         "reward/amp": np.array([1.0 / (i + 1)]),            # a one-element array
-        "disc/expert": 0.9, "disc/policy": -0.8,
-        "learning_rate": 1e-3, "policy/std": 0.75,
+        "amp/d_expert": 0.9, "amp/d_policy": -0.8,
+        "optim/learning_rate": 1e-3, "policy/mean_std": 0.75,
         "loss/value": float("nan") if i == 3 else 2.0,
     }
 

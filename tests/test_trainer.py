@@ -11,6 +11,7 @@ import pytest
 from amp_jax import trainer
 from amp_jax.checkpoint import CheckpointError, RunCheckpointer
 from amp_jax.config import load_config
+from amp_jax.metrics_log import format_progress
 
 TINY = [
     "env.num_envs=4", "ppo.num_steps=4", "ppo.num_minibatches=2", "ppo.num_epochs=2",
@@ -53,6 +54,10 @@ def test_a_run_leaves_config_metrics_and_checkpoints(straight_run, cfg, target):
     assert [line["iteration"] for line in lines] == [1, 2, 3, 4]
     for key in ("loss/total", "amp/d_expert", "amp/d_policy", "reward/task", "reward/amp", "optim/learning_rate"):
         assert all(np.isfinite(line[key]) for line in lines), key
+    # The live progress line shows the discriminator scores, learning rate and std the train step reports.
+    line = format_progress(4, 4, lines[-1]["env_steps"], 100.0, 0.0, lines[-1])
+    for label in ("return", "task", "amp", "D(exp)", "D(pol)", "lr", "std"):
+        assert f"| {label} " in line, (label, line)
     restored = restore(straight_run, target, cfg)
     assert restored.step == 4 and int(restored.state.iteration) == 4 and not restored.missing
     assert int(restored.state.replay_buffer.size) == min(64, 4 * 4 * 4)
