@@ -58,7 +58,8 @@ def test_learning_curves_png(tmp_path):
     it = np.arange(1, n + 1, dtype=float)
     metrics = {"iteration": it, "reward/task": np.log1p(it), "reward/amp": 1.0 - 1.0 / it,
                "amp/d_expert": 0.9 + 0 * it, "amp/d_policy": -0.5 + 0.01 * it, "episode/return": 0.3 * it,
-               "episode/length": np.minimum(10 * it, 667), "optim/learning_rate": 1e-3 * 0.97 ** it, "policy/mean_std": 1 / it}
+               "episode/length": np.minimum(10 * it, 667), "optim/learning_rate": 1e-3 * 0.97 ** it,
+               "policy/mean_std": 1 / it}
     path = plotting.plot_learning_curves(metrics, tmp_path / "figs" / "curves.png")
     image = png(path)
     assert image.shape == (700, 1200, 3)
