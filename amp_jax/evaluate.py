@@ -314,7 +314,11 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
             if result is not None:
                 report.results["sim2sim"] = result.summary()
     summary = report.as_dict()
-    (run_dir / EVALUATION_FILE).write_text(json.dumps(_finite(summary), indent=2) + "\n")
+    try:
+        (run_dir / EVALUATION_FILE).write_text(json.dumps(_finite(summary), indent=2) + "\n")
+    except OSError as err:
+        logger.warning("could not write %s: %s", run_dir / EVALUATION_FILE, err)
+        summary["problems"]["write_report"] = f"{type(err).__name__}: {err}"
     _log_summary(run_dir, summary)
     return summary
 
@@ -352,7 +356,6 @@ def _log_summary(run_dir: pathlib.Path, summary: dict[str, Any]) -> None:
     for name, problem in summary["problems"].items():
         lines.append(f"  {name} failed: {problem}")
     lines.append(f"  files: {', '.join(summary['files']) or 'none'}")
-    logger.info("\n".join(lines))
     print("\n".join(lines))
 
 
