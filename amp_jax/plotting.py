@@ -20,11 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from amp_jax import a1_constants  # noqa: E402
-from amp_jax.motion import layout  # noqa: E402
 
-LEG_NAMES = ("FL", "FR", "RL", "RR")
+LEG_NAMES = a1_constants.LEG_NAMES
 """Row order of the gait diagram, the project's leg order."""
-assert a1_constants.NUM_LEGS == len(LEG_NAMES)
 
 LEARNING_CURVE_PANELS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("task reward", ("reward/task",), False),
@@ -97,27 +95,6 @@ def contacts_from_foot_heights(foot_z: np.ndarray, threshold: float) -> np.ndarr
     if foot_z.ndim != 2 or foot_z.shape[1] != len(LEG_NAMES):
         raise ValueError(f"foot_z has shape {foot_z.shape}: expected [T, {len(LEG_NAMES)}] (legs FL, FR, RL, RR)")
     return foot_z < threshold
-
-
-def _rotate(quat_wxyz: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Rotates ``vectors [..., 3]`` by unit quaternions ``[..., 4]`` (w, x, y, z)."""
-    w, u = quat_wxyz[..., :1], quat_wxyz[..., 1:]
-    t = 2.0 * np.cross(u, vectors)
-    return vectors + w * t + np.cross(u, t)
-
-
-def foot_heights_from_frames(frames: np.ndarray) -> np.ndarray:
-    """World heights ``[T, 4]`` (m) of the feet of motion frames ``[T, 61]`` (project layout).
-
-    The frames store foot positions in base axes from the trunk; the height is the root height plus the
-    vertical component of that offset rotated into the world.
-    """
-    frames = np.asarray(frames, dtype=np.float64)
-    if frames.ndim != 2 or frames.shape[1] != layout.FRAME_WIDTH:
-        raise ValueError(f"frames have shape {frames.shape}: expected [T, {layout.FRAME_WIDTH}]")
-    feet_base = frames[:, layout.FOOT_POS].reshape(-1, len(LEG_NAMES), 3)
-    quat = frames[:, None, layout.ROOT_QUAT]
-    return frames[:, None, layout.ROOT_HEIGHT] + _rotate(quat, feet_base)[..., 2]
 
 
 def duty_factors(contacts: np.ndarray) -> np.ndarray:

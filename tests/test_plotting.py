@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from amp_jax import config, plotting
-from amp_jax.motion import layout, loader
+from amp_jax import config, gait, plotting
+from amp_jax.motion import loader
 
 
 def png(path) -> np.ndarray:
@@ -27,24 +27,11 @@ def test_contacts_from_foot_heights_by_hand():
         plotting.contacts_from_foot_heights(foot_z[:, :3], 0.03)
 
 
-def test_foot_heights_from_frames_closed_form():
-    frames = np.zeros((2, layout.FRAME_WIDTH))
-    feet = np.array([[0.2, 0.1, -0.3], [0.2, -0.1, -0.28], [-0.2, 0.1, -0.26], [-0.2, -0.1, -0.25]])
-    frames[:, layout.FOOT_POS] = feet.reshape(-1)
-    frames[:, layout.ROOT_HEIGHT] = 0.3
-    frames[0, layout.ROOT_QUAT] = (1.0, 0.0, 0.0, 0.0)  # upright: height = root z + foot z
-    half = np.sqrt(0.5)
-    frames[1, layout.ROOT_QUAT] = (half, half, 0.0, 0.0)  # rolled +90° about x: base y points up
-    heights = plotting.foot_heights_from_frames(frames)
-    np.testing.assert_allclose(heights[0], 0.3 + feet[:, 2], atol=1e-12)
-    np.testing.assert_allclose(heights[1], 0.3 + feet[:, 1], atol=1e-12)
-
-
 def test_reference_trot_has_diagonal_pairs():
     """In the trot clip, diagonal feet (FL+RR, FR+RL) touch down together and lateral pairs alternate."""
     path = next(p for p in config.MotionConfig().resolved_files() if p.name == "trot0.txt")
     clip = loader.load_clip(path)
-    contacts = plotting.contacts_from_foot_heights(plotting.foot_heights_from_frames(clip.frames), 0.03)
+    contacts = plotting.contacts_from_foot_heights(gait.clip_foot_heights(clip.frames), 0.03)
     c = contacts.astype(float)
     agree = lambda a, b: float(np.mean(c[:, a] == c[:, b]))  # noqa: E731
     fl, fr, rl, rr = range(4)
