@@ -35,7 +35,7 @@ def numpy_frame_at(clip, time):
     frames, dt = clip.frames, clip.frame_duration
     position = np.clip(time, 0, clip.duration) / dt
     i = min(int(np.floor(position)), clip.num_frames - 2)
-    alpha = position - i
+    alpha = min(max(position - i, 0.0), 1.0)  # rounding of t = duration can put position a hair past the end
     out = (1 - alpha) * frames[i] + alpha * frames[i + 1]
     rotations = Rotation.from_quat(frames[i:i + 2, layout.ROOT_QUAT][:, [1, 2, 3, 0]])
     xyzw = Slerp([0.0, 1.0], rotations)([alpha]).as_quat()[0]
