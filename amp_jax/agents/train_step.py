@@ -140,7 +140,10 @@ class LossTerms:
 def normalized_transition(stats: NormalizerState, state: jax.Array, next_state: jax.Array,
                           cfg: Config) -> jax.Array:
     """Discriminator input ``concat(norm(s), norm(s_next))``, ``[..., F] ×2 -> [..., 2F]``."""
-    norm = lambda x: normalizer.normalize(stats, x, cfg.amp.normalizer_epsilon, cfg.amp.normalizer_clip)  # noqa: E731
+
+    def norm(x: jax.Array) -> jax.Array:
+        return normalizer.normalize(stats, x, cfg.amp.normalizer_epsilon, cfg.amp.normalizer_clip)
+
     return jnp.concatenate([norm(state), norm(next_state)], axis=-1)
 
 
@@ -179,6 +182,11 @@ def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPO
 
 UpdateFn = Callable[[Learner, PPOSamples, ReplayBuffer, jax.Array, jax.Array], tuple[Learner, LossTerms]]
 """``(learner, samples [B], buffer, old_std [A], key) -> (learner, loss terms [epochs, minibatches])``."""
+
+
+def _flatten_time(x: jax.Array) -> jax.Array:
+    """``[T, N, ...] -> [T·N, ...]``."""
+    return x.reshape((-1,) + x.shape[2:])
 
 
 def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
@@ -293,19 +301,22 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
         last_value = networks.value(nets, params, env_state.obs["privileged_state"])
         advantages, returns = losses.generalized_advantages(reward, data.value, data.done, last_value,
                                                             cfg.ppo.gamma, cfg.ppo.gae_lambda)
-        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  [T, N, ...] -> [B, ...]
-        samples = PPOSamples(state_obs=flat(data.state_obs), privileged_obs=flat(data.privileged_obs),
-                             action=flat(data.action), action_mean=flat(data.action_mean),
-                             log_prob=flat(data.log_prob), value=flat(data.value),
-                             advantage=losses.normalize_advantages(flat(advantages)), returns=flat(returns))
-        buffer = replay_buffer.insert(state.replay_buffer, flat(data.amp_state), flat(data.amp_next_state))
+        flat = jax.tree.map(_flatten_time, data)
+        samples = PPOSamples(state_obs=flat.state_obs, privileged_obs=flat.privileged_obs, action=flat.action,
+                             action_mean=flat.action_mean, log_prob=flat.log_prob, value=flat.value,
+                             advantage=losses.normalize_advantages(_flatten_time(advantages)),
+                             returns=_flatten_time(returns))
+        buffer = replay_buffer.insert(state.replay_buffer, flat.amp_state, flat.amp_next_state)
 
         learner = Learner(params=params, opt_state=state.opt_state, learning_rate=state.learning_rate,
                           normalizer=state.normalizer)
         learner, terms = update(learner, samples, buffer, params.action_std, k_update)
 
         finished = jnp.sum(data.done)
-        per_episode = lambda x: jnp.sum(x * data.done) / jnp.maximum(finished, 1.0)  # noqa: E731
+
+        def per_episode(x: jax.Array) -> jax.Array:  # mean over the episodes that ended, [T, N] -> []
+            return jnp.sum(x * data.done) / jnp.maximum(finished, 1.0)
+
         metrics = {f"loss/{name}": jnp.mean(getattr(terms, name))
                    for name in ("total", "surrogate", "value", "entropy", "discriminator", "grad_penalty")}
         metrics.update({
