@@ -74,6 +74,27 @@ def jax_requirement(accelerator: str, jax_version: str | None = None) -> str | N
     return f"jax[{JAX_EXTRAS[accelerator]}]" + (f"=={jax_version}" if jax_version else "")
 
 
+def stale_modules(names: Sequence[str] = ("numpy", "scipy", "jax", "jaxlib", "mujoco")) -> list[str]:
+    """Those of ``names`` imported in this process whose installed version now differs from the imported one
+    (an install upgraded them under a running kernel: restart it before going on)."""
+    import sys
+    from importlib import metadata
+
+    stale = []
+    for name in names:
+        module = sys.modules.get(name)
+        loaded = getattr(module, "__version__", None)
+        if loaded is None:
+            continue
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if installed != loaded:
+            stale.append(f"{name} {loaded} -> {installed}")
+    return stale
+
+
 def enable_compilation_cache(cache_dir: str | os.PathLike, min_compile_time_s: float = 1.0) -> pathlib.Path:
     """Turns on JAX's persistent compilation cache in ``cache_dir`` (created) for compilations longer than
     ``min_compile_time_s``; a later session (or a training chunk) then loads them instead of compiling."""

@@ -125,6 +125,16 @@ def test_last_record_line_reports_the_newest_row():
                                                         "reward/task 0.25")
 
 
+def test_stale_modules_names_a_module_upgraded_under_the_running_process(monkeypatch):
+    import types
+    from importlib import metadata
+
+    installed = metadata.version("numpy")
+    assert notebook_utils.stale_modules(["numpy", "not_a_module_here"]) == []
+    monkeypatch.setitem(sys.modules, "numpy", types.SimpleNamespace(__version__="0.0.1"))
+    assert notebook_utils.stale_modules(["numpy"]) == [f"numpy 0.0.1 -> {installed}"]
+
+
 def test_latest_checkpoint_step_of_a_run_and_of_no_run(tiny_run_dir, tmp_path):
     assert notebook_utils.latest_checkpoint_step(tiny_run_dir) == 2
     assert notebook_utils.latest_checkpoint_step(tmp_path / "nothing") is None
