@@ -230,8 +230,11 @@ def test_train_notebook_runs_in_smoke_mode_and_matches_an_uninterrupted_run(kern
 
 
 @pytest.mark.slow
-def test_motion_notebook_runs_in_smoke_mode(kernel_dir, tmp_path):
-    notebook = execute(NOTEBOOK_DIR / "motion_data.ipynb", kernel_dir, tmp_path, kernel_env())
+@pytest.mark.parametrize("gl", ["as set", "disable"], ids=["gl", "no_gl"])
+def test_motion_notebook_runs_in_smoke_mode(kernel_dir, tmp_path, gl):
+    """With and without an OpenGL for MuJoCo (``MUJOCO_GL=disable``: no context can be made)."""
+    env = kernel_env() if gl == "as set" else kernel_env(MUJOCO_GL="disable")
+    notebook = execute(NOTEBOOK_DIR / "motion_data.ipynb", kernel_dir, tmp_path, env)
     assert not outputs_of(notebook, "error")
     text = text_of(notebook)
     # The clip table and the contact table list all six clips of a1_amp; trot0's duty factors are the gait
@@ -245,7 +248,8 @@ def test_motion_notebook_runs_in_smoke_mode(kernel_dir, tmp_path):
     duty = gait.duty_factors(gait.contacts_from_heights(gait.clip_foot_heights(trot0.frames)))
     assert re.search(rf"^trot0\s+{' '.join(f'{d:.2f}' for d in duty)}\s", text, re.MULTILINE)
     assert mime_count(notebook, "image/png") == 4  # the features of two clips, the contacts, the foot heights
-    if video.gl_problem() is None:
+    if gl == "as set" and video.gl_problem() is None:
         assert html_videos(notebook) == 1
     else:
-        assert "to get videos:" in text
+        assert html_videos(notebook) == 0
+        assert "no video: " in text and f"to get videos: {video.HOW_TO_GET_VIDEOS}" in text
