@@ -2,7 +2,8 @@
 
 Measures, in one run on one machine:
 
-1. the fp32 matrix-multiply peak of the device (a large ``jnp.dot``), in GFLOP/s;
+1. the fp32 matrix-multiply peak of the device (a large ``jnp.dot``, and ``torch.mm`` when torch is there; the
+   larger one is the peak), in GFLOP/s;
 2. this project's update (:func:`amp_jax.agents.train_step.make_update`, one jitted call) at the A1's shapes
    (policy obs 42, critic obs 48, 12 actions, AMP 43 × 2) and the reference's networks and PPO settings;
 3. an equivalent PyTorch update written in the reference's style (separate expert forward for the gradient
@@ -15,7 +16,7 @@ backward), 84.8 MFLOP per batch sample at the reference's shapes; and, for this 
 products actually in its program (counted in the jaxpr of one minibatch gradient): it runs the expert
 transitions through the discriminator once and computes no input gradients that nothing uses.
 
-The three are timed in interleaved rounds and the best of each is kept, so that load from other processes on
+They are timed in interleaved rounds and the best of each is kept, so that load from other processes on
 a shared machine hurts all three alike. Usage:
 python benchmarks/bench_update.py [--num-envs 512] [--num-steps 24] [--repeats 3] [--no-torch]
 """
@@ -141,6 +142,15 @@ def jax_update(cfg: Config, data: dict[str, np.ndarray]):
     run = lambda: jax.block_until_ready(compiled(learner, samples, buffer, old_std, key))  # noqa: E731
     run()
     return run
+
+
+def torch_matmul_peak(size: int = 4096):
+    """Like :func:`matmul_peak`, with ``torch.mm`` (its own BLAS)."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    return lambda: 2 * size ** 3 / min(_timed(lambda: torch.mm(a, b)) for _ in range(3)) / 1e9
 
 
 def torch_update(cfg: Config, data: dict[str, np.ndarray]):
@@ -275,14 +285,20 @@ def main() -> None:
             runs[f"PyTorch {torch.__version__} ({os.cpu_count()} threads)"] = torch_update(cfg, data)
         except ImportError:
             print("PyTorch not installed (pip install 'amp_jax[bench]'): skipped")
-    peaks, times = [], {name: [] for name in runs}
+    peak_probes = {"jnp.dot": peak}
+    if len(runs) == 2:
+        peak_probes["torch.mm"] = torch_matmul_peak()
+    peaks, times = {name: [] for name in peak_probes}, {name: [] for name in runs}
     for _ in range(args.repeats):
-        peaks.append(peak())
+        for name, probe in peak_probes.items():
+            peaks[name].append(probe())
         for name, run in runs.items():
             times[name].append(_timed(run))
-    best_peak = max(peaks)
-    print(f"fp32 matmul peak (4096² jnp.dot, best of {len(peaks) * 3}): {best_peak:.0f} GFLOP/s "
-          f"(rounds: {', '.join(f'{p:.0f}' for p in peaks)})")
+    for name, values in peaks.items():
+        print(f"fp32 matmul peak (4096² {name}, best of {len(values) * 3}): {max(values):.0f} GFLOP/s "
+              f"(rounds: {', '.join(f'{p:.0f}' for p in values)})")
+    best_peak = max(max(values) for values in peaks.values())
+    print(f"peak used below: the larger, {best_peak:.0f} GFLOP/s")
     rates = {}
     for name, ts in times.items():
         best = min(ts)
