@@ -1,6 +1,10 @@
 """Train an A1 with AMP-PPO: ``python train.py --config a1_trot.yaml [--config cpu.yaml] [--set key=value ...]``.
 
 Resume an interrupted run with ``python train.py --resume runs/<run>`` (its saved config, plus any --set).
+
+Several hosts (a TPU pod slice, GPU nodes): start the same command on every host with ``--distributed
+--run-dir <shared folder>``; ``jax.distributed.initialize`` finds the other processes (TPU, SLURM, Open MPI,
+or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID) and the run uses every host's devices.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-eval", action="store_true",
                         help="skip the evaluation (plots, video, ONNX export) after training")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
+    parser.add_argument("--distributed", action="store_true",
+                        help="multi-host: call jax.distributed.initialize() first (same command on every host, "
+                             "with the same --run-dir)")
     return parser.parse_args(argv)
 
 
@@ -45,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: config error: {err}", file=sys.stderr)
         return 2
 
+    if args.distributed:
+        if args.resume is None and args.run_dir is None:
+            print("train.py: --distributed needs --run-dir (the same folder on every host)", file=sys.stderr)
+            return 2
+        import jax
+
+        jax.distributed.initialize()  # before anything touches a device
+
     from amp_jax import trainer  # imports JAX: after the config is known to be good
 
     name = "+".join(pathlib.Path(c).stem for c in args.config) or "a1_trot"
@@ -54,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("train.py: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
         return 130
-    except (trainer.TrainingDivergedError, trainer.CheckpointError) as err:
+    except (trainer.TrainingDivergedError, trainer.CheckpointError, config_lib.ConfigError) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 1
+    import jax
+
+    if jax.process_index() != 0:  # evaluation and export: process 0 only
+        return 0
     print(f"run folder: {run_dir}")
     if not args.no_eval:
         from amp_jax import evaluate

@@ -323,6 +323,8 @@ class RunCheckpointer:
     # -- housekeeping -----------------------------------------------------------------------------------
 
     def _prune_heavy(self) -> None:
+        if jax.process_index() != 0:  # with several processes, process 0 alone tidies the folder
+            return
         steps = self.steps()
         for step in steps[:-1]:
             heavy_dir = self.directory / str(step) / "heavy"
@@ -333,6 +335,8 @@ class RunCheckpointer:
         self._empty_trash()
 
     def _empty_trash(self) -> None:
+        if jax.process_index() != 0:
+            return
         trash = self.run_dir / _TRASH_SUBDIR
         if trash.is_dir():
             shutil.rmtree(trash, ignore_errors=True)

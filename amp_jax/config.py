@@ -351,12 +351,17 @@ class TrainConfig:
     """Checkpoints kept; older ones are deleted."""
     run_root: str = "runs"
     """Folder under which each run gets its own folder."""
+    num_devices: int = 0
+    """Devices the envs, rollouts and minibatches are split over (data parallel): 0 = every device JAX sees
+    (every host's under ``train.py --distributed``), n = the first n. env.num_envs, the minibatch and
+    amp.replay_buffer_size must be multiples of the count."""
 
     def _checks(self) -> Iterator[Check]:
         yield "seed", self.seed >= 0, "a non-negative integer"
         yield "num_iterations", self.num_iterations >= 1, "an integer >= 1"
         yield "checkpoint_interval", self.checkpoint_interval >= 1, "an integer >= 1"
         yield "keep_checkpoints", self.keep_checkpoints >= 1, "an integer >= 1"
+        yield "num_devices", self.num_devices >= 0, "0 (every device) or a device count >= 1"
 
 
 @dataclasses.dataclass(frozen=True)

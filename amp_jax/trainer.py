@@ -4,10 +4,18 @@ A run folder (``runs/<config>-<UTC time>/``) holds the resolved ``config.yaml``,
 TensorBoard event files, ``checkpoints/`` and, once training ends, the evaluation's plots, video and ONNX
 policy. Checkpoints are written every ``train.checkpoint_interval`` iterations, at the end and on Ctrl-C;
 ``resume`` continues bit-exactly from the newest one.
+
+Devices: the iteration is split over ``train.num_devices`` devices (default: all that JAX sees; see
+:mod:`amp_jax.agents.distributed`). Checkpoints do not depend on the device count: a run written on ``D``
+devices resumes on any count that splits its config (bit-exactly on the same count). With several processes
+(``jax.distributed.initialize`` before the call, as ``train.py --distributed`` does) every process runs
+:func:`train` with the same arguments; process 0 alone writes ``config.yaml``, the metrics and the progress
+line, and orbax coordinates the checkpoint writes of all processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -19,8 +27,10 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from amp_jax import config as config_lib
+from amp_jax.agents import distributed
 from amp_jax.agents.train_step import TrainingState, make_train_step
 from amp_jax.checkpoint import CheckpointError, RunCheckpointer
 from amp_jax.config import Config
@@ -52,17 +62,26 @@ class Setup:
     motion_library: motion_library_lib.MotionLibrary
     init_fn: Callable[[jax.Array], TrainingState]
     train_step: Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]
+    mesh: Mesh | None = None
+    """The devices the iteration is split over (None: one device)."""
 
 
 def build(cfg: Config) -> Setup:
-    """Loads the motion clips and builds the env and the jitted ``init_fn`` / ``train_step`` of ``cfg``."""
+    """Loads the motion clips and builds the env and the jitted ``init_fn`` / ``train_step`` of ``cfg``.
+
+    Raises:
+      ConfigError: ``train.num_devices`` exceeds the devices, or the config does not split evenly over them.
+    """
+    mesh = distributed.make_mesh(cfg.train.num_devices)
+    distributed.check_divisible(cfg, mesh.size)
+    mesh = mesh if mesh.size > 1 else None
     motion = load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
                                  repair_threshold=cfg.motion.velocity_repair_threshold)
     env_key = jax.random.fold_in(jax.random.key(cfg.train.seed), 1)
     env = make_amp_training_env(cfg, motion, env_key)
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
-    init_fn, train_step = make_train_step(env, cfg, sample_expert)
-    return Setup(cfg, env, motion, init_fn, train_step)
+    init_fn, train_step = make_train_step(env, cfg, sample_expert, mesh)
+    return Setup(cfg, env, motion, init_fn, train_step, mesh)
 
 
 def _sample_expert(motion, dt_amp: float, key: jax.Array, batch: int):
@@ -94,6 +113,23 @@ def backend_warning(cfg: Config) -> str | None:
             f"-e '.[cuda]').")
 
 
+def checkpoint_layout(setup: Setup, state: TrainingState) -> TrainingState:
+    """``state`` as a checkpoint stores it (independent of the device count; see ``amp_jax.agents.distributed``)."""
+    return distributed.to_checkpoint_layout(state, setup.mesh)
+
+
+def from_checkpoint_layout(setup: Setup, state: TrainingState) -> TrainingState:
+    """A state restored from a checkpoint, laid out over ``setup``'s devices."""
+    return distributed.from_checkpoint_layout(state, setup.mesh)
+
+
+class _NoMetricsLogger:
+    """Stands in for the metrics logger on processes other than 0."""
+
+    def log(self, iteration: int, metrics: dict, *, env_steps: int) -> None:
+        del iteration, metrics, env_steps
+
+
 def _finite_losses(metrics: dict[str, np.ndarray]) -> list[str]:
     return [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
 
@@ -121,11 +157,16 @@ def train(
       CheckpointError: ``resume`` and no readable checkpoint.
     """
     total = cfg.train.num_iterations if num_iterations is None else num_iterations
+    lead = jax.process_index() == 0
+    if run_dir is None and jax.process_count() > 1:
+        raise ValueError(f"{jax.process_count()} processes: give every process the same run_dir (train.py "
+                         "--run-dir), a folder name from the clock could differ between hosts")
     run_dir = pathlib.Path(run_dir) if run_dir is not None else new_run_dir(cfg, config_name)
     if resume and not (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir}: not a run folder (expected config.yaml and checkpoints/ in it)")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(config_lib.dump_yaml(cfg))
+    if lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(config_lib.dump_yaml(cfg))
     warning = backend_warning(cfg)
     if warning:
         logger.warning(warning)
@@ -135,14 +176,16 @@ def train(
     with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as checkpointer:
         state = initial_state(setup)
         if resume:
-            restored = checkpointer.restore(state)
-            state = restored.state
+            restored = checkpointer.restore(checkpoint_layout(setup, state))
+            state = from_checkpoint_layout(setup, restored.state)
             logger.info("resumed %s at iteration %d", run_dir, restored.step)
         start = int(state.iteration)
-        with MetricsLogger(run_dir, total_iterations=total, stream=sys.stdout if progress else None,
-                           resume_from=start if resume else None) as metrics_logger:
+        metrics_context = MetricsLogger(run_dir, total_iterations=total, stream=sys.stdout if progress else None,
+                                        resume_from=start if resume else None) if lead else (
+            contextlib.nullcontext(_NoMetricsLogger()))
+        with metrics_context as metrics_logger:
             state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict)
-        checkpointer.save(int(state.iteration), state, config_dict=config_dict)
+        checkpointer.save(int(state.iteration), checkpoint_layout(setup, state), config_dict=config_dict)
     return run_dir
 
 
@@ -164,12 +207,12 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
             iteration += 1
             metrics_logger.log(iteration, metrics, env_steps=iteration * cfg.batch_size)
             if iteration % cfg.train.checkpoint_interval == 0 and iteration < total:
-                checkpointer.save(iteration, state, config_dict=config_dict)
+                checkpointer.save(iteration, checkpoint_layout(setup, state), config_dict=config_dict)
     except KeyboardInterrupt:
         logger.warning("interrupted at iteration %d: writing a checkpoint before exiting", iteration)
         try:
             jax.block_until_ready(state)
-            checkpointer.save(iteration, state, config_dict=config_dict)
+            checkpointer.save(iteration, checkpoint_layout(setup, state), config_dict=config_dict)
             checkpointer.wait()
         except Exception as err:  # the state of an interrupted dispatch may already be donated
             logger.warning("could not checkpoint the interrupted iteration (%s); the last checkpoint is step %s",

@@ -23,8 +23,10 @@ import optax
 from brax.envs.base import Env
 from brax.envs.base import State as EnvState
 from flax import struct
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
-from amp_jax.agents import losses, networks, normalizer, optimizer, replay_buffer
+from amp_jax.agents import distributed, losses, networks, normalizer, optimizer, replay_buffer
 from amp_jax.agents.networks import AgentNetworks, AgentParams
 from amp_jax.agents.normalizer import NormalizerState
 from amp_jax.agents.replay_buffer import ReplayBuffer
@@ -189,38 +191,71 @@ def _flatten_time(x: jax.Array) -> jax.Array:
     return x.reshape((-1,) + x.shape[2:])
 
 
+def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
+                    axis_name: str | None = None) -> Callable[[Learner, PPOSamples, AMPSamples, jax.Array],
+                                                              tuple[Learner, LossTerms]]:
+    """One optimiser step on given samples: ``(learner, ppo [b], amp [b], old_std [A]) -> (learner, terms)``.
+
+    Takes the gradient of :func:`amp_ppo_loss`, adapts the learning rate from the minibatch's KL, applies the
+    step, floors the std and merges the minibatch's policy and expert AMP states into the normaliser. With
+    ``axis_name`` (inside ``shard_map``) the samples are this device's share of the minibatch: gradients and
+    loss terms are averaged over the devices and the normaliser merges every device's states.
+    """
+
+    def merge(stats: NormalizerState, batch: jax.Array) -> NormalizerState:
+        if axis_name is None:
+            return normalizer.update(stats, batch)
+        return distributed.merge_normalizer(stats, batch, axis_name)
+
+    def learn_step(learner: Learner, ppo_samples: PPOSamples, amp: AMPSamples,
+                   old_std: jax.Array) -> tuple[Learner, LossTerms]:
+        grads, terms = jax.grad(amp_ppo_loss, has_aux=True)(learner.params, nets, cfg, ppo_samples, amp,
+                                                            learner.normalizer, old_std)
+        if axis_name is not None:
+            grads, terms = jax.lax.pmean((grads, terms), axis_name)
+        learning_rate = optimizer.adapt_learning_rate(learner.learning_rate, terms.kl, cfg.ppo)
+        updates, opt_state = opt.update(grads, optimizer.with_learning_rate(learner.opt_state, learning_rate),
+                                        learner.params)
+        params = optimizer.apply_std_floor(optax.apply_updates(learner.params, updates), nets.min_std)
+        stats = merge(merge(learner.normalizer, amp.policy_state), amp.expert_state)
+        return Learner(params=params, opt_state=opt_state, learning_rate=learning_rate, normalizer=stats), terms
+
+    return learn_step
+
+
 def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
-                sample_expert_fn: SampleExpertFn) -> UpdateFn:
+                sample_expert_fn: SampleExpertFn, axis_name: str | None = None, num_devices: int = 1) -> UpdateFn:
     """The learning phase of an iteration: ``cfg.ppo.num_epochs`` × ``num_minibatches`` optimiser steps.
 
     Each epoch reshuffles the ``B`` samples into minibatches of ``B/M``. Each minibatch step draws ``B/M``
     policy transitions from ``buffer`` and as many expert ones, takes the gradient of :func:`amp_ppo_loss`,
     adapts the learning rate from that minibatch's KL, applies it in the step, floors the std and merges the
     minibatch's policy and expert AMP states into the normaliser. ``old_std`` is the rollout's action std.
+
+    With ``axis_name`` (inside ``shard_map`` over ``num_devices``) ``samples`` and ``buffer`` are this
+    device's: it shuffles its ``B/D`` samples into minibatches of ``B/(M·D)``, draws as many replay and expert
+    transitions with its own keys, and :func:`make_learn_step` combines the devices' shares.
     """
-    num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size
+    num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size // num_devices
+    learn_step = make_learn_step(nets, opt, cfg, axis_name)
+
+    def per_device(key: jax.Array) -> jax.Array:
+        return key if axis_name is None else distributed.device_key(key, axis_name)
 
     def minibatch_step(learner: Learner, xs: tuple[PPOSamples, jax.Array], buffer: ReplayBuffer,
                        old_std: jax.Array) -> tuple[Learner, LossTerms]:
         ppo_samples, key = xs
-        k_policy, k_expert = jax.random.split(key)
+        k_policy, k_expert = jax.random.split(per_device(key))
         policy_s, policy_next = replay_buffer.sample(buffer, k_policy, minibatch_size)
         expert_s, expert_next = sample_expert_fn(k_expert, minibatch_size)
         amp = AMPSamples(policy_state=policy_s, policy_next_state=policy_next, expert_state=expert_s,
                          expert_next_state=expert_next)
-        grads, terms = jax.grad(amp_ppo_loss, has_aux=True)(learner.params, nets, cfg, ppo_samples, amp,
-                                                            learner.normalizer, old_std)
-        learning_rate = optimizer.adapt_learning_rate(learner.learning_rate, terms.kl, cfg.ppo)
-        updates, opt_state = opt.update(grads, optimizer.with_learning_rate(learner.opt_state, learning_rate),
-                                        learner.params)
-        params = optimizer.apply_std_floor(optax.apply_updates(learner.params, updates), nets.min_std)
-        stats = normalizer.update(normalizer.update(learner.normalizer, policy_s), expert_s)
-        return Learner(params=params, opt_state=opt_state, learning_rate=learning_rate, normalizer=stats), terms
+        return learn_step(learner, ppo_samples, amp, old_std)
 
     def epoch(learner: Learner, key: jax.Array, samples: PPOSamples, buffer: ReplayBuffer,
               old_std: jax.Array) -> tuple[Learner, LossTerms]:
         k_perm, k_amp = jax.random.split(key)
-        order = jax.random.permutation(k_perm, samples.advantage.shape[0])
+        order = jax.random.permutation(per_device(k_perm), samples.advantage.shape[0])
         shuffled = jax.tree.map(lambda x: x[order].reshape((num_minibatches, minibatch_size) + x.shape[1:]),
                                 samples)
         return jax.lax.scan(lambda c, xs: minibatch_step(c, xs, buffer, old_std), learner,
@@ -234,7 +269,7 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     return update
 
 
-def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
+def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mesh: Mesh | None = None
                     ) -> tuple[Callable[[jax.Array], TrainingState],
                                Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]]:
     """``(init_fn, train_step)`` for a batched, auto-resetting ``env`` of ``cfg.env.num_envs`` envs.
@@ -245,13 +280,23 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
         ``"truncation"`` (and optionally ``"terminal_episode_return"`` / ``"terminal_episode_length"``).
       cfg: the run configuration (``networks``, ``ppo``, ``amp``, ``env.num_envs``).
       sample_expert_fn: ``(key, batch) -> (s, s_next)``, each ``[batch, F]``.
+      mesh: a 1-D mesh over axis :data:`~amp_jax.agents.distributed.AXIS` to split the iteration over
+        (see :mod:`amp_jax.agents.distributed`); None or one device: the single-device iteration.
     Returns:
-      ``init_fn(key) -> TrainingState`` and ``train_step(state) -> (state, metrics)``, both jitted.
+      ``init_fn(key) -> TrainingState`` and ``train_step(state) -> (state, metrics)``, both jitted. On a mesh
+      the state's env state and replay rows are split over the devices and the rest is replicated.
+    Raises:
+      ConfigError: envs, minibatch or replay buffer do not split evenly over the mesh's devices.
     """
+    num_devices = 1 if mesh is None else mesh.size
+    axis_name = None if num_devices == 1 else distributed.AXIS
+    if num_devices > 1:
+        distributed.check_divisible(cfg, num_devices)
     nets = networks.make_networks(cfg.networks, env.action_size)
     opt = optimizer.make_optimizer(cfg.ppo, cfg.amp)
     num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
-    update = make_update(nets, opt, cfg, sample_expert_fn)
+    local_envs = num_envs // num_devices
+    update = make_update(nets, opt, cfg, sample_expert_fn, axis_name, num_devices)
 
     def init_fn(key: jax.Array) -> TrainingState:
         k_params, k_env, k_next = jax.random.split(key, 3)
@@ -265,10 +310,15 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
                              replay_buffer=replay_buffer.init(cfg.amp.replay_buffer_size, amp_size),
                              env_state=env_state, key=k_next, iteration=jnp.zeros((), jnp.int32))
 
-    def rollout(params: AgentParams, env_state: EnvState, key: jax.Array) -> tuple[EnvState, Rollout]:
+    def action_noise(step_key: jax.Array, action_size: int) -> jax.Array:
+        """Standard normal noise of this device's envs, ``[N/D, A]``: the global draw's rows of these envs."""
+        noise = jax.random.normal(step_key, (num_envs, action_size))
+        return noise if axis_name is None else distributed.local_block(noise, local_envs, axis_name)
+
+    def rollout(env: Env, params: AgentParams, env_state: EnvState, key: jax.Array) -> tuple[EnvState, Rollout]:
         def env_step(env_state: EnvState, step_key: jax.Array) -> tuple[EnvState, Rollout]:
             mean = networks.policy_mean(nets, params, env_state.obs["state"])
-            action = mean + params.action_std * jax.random.normal(step_key, mean.shape)
+            action = mean + params.action_std * action_noise(step_key, mean.shape[-1])
             next_state = env.step(env_state, action)
             done = next_state.done
             info = next_state.info
@@ -286,10 +336,23 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
 
         return jax.lax.scan(env_step, env_state, jax.random.split(key, num_steps))
 
+    def mean_over_devices(x: jax.Array) -> jax.Array:
+        return x if axis_name is None else jax.lax.pmean(x, axis_name)
+
+    def sum_over_devices(x: jax.Array) -> jax.Array:
+        return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+    def normalize_advantages(advantages: jax.Array) -> jax.Array:
+        if axis_name is None:
+            return losses.normalize_advantages(advantages)
+        return distributed.normalize_advantages(advantages, axis_name)
+
     def train_step(state: TrainingState) -> tuple[TrainingState, dict[str, jax.Array]]:
+        """One iteration; on a mesh, the body every device runs on its share (inside ``shard_map``)."""
         key, k_rollout, k_update = jax.random.split(state.key, 3)
         params = state.params
-        env_state, data = rollout(params, state.env_state, k_rollout)
+        local_env = env if axis_name is None else distributed.localize_env(env, local_envs, axis_name)
+        env_state, data = rollout(local_env, params, state.env_state, k_rollout)
 
         # Rewards from the discriminator and normaliser as they were before this iteration's update.
         d = networks.discriminator_score(
@@ -304,7 +367,7 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
         flat = jax.tree.map(_flatten_time, data)
         samples = PPOSamples(state_obs=flat.state_obs, privileged_obs=flat.privileged_obs, action=flat.action,
                              action_mean=flat.action_mean, log_prob=flat.log_prob, value=flat.value,
-                             advantage=losses.normalize_advantages(_flatten_time(advantages)),
+                             advantage=normalize_advantages(_flatten_time(advantages)),
                              returns=_flatten_time(returns))
         buffer = replay_buffer.insert(state.replay_buffer, flat.amp_state, flat.amp_next_state)
 
@@ -312,10 +375,10 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
                           normalizer=state.normalizer)
         learner, terms = update(learner, samples, buffer, params.action_std, k_update)
 
-        finished = jnp.sum(data.done)
+        finished = sum_over_devices(jnp.sum(data.done))
 
         def per_episode(x: jax.Array) -> jax.Array:  # mean over the episodes that ended, [T, N] -> []
-            return jnp.sum(x * data.done) / jnp.maximum(finished, 1.0)
+            return sum_over_devices(jnp.sum(x * data.done)) / jnp.maximum(finished, 1.0)
 
         metrics = {f"loss/{name}": jnp.mean(getattr(terms, name))
                    for name in ("total", "surrogate", "value", "entropy", "discriminator", "grad_penalty")}
@@ -325,8 +388,8 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
             "optim/learning_rate": learner.learning_rate,
             "amp/d_expert": jnp.mean(terms.d_expert),
             "amp/d_policy": jnp.mean(terms.d_policy),
-            "reward/task": jnp.mean(data.task_reward),
-            "reward/amp": jnp.mean(amp_reward),
+            "reward/task": mean_over_devices(jnp.mean(data.task_reward)),
+            "reward/amp": mean_over_devices(jnp.mean(amp_reward)),
             "episode/finished": finished,
             "episode/return": per_episode(data.episode_return),
             "episode/length": per_episode(data.episode_length),
@@ -337,4 +400,14 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn
                                   iteration=state.iteration + 1)
         return new_state, metrics
 
-    return jax.jit(init_fn), jax.jit(train_step, donate_argnums=0)
+    if axis_name is None:
+        return jax.jit(init_fn), jax.jit(train_step, donate_argnums=0)
+
+    specs = distributed.state_specs(jax.eval_shape(init_fn, jax.random.key(0)))
+    # check_vma off: the auto-reset's lax.cond has branches whose outputs differ in device-variance (a reset
+    # that ignores its keys for some fields); replication of the P() outputs holds by construction (pmean'd
+    # gradients, psum'd statistics) and is tested.
+    sharded_step = jax.shard_map(train_step, mesh=mesh, in_specs=(specs,), out_specs=(specs, P()),
+                                 check_vma=False)
+    return (jax.jit(init_fn, out_shardings=distributed.shardings(mesh, specs)),
+            jax.jit(sharded_step, donate_argnums=0))
