@@ -7,18 +7,16 @@ import shutil
 import jax
 import numpy as np
 import pytest
+from conftest import TINY_RUN_OVERRIDES
 
 from amp_jax import trainer
 from amp_jax.checkpoint import CheckpointError, RunCheckpointer
 from amp_jax.config import load_config
 from amp_jax.metrics_log import format_progress
 
-TINY = [
-    "env.num_envs=4", "ppo.num_steps=4", "ppo.num_minibatches=2", "ppo.num_epochs=2",
-    "networks.actor_hidden=[32, 32]", "networks.critic_hidden=[32, 32]", "networks.disc_hidden=[32]",
-    "amp.replay_buffer_size=64", "train.num_iterations=4", "train.checkpoint_interval=2",
-    "train.keep_checkpoints=3",
-]
+# The session's tiny run configuration (tests/conftest.py), so the compiled train step is shared; only host-side
+# fields differ.
+TINY = [*TINY_RUN_OVERRIDES, "train.num_iterations=4", "train.checkpoint_interval=2", "train.keep_checkpoints=3"]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +58,7 @@ def test_a_run_leaves_config_metrics_and_checkpoints(straight_run, cfg, target):
         assert f"| {label} " in line, (label, line)
     restored = restore(straight_run, target, cfg)
     assert restored.step == 4 and int(restored.state.iteration) == 4 and not restored.missing
-    assert int(restored.state.replay_buffer.size) == min(64, 4 * 4 * 4)
+    assert int(restored.state.replay_buffer.size) == min(256, 4 * 4 * 4)
 
 
 def test_half_plus_resume_plus_half_is_bit_identical(straight_run, cfg, target, tmp_path):
