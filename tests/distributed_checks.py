@@ -15,6 +15,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+from brax.envs.base import Wrapper
 from brax.envs.wrappers.training import VmapWrapper
 from jax.sharding import PartitionSpec as P
 
@@ -146,6 +147,26 @@ def checkpoints_across_device_counts(out: dict, env, mesh, folder: pathlib.Path)
         out[f"ckpt/{writer}/on_{reader}_loss"] = np.asarray(history[0]["loss/total"])
 
 
+class _EmptyFieldEnv(Wrapper):
+    """The point mass with a zero-size per-env field, as MJX data has (e.g. ``act [N, 0]`` without actuators)."""
+
+    def reset(self, rng):
+        state = self.env.reset(rng)
+        return state.replace(info={**state.info, "empty": jnp.zeros((0,))})
+
+
+def layout_survives_iterations(out: dict, mesh) -> None:
+    """Every leaf's sharding (zero-size leaves included) before and after two split iterations."""
+    env = AutoResetWrapper(VmapWrapper(_EmptyFieldEnv(point_mass.PointMassEnv())))
+    init, step = ts.make_train_step(env, CFG, point_mass.sample_expert_transitions, mesh)
+    state = init(jax.random.PRNGKey(4))
+    before = [leaf.sharding for leaf in jax.tree.leaves(state)]
+    out["layout/empty_leaves"] = np.array(sum(leaf.size == 0 for leaf in jax.tree.leaves(state)))
+    state, _ = _run(step, state, 2)
+    out["layout/same"] = np.array([leaf.sharding == sharding
+                                   for leaf, sharding in zip(jax.tree.leaves(state), before, strict=True)])
+
+
 def config_errors(env, mesh) -> dict[str, str]:
     import dataclasses
 
@@ -200,6 +221,7 @@ def main() -> None:
     one_iteration_both_ways(out, env, mesh)
     learn_step_both_ways(out, env, mesh)
     checkpoints_across_device_counts(out, env, mesh, folder / "checkpoints")
+    layout_survives_iterations(out, mesh)
     if "--a1" in sys.argv:
         a1_smoke(out, folder)
     (folder / "errors.json").write_text(json.dumps(config_errors(env, mesh)))

@@ -23,7 +23,7 @@ import optax
 from brax.envs.base import Env
 from brax.envs.base import State as EnvState
 from flax import struct
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from amp_jax.agents import distributed, losses, networks, normalizer, optimizer, replay_buffer
@@ -409,5 +409,9 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
     # gradients, psum'd statistics) and is tested.
     sharded_step = jax.shard_map(train_step, mesh=mesh, in_specs=(specs,), out_specs=(specs, P()),
                                  check_vma=False)
-    return (jax.jit(init_fn, out_shardings=distributed.shardings(mesh, specs)),
-            jax.jit(sharded_step, donate_argnums=0))
+    state_shardings = distributed.shardings(mesh, specs)
+    # The output shardings are pinned to the input's: left to themselves, zero-size leaves (MJX data has many,
+    # e.g. [N, 0] for absent activations and tendons) come back replicated instead of split, so the next call
+    # misses jit's cache and compiles the whole iteration again.
+    return (jax.jit(init_fn, out_shardings=state_shardings),
+            jax.jit(sharded_step, out_shardings=(state_shardings, NamedSharding(mesh, P())), donate_argnums=0))
