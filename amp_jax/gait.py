@@ -34,7 +34,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from amp_jax import a1_constants, plotting
-from amp_jax.motion import layout
+from amp_jax.motion import layout, loader
+from amp_jax.motion.library import amp_features
 
 FOOT_RADIUS = 0.02
 """Radius of the A1's foot spheres (m): a foot-sphere centre at this height touches a flat floor."""
@@ -67,20 +68,12 @@ def pair_names() -> tuple[str, ...]:
 # Reference clips: AMP frames, foot heights
 
 
-def _quat_rotate(quat: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotates ``v [..., 3]`` by unit quaternions ``quat [..., 4]`` (w, x, y, z): body axes → world."""
-    w, u = quat[..., :1], quat[..., 1:]
-    return v + 2.0 * np.cross(u, np.cross(u, v) + w * v)
-
-
 def clip_amp_frames(frames: np.ndarray) -> np.ndarray:
     """AMP features ``[T, 43]`` of stored frames ``[T, 61]`` (project layout): slice 7:49, then the root height.
 
-    The same features as :func:`amp_jax.motion.amp_features`, in NumPy.
+    :func:`amp_jax.motion.amp_features` on NumPy frames, with their shape checked.
     """
-    frames = _check_frames(frames)
-    return np.concatenate([frames[:, layout.AMP_FEATURE_SLICE], frames[:, layout.ROOT_HEIGHT:layout.ROOT_HEIGHT + 1]],
-                          axis=1)
+    return amp_features(_check_frames(frames))
 
 
 def clip_foot_heights(frames: np.ndarray) -> np.ndarray:
@@ -95,7 +88,7 @@ def clip_foot_heights(frames: np.ndarray) -> np.ndarray:
     feet = frames[:, layout.FOOT_POS].reshape(-1, 4, 3) + a1_constants.TRUNK_COM_OFFSET
     quat = frames[:, layout.ROOT_QUAT]
     quat = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
-    feet_world = _quat_rotate(quat[:, None, :], feet)
+    feet_world = loader.quat_rotate_inverse(loader.quat_conjugate(quat[:, None, :]), feet)  # body → world
     return frames[:, layout.ROOT_HEIGHT, None] + feet_world[..., 2]
 
 
