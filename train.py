@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import pathlib
+import signal
 import sys
 
 from amp_jax import config as config_lib
@@ -26,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", type=pathlib.Path, metavar="RUN_DIR",
                         help="continue the run in RUN_DIR from its newest checkpoint")
     parser.add_argument("--run-dir", type=pathlib.Path, help="folder of a new run (default: runs/<config>-<time>)")
+    parser.add_argument("--minutes", type=float, metavar="M",
+                        help="wall-clock budget: stop cleanly after M minutes (train.time_limit_s = 60·M)")
     parser.add_argument("--no-eval", action="store_true",
                         help="skip the evaluation (plots, video, ONNX export) after training")
     parser.add_argument("--quiet", action="store_true", help="no live progress line")
@@ -43,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume is not None and args.config:
         print("train.py: --resume uses the run's own config.yaml; give changes with --set", file=sys.stderr)
         return 2
+    if args.minutes is not None:
+        if not args.minutes > 0:
+            print(f"train.py: --minutes {args.minutes}: expected a positive number of minutes", file=sys.stderr)
+            return 2
+        args.overrides.append(f"train.time_limit_s={60.0 * args.minutes}")
     try:
         if args.resume is not None:
             cfg = config_lib.load_config(args.resume / "config.yaml", args.overrides)
@@ -61,15 +69,25 @@ def main(argv: list[str] | None = None) -> int:
         jax.distributed.initialize()  # before anything touches a device
 
     from amp_jax import trainer  # imports JAX: after the config is known to be good
+    from amp_jax.motion.loader import MotionDataError
 
+    def stop(signum, frame):  # SIGTERM (preemption, timeout) and SIGHUP (closed terminal): like Ctrl-C
+        raise trainer.StopSignal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     name = "+".join(pathlib.Path(c).stem for c in args.config) or "a1_trot"
     try:
         run_dir = trainer.train(cfg, config_name=name, run_dir=args.resume or args.run_dir,
                                 resume=args.resume is not None, progress=not args.quiet)
+    except trainer.StopSignal as err:
+        print(f"train.py: stopped by {err.reason}; resume with --resume RUN_DIR", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("train.py: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
         return 130
-    except (trainer.TrainingDivergedError, trainer.CheckpointError, config_lib.ConfigError) as err:
+    except (trainer.TrainingDivergedError, trainer.CheckpointError, config_lib.ConfigError,
+            MotionDataError) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 1
     import jax

@@ -262,7 +262,8 @@ class RunCheckpointer:
 
     def steps(self) -> list[int]:
         """Steps of the complete checkpoints, ascending."""
-        return sorted(self._manager.all_steps(read=True))
+        self._manager.reload()  # the folder may have changed behind the manager (another process, a prune)
+        return sorted(self._manager.all_steps())
 
     def latest_step(self) -> int | None:
         """The newest complete step, or None."""

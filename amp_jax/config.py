@@ -11,6 +11,7 @@ what was expected. Derived values are properties; nothing is mutated after const
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import pathlib
 import typing
@@ -146,6 +147,14 @@ class EnvConfig:
     """A push sets the base's world-frame xy velocity to U[−max, max] (m/s)."""
     randomize_initial_episode_length: bool = True
     """Start training with episode lengths drawn uniformly, so time-outs don't arrive in lock-step."""
+    solver_iterations: int = 4
+    """Newton iterations of MuJoCo's constraint solver per physics step (the scene's value; 3 is the fewest
+    that keeps every stand/fall outcome of the converged solve, ``docs/BENCHMARKS.md``)."""
+    solver_ls_iterations: int = 3
+    """Line-search iterations per Newton iteration (the scene's value)."""
+    impl: str = "jax"
+    """MJX implementation of the physics (``mjx.put_model(impl=...)``): 'jax' (pure JAX, any device) or 'warp'
+    (MuJoCo Warp kernels called from JAX; NVIDIA GPUs, and slowly the CPU; needs the warp-lang package)."""
 
     @property
     def control_dt(self) -> float:
@@ -199,6 +208,11 @@ class EnvConfig:
         yield "friction_range", self.friction_range[0] > 0, "positive friction coefficients"
         yield "kp_multiplier_range", self.kp_multiplier_range[0] >= 0, "non-negative multipliers"
         yield "kd_multiplier_range", self.kd_multiplier_range[0] >= 0, "non-negative multipliers"
+        yield "solver_iterations", 1 <= self.solver_iterations <= 100, "an integer in [1, 100]"
+        yield "solver_ls_iterations", 1 <= self.solver_ls_iterations <= 100, "an integer in [1, 100]"
+        yield "impl", self.impl in ("jax", "warp"), "'jax' or 'warp'"
+        yield ("impl", self.impl != "warp" or importlib.util.find_spec("warp") is not None,
+               "'jax', or 'warp' with the warp-lang package installed (pip install warp-lang, about 150 MB)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,6 +319,10 @@ class PPOConfig:
         yield "schedule", self.schedule in ("adaptive", "fixed"), "'adaptive' or 'fixed'"
         yield ("learning_rate_max", self.learning_rate_min <= self.learning_rate_max,
                f"at least learning_rate_min ({self.learning_rate_min})")
+        yield ("learning_rate", self.schedule != "adaptive"
+               or self.learning_rate_min <= self.learning_rate <= self.learning_rate_max,
+               f"within [learning_rate_min, learning_rate_max] = [{self.learning_rate_min}, "
+               f"{self.learning_rate_max}] (the adaptive schedule's bounds)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,9 +373,22 @@ class TrainConfig:
     """Devices the envs, rollouts and minibatches are split over (data parallel): 0 = every device JAX sees
     (every host's under ``train.py --distributed``), n = the first n. env.num_envs, the minibatch and
     amp.replay_buffer_size must be multiples of the count."""
+    time_limit_s: float = 0.0
+    """Wall-clock budget of the run's training loop (s, counted from the start of this invocation, compilation
+    included; 0 = none). When it is spent the run stops after the iteration in progress, as if it had reached
+    num_iterations: final checkpoint, then the evaluation. A resumed run gets a fresh budget."""
+    probe_interval: int = 50
+    """Every this many iterations the deterministic policy (the mean action, as the robot runs it) is rolled out
+    at each of probe_forward_speeds and its tracking and gait are logged as ``probe/...`` metrics (0 = never)."""
+    probe_forward_speeds: tuple[float, ...] = (0.4, 0.8, 1.2)
+    """Forward-speed commands of the probe (m/s); one noise-free env each, vmapped."""
 
     def _checks(self) -> Iterator[Check]:
         yield "seed", self.seed >= 0, "a non-negative integer"
+        yield "time_limit_s", self.time_limit_s >= 0, "a non-negative wall-clock budget in seconds (0 = none)"
+        yield "probe_interval", self.probe_interval >= 0, "an integer >= 0 (0 = no probe)"
+        yield ("probe_forward_speeds", len(self.probe_forward_speeds) >= 1
+               and all(abs(v) <= 5.0 for v in self.probe_forward_speeds), "one or more speeds within ±5 m/s")
         yield "num_iterations", self.num_iterations >= 1, "an integer >= 1"
         yield "checkpoint_interval", self.checkpoint_interval >= 1, "an integer >= 1"
         yield "keep_checkpoints", self.keep_checkpoints >= 1, "an integer >= 1"
@@ -488,6 +519,41 @@ def _set_dotted(data: dict, dotted: str, value: Any, source: str) -> None:
             node = child
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (which would silently keep the last value)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {key_node.start_mark.line + 1})", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _read_yaml(path: pathlib.Path) -> Any:
+    """Parses a config file; every problem with the file itself is a :class:`ConfigError` naming it."""
+    source = str(path)
+    if not path.is_file():
+        raise ConfigError(source, "<file>", source, "a YAML file (this is not a regular file)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(source, "<file>", f"byte {err.start}", "UTF-8 text") from None
+    except OSError as err:
+        raise ConfigError(source, "<file>", source, f"a readable file ({err.strerror})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ConfigError(source, "<file>", "<unparsable>", f"valid YAML without repeated keys ({err})") from None
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Splits ``'ppo.learning_rate=3e-4'`` into the key path and its YAML-parsed value."""
     if "=" not in text:
@@ -551,10 +617,7 @@ def load_config(names: str | pathlib.Path | Sequence[str | pathlib.Path] | None 
     for name in names:
         path = resolve_config_path(name)
         source = str(path)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ConfigError(source, "<file>", "<unparsable>", f"valid YAML ({err})") from None
+        loaded = _read_yaml(path)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(source, "<top level>", loaded, "a mapping of sections")
         _build(Config, loaded or {}, source)

@@ -37,6 +37,7 @@ DEFAULT_PROGRESS_FIELDS: tuple[ProgressField, ...] = (
     ("amp/d_policy", "D(pol)", ".2f"),
     ("optim/learning_rate", "lr", ".1e"),
     ("policy/mean_std", "std", ".3f"),
+    ("probe/vx_rms", "mean-action vx err", ".2f"),
 )
 """Metrics shown in the progress line when present (others still go to the files)."""
 
@@ -94,11 +95,14 @@ class MetricsLogger:
         interrupted run had written, so that ``metrics.jsonl`` has each iteration once.
       progress_fields: (metric name, label, format) of the metrics shown in the progress line.
       is_tty: override the TTY detection of ``stream``.
+      deadline: ``time.monotonic()`` at which a wall-clock budget ends the run; the ETA is the sooner of that
+        and the remaining iterations' time.
     """
 
     def __init__(self, run_dir: str | os.PathLike, *, total_iterations: int, print_every: int = 10,
                  stream: IO[str] | None = sys.stdout, tensorboard: bool = True, resume_from: int | None = None,
-                 progress_fields: Sequence[ProgressField] = DEFAULT_PROGRESS_FIELDS, is_tty: bool | None = None):
+                 progress_fields: Sequence[ProgressField] = DEFAULT_PROGRESS_FIELDS, is_tty: bool | None = None,
+                 deadline: float | None = None):
         if total_iterations < 1 or print_every < 1:
             raise ValueError(f"total_iterations = {total_iterations}, print_every = {print_every}: expected >= 1")
         self.run_dir = pathlib.Path(run_dir)
@@ -108,6 +112,7 @@ class MetricsLogger:
         self.print_every = print_every
         self.stream = stream
         self.progress_fields = tuple(progress_fields)
+        self.deadline = deadline
         self.is_tty = bool(is_tty if is_tty is not None else (stream is not None and stream.isatty()))
         if resume_from is not None and self.path.exists():
             _keep_up_to(self.path, resume_from)
@@ -138,6 +143,8 @@ class MetricsLogger:
         done = iteration - self._first[0]
         seconds_per_iteration = (now - self._first[2]) / done if done > 0 else float("nan")
         eta = (self.total_iterations - iteration) * seconds_per_iteration
+        if self.deadline is not None:
+            eta = min(eta, max(self.deadline - now, 0.0)) if math.isfinite(eta) else max(self.deadline - now, 0.0)
         self._last = (iteration, env_steps, now)
 
         record = {"iteration": int(iteration), "env_steps": int(env_steps), "wall_time": now - self._start,

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import pathlib
 import sys
 import time
@@ -41,11 +42,90 @@ from amp_jax.motion.loader import load_motion_library
 
 logger = logging.getLogger(__name__)
 
-CPU_ENV_WARNING_THRESHOLD = 256
-"""More envs than this on a CPU earn a warning: such configs are sized for an accelerator."""
+CPU_ENV_WARNING_THRESHOLD = 1024
+"""More envs than this on a CPU earn a warning: such configs are sized for an accelerator (the CPU recipe,
+``configs/a1_trot_cpu.yaml``, steps 512)."""
 
 HEAVY_KEYS = ("replay_buffer",)
 """Train-state fields kept in the newest checkpoint only."""
+
+
+_clock = time.monotonic
+"""The wall clock of ``train.time_limit_s`` (seconds; a test may replace it)."""
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: the run checkpoints its latest finished iteration and stops, as on Ctrl-C."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signum)
+        self.signum = signum
+        self.reason = signal.Signals(signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for death by a signal: 128 + its number."""
+        return 128 + self.signum
+
+
+BYTES_PER_FLOAT = 4
+MEMORY_HEADROOM = 0.8
+"""Share of the available memory the replay buffer and rollout may take."""
+
+
+def estimated_bytes(cfg: Config) -> dict[str, int]:
+    """Device memory of the large arrays of a run (bytes): the replay buffer (two AMP observations of 43 floats
+    per transition) and one iteration's rollout (observations, actions, AMP transitions per env and step)."""
+    amp_features = 43
+    per_step = 42 + 48 + 3 * 12 + 2 * amp_features + 8  # obs, critic obs, action/mean/noise, AMP s and s', scalars
+    return {"replay_buffer": cfg.amp.replay_buffer_size * 2 * amp_features * BYTES_PER_FLOAT,
+            "rollout": cfg.batch_size * per_step * BYTES_PER_FLOAT}
+
+
+def available_bytes() -> int | None:
+    """Memory the first device can still give (bytes): its allocator's limit on an accelerator, the host's
+    available memory on a CPU; None when unknown."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+        return None
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(cfg: Config) -> None:
+    """Refuses, before anything is allocated, a run whose replay buffer and rollout cannot fit.
+
+    Raises:
+      ConfigError: naming the field, the estimate and what is available.
+    """
+    need = estimated_bytes(cfg)
+    have = available_bytes()
+    if have is None:
+        return
+    devices = max(1, cfg.train.num_devices or len(jax.devices()))
+    per_device = (need["replay_buffer"] + need["rollout"]) / devices
+    if per_device > MEMORY_HEADROOM * have:
+        field = "amp.replay_buffer_size" if need["replay_buffer"] >= need["rollout"] else "env.num_envs"
+        value = cfg.amp.replay_buffer_size if field == "amp.replay_buffer_size" else cfg.env.num_envs
+        raise config_lib.ConfigError(
+            "<memory check>", field, value,
+            f"a size that fits: the replay buffer needs {need['replay_buffer'] / 1e9:.3g} GB and one rollout "
+            f"{need['rollout'] / 1e9:.3g} GB ({per_device / 1e9:.3g} GB per device), {have / 1e9:.3g} GB are "
+            f"available on {jax.devices()[0].platform}")
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -64,6 +144,9 @@ class Setup:
     train_step: Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]
     mesh: Mesh | None = None
     """The devices the iteration is split over (None: one device)."""
+    probe: Callable[[Any], dict[str, float]] | None = None
+    """``probe(params) -> {"probe/...": value}``: the deterministic policy's tracking and gait
+    (:mod:`amp_jax.speed_sweep`); None when ``train.probe_interval`` is 0."""
 
 
 def build(cfg: Config) -> Setup:
@@ -81,7 +164,30 @@ def build(cfg: Config) -> Setup:
     env = make_amp_training_env(cfg, motion, env_key)
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
     init_fn, train_step = make_train_step(env, cfg, sample_expert, mesh)
-    return Setup(cfg, env, motion, init_fn, train_step, mesh)
+    probe = make_policy_probe(cfg, motion) if cfg.train.probe_interval > 0 else None
+    return Setup(cfg, env, motion, init_fn, train_step, mesh, probe)
+
+
+PROBE_SETTLE_S = 2.0
+"""Seconds the training probe lets each speed settle before measuring."""
+PROBE_MEASURE_S = 4.0
+"""Seconds the training probe measures at each speed."""
+
+
+def make_policy_probe(cfg: Config, motion: motion_library_lib.MotionLibrary) -> Callable[[Any], dict[str, float]]:
+    """The training loop's probe of the mean action at ``train.probe_forward_speeds`` (see :class:`Setup`);
+    contact similarity against ``trot0`` when the run uses it, else its first clip."""
+    from amp_jax import evaluate, gait, speed_sweep
+    from amp_jax.agents import networks
+    from amp_jax.envs.a1_amp import A1AmpEnv
+
+    env = A1AmpEnv(evaluate.evaluation_env_config(cfg.env), None)
+    nets = networks.make_networks(cfg.networks, env.action_size)
+    ref = evaluate.contact_reference_index(motion.names)
+    frames = np.asarray(motion.frames[ref, : int(motion.num_frames[ref])], np.float64)
+    reference_contacts = gait.contacts_from_heights(gait.clip_foot_heights(frames))
+    return speed_sweep.make_probe(env, networks.make_policy_fn(nets), cfg.train.probe_forward_speeds,
+                                  PROBE_SETTLE_S, PROBE_MEASURE_S, reference_contacts)
 
 
 def _sample_expert(motion, dt_amp: float, key: jax.Array, batch: int):
@@ -108,9 +214,9 @@ def backend_warning(cfg: Config) -> str | None:
     if jax.default_backend() != "cpu" or cfg.env.num_envs <= CPU_ENV_WARNING_THRESHOLD:
         return None
     return (f"JAX runs on the CPU, but this config steps {cfg.env.num_envs} envs × {cfg.ppo.num_steps} steps per "
-            f"iteration: it is sized for a GPU or TPU and will be very slow here. For a CPU-sized run add "
-            f"'--config cpu.yaml' (or --set env.num_envs=32 ...); for a GPU install jax[cuda12] (pip install "
-            f"-e '.[cuda]').")
+            f"iteration: it is sized for a GPU or TPU and will be very slow here. For the CPU learning recipe use "
+            f"'--config a1_trot_cpu.yaml', for a short CPU-sized run add '--config cpu.yaml'; for a GPU install "
+            f"jax[cuda12] (pip install -e '.[cuda]').")
 
 
 def checkpoint_layout(setup: Setup, state: TrainingState) -> TrainingState:
@@ -156,6 +262,7 @@ def train(
       TrainingDivergedError: a loss became non-finite (the last good checkpoint is kept).
       CheckpointError: ``resume`` and no readable checkpoint.
     """
+    started = _clock()
     total = cfg.train.num_iterations if num_iterations is None else num_iterations
     lead = jax.process_index() == 0
     if run_dir is None and jax.process_count() > 1:
@@ -164,37 +271,49 @@ def train(
     run_dir = pathlib.Path(run_dir) if run_dir is not None else new_run_dir(cfg, config_name)
     if resume and not (run_dir / "config.yaml").exists():
         raise CheckpointError(f"{run_dir}: not a run folder (expected config.yaml and checkpoints/ in it)")
-    if lead:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(config_lib.dump_yaml(cfg))
+    check_memory(cfg)
     warning = backend_warning(cfg)
     if warning:
         logger.warning(warning)
 
+    # Everything that can fail on bad input (config, clips, memory, the checkpoint to resume) happens before the
+    # run folder is created or its config.yaml touched.
     setup = build(cfg)
     config_dict = config_lib.to_dict(cfg)
+    state = initial_state(setup)
+    if resume:
+        with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as reader:
+            restored = reader.restore(checkpoint_layout(setup, state))
+        state = from_checkpoint_layout(setup, restored.state)
+        logger.info("resumed %s at iteration %d", run_dir, restored.step)
+    if lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomically(run_dir / "config.yaml", config_lib.dump_yaml(cfg))
     with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as checkpointer:
-        state = initial_state(setup)
-        if resume:
-            restored = checkpointer.restore(checkpoint_layout(setup, state))
-            state = from_checkpoint_layout(setup, restored.state)
-            logger.info("resumed %s at iteration %d", run_dir, restored.step)
         start = int(state.iteration)
+        deadline = started + cfg.train.time_limit_s if cfg.train.time_limit_s > 0 else None
         metrics_context = MetricsLogger(run_dir, total_iterations=total, stream=sys.stdout if progress else None,
-                                        resume_from=start if resume else None) if lead else (
+                                        resume_from=start if resume else None, deadline=deadline) if lead else (
             contextlib.nullcontext(_NoMetricsLogger()))
         with metrics_context as metrics_logger:
-            state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict)
+            state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict, deadline)
         checkpointer.save(int(state.iteration), checkpoint_layout(setup, state), config_dict=config_dict)
     return run_dir
 
 
 def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpointer: RunCheckpointer,
-          metrics_logger: MetricsLogger, config_dict: dict) -> TrainingState:
+          metrics_logger: MetricsLogger, config_dict: dict, deadline: float | None = None) -> TrainingState:
+    """Iterations ``start + 1 .. total``; stops early, between iterations, once :func:`_clock` passes
+    ``deadline``."""
     cfg = setup.cfg
     iteration = start
     try:
         while iteration < total:
+            if deadline is not None and _clock() >= deadline:
+                logger.info("train.time_limit_s = %g s spent after iteration %d of %d: stopping here, as if the "
+                            "run had finished (final checkpoint, then the evaluation)",
+                            cfg.train.time_limit_s, iteration, total)
+                break
             state, metrics = setup.train_step(state)
             metrics = jax.device_get(metrics)
             bad = _finite_losses(metrics)
@@ -205,14 +324,20 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
                     f"The last good checkpoint is step {checkpointer.latest_step()} in {checkpointer.directory}. "
                     f"Try a lower ppo.learning_rate or amp.grad_penalty_coef.")
             iteration += 1
+            if setup.probe is not None and iteration % cfg.train.probe_interval == 0:
+                metrics = {**metrics, **setup.probe(state.params)}
             metrics_logger.log(iteration, metrics, env_steps=iteration * cfg.batch_size)
             if iteration % cfg.train.checkpoint_interval == 0 and iteration < total:
                 checkpointer.save(iteration, checkpoint_layout(setup, state), config_dict=config_dict)
-    except KeyboardInterrupt:
-        logger.warning("interrupted at iteration %d: writing a checkpoint before exiting", iteration)
+    except KeyboardInterrupt as interrupt:
         try:
             jax.block_until_ready(state)
-            checkpointer.save(iteration, checkpoint_layout(setup, state), config_dict=config_dict)
+            # The state's own counter, not the loop's: an interrupt between the step's return and the count's
+            # update would otherwise label the state one iteration behind what it holds.
+            done = int(jax.device_get(state.iteration))
+            logger.warning("%s at iteration %d: writing a checkpoint before exiting",
+                           getattr(interrupt, "reason", "interrupted"), done)
+            checkpointer.save(done, checkpoint_layout(setup, state), config_dict=config_dict)
             checkpointer.wait()
         except Exception as err:  # the state of an interrupted dispatch may already be donated
             logger.warning("could not checkpoint the interrupted iteration (%s); the last checkpoint is step %s",

@@ -124,3 +124,33 @@ def test_layered_configs_apply_in_order_and_name_the_file_at_fault(tmp_path):
     split.write_text(yaml.safe_dump({"ppo": {"num_minibatches": 3}}))
     with pytest.raises(ConfigError, match="bad.yaml \\+ .*split.yaml: ppo.num_minibatches"):
         load_config([odd, split])
+
+
+def test_repeated_yaml_keys_and_files_that_are_not_yaml_are_config_errors(tmp_path):
+    repeated = tmp_path / "repeated.yaml"
+    repeated.write_text("ppo:\n  learning_rate: 1.0e-3\n  learning_rate: 1.0e-2\n")
+    with pytest.raises(ConfigError, match=r"repeated.yaml: <file> .*duplicate key 'learning_rate' \(line 3\)"):
+        load_config(repeated)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"env:\n  num_envs: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="binary.yaml: <file> = 'byte 17': expected UTF-8 text"):
+        load_config(binary)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(tmp_path)
+
+
+def test_the_adaptive_learning_rate_must_start_within_its_bounds():
+    with pytest.raises(ConfigError, match=r"ppo.learning_rate = 0.1: expected within \[learning_rate_min"):
+        load_config(None, ["ppo.learning_rate=0.1"])
+    assert load_config(None, ["ppo.learning_rate=0.1", "ppo.schedule=fixed"]).ppo.learning_rate == 0.1
+
+
+def test_env_impl_is_jax_or_warp_and_warp_needs_its_package(monkeypatch):
+    assert load_config("a1_trot").env.impl == "jax"
+    with pytest.raises(ConfigError, match="'jax' or 'warp'"):
+        load_config("a1_trot", ["env.impl=cuda"])
+    monkeypatch.setattr(config_lib.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match="warp-lang"):
+        load_config("a1_trot", ["env.impl=warp"])
+    monkeypatch.setattr(config_lib.importlib.util, "find_spec", lambda name: object())
+    assert load_config("a1_trot", ["env.impl=warp"]).env.impl == "warp"

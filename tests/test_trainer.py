@@ -3,6 +3,7 @@
 import json
 import pathlib
 import shutil
+import time
 
 import jax
 import numpy as np
@@ -152,3 +153,141 @@ def test_backend_warning_names_the_remedy(cfg):
 def test_new_run_dirs_are_unique(cfg, tmp_path):
     first = trainer.new_run_dir(cfg, "configs/a1_trot.yaml")
     assert first.name.startswith("a1_trot-") and first.parent == pathlib.Path(cfg.train.run_root)
+
+
+def test_time_limit_stops_between_iterations_with_a_checkpoint_that_resumes_exactly(
+        straight_run, cfg, target, monkeypatch, tmp_path):
+    # A fake wall clock: one second passes at each reading. The run starts at 0 s and reads the clock before
+    # each iteration (1 s, 2 s, 3 s): a 2.5 s budget lets two iterations through, then stops the run.
+    ticks = iter(range(1000))
+    monkeypatch.setattr(trainer, "_clock", lambda: float(next(ticks)))
+    run = tmp_path / "budget"
+    limited = load_config(["a1_trot", "cpu.yaml"], [*TINY, "train.time_limit_s=2.5"])
+    trainer.train(limited, run_dir=run, progress=False)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [1, 2]
+    final = restore(run, target, cfg)
+    assert final.step == 2 and int(final.state.iteration) == 2 and not final.missing  # replay buffer included
+    monkeypatch.setattr(trainer, "_clock", time.monotonic)
+    trainer.train(cfg, run_dir=run, resume=True, progress=False)  # no budget: the remaining two iterations
+    a, b = restore(straight_run, target, cfg), restore(run, target, cfg)
+    assert a.step == b.step == 4
+    assert leaves_equal(a.state.params, b.state.params) and leaves_equal(a.state.normalizer, b.state.normalizer)
+    assert [json.loads(x)["iteration"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_minutes_flag_must_be_positive():
+    import subprocess
+    import sys
+
+    from amp_jax.config import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "train.py", "--minutes", "-1"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["train.py: --minutes -1.0: expected a positive number of minutes"]
+
+
+def test_the_cpu_recipe_validates_and_is_what_the_results_page_runs():
+    from amp_jax.config import PROJECT_ROOT
+
+    layered, alone = load_config(["a1_trot", "a1_trot_cpu"]), load_config("a1_trot_cpu")
+    assert layered == alone
+    assert alone.motion.files == ("motion_data/trot0.txt", "motion_data/trot1.txt")
+    assert alone.train.time_limit_s > 0 and alone.train.probe_interval > 0
+    assert alone.env.num_envs <= trainer.CPU_ENV_WARNING_THRESHOLD  # no accelerator warning for the CPU recipe
+    results = (PROJECT_ROOT / "docs" / "RESULTS.md").read_text()
+    assert "train.py --config a1_trot.yaml --config a1_trot_cpu.yaml" in results
+
+
+def test_sigterm_checkpoints_the_latest_iteration_and_resumes_exactly(straight_run, cfg, target, monkeypatch,
+                                                                      tmp_path):
+    import signal
+
+    run = tmp_path / "terminated"
+    real_build = trainer.build
+
+    def build(cfg):  # SIGTERM arrives while the loop waits for iteration 4
+        setup = real_build(cfg)
+        calls = {"n": 0}
+
+        def train_step(state):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise trainer.StopSignal(signal.SIGTERM)
+            return setup.train_step(state)
+
+        return trainer.Setup(setup.cfg, setup.env, setup.motion_library, setup.init_fn, train_step)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "build", build)
+        with pytest.raises(trainer.StopSignal) as stopped:
+            trainer.train(cfg, run_dir=run, progress=False)
+    assert stopped.value.exit_code == 143 and stopped.value.reason == "SIGTERM"
+    assert restore(run, target, cfg).step == 3
+    trainer.train(cfg, run_dir=run, resume=True, progress=False)
+    assert leaves_equal(restore(run, target, cfg).state.params, restore(straight_run, target, cfg).state.params)
+    straight = [json.loads(x) for x in (straight_run / "metrics.jsonl").read_text().splitlines()]
+    resumed = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in resumed] == [1, 2, 3, 4]
+    assert [r["loss/total"] for r in resumed] == [r["loss/total"] for r in straight]
+
+
+def test_ctrl_c_between_iterations_labels_the_checkpoint_with_the_state_it_holds(straight_run, cfg, target,
+                                                                                 monkeypatch, tmp_path):
+    run = tmp_path / "between"
+    calls = {"n": 0}
+    real_check = trainer._finite_losses
+
+    def check(metrics):  # Ctrl-C lands after iteration 3 returned, before the loop counted it
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_check(metrics)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "_finite_losses", check)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(cfg, run_dir=run, progress=False)
+    saved = restore(run, target, cfg)
+    assert saved.step == 3 == int(saved.state.iteration)
+    trainer.train(cfg, run_dir=run, resume=True, progress=False)
+    assert leaves_equal(restore(run, target, cfg).state.params, restore(straight_run, target, cfg).state.params)
+
+
+def test_a_failed_resume_leaves_the_run_folder_untouched(straight_run, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(straight_run, run)
+    before = (run / "config.yaml").read_bytes()
+    wider = load_config(run / "config.yaml", ["networks.actor_hidden=[64, 64]"])
+    with pytest.raises(CheckpointError):
+        trainer.train(wider, run_dir=run, resume=True, progress=False)
+    assert (run / "config.yaml").read_bytes() == before
+
+
+def test_an_oversized_replay_buffer_is_refused_at_once(tmp_path):
+    from amp_jax.config import ConfigError
+
+    huge = load_config(["a1_trot", "cpu.yaml"], [*TINY, "amp.replay_buffer_size=10000000000"])
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"amp.replay_buffer_size = 10000000000: .*replay buffer needs 3.44e\+03 GB"):
+        trainer.train(huge, run_dir=tmp_path / "huge", progress=False)
+    assert time.monotonic() - start < 1.0
+    assert not (tmp_path / "huge").exists()
+
+
+def test_a_malformed_clip_through_train_py_is_one_line_and_no_run_folder(tmp_path):
+    import subprocess
+    import sys
+
+    from amp_jax.config import PROJECT_ROOT
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text('{"LoopMode": "Wrap", "FrameDuration": 0.021, "Frames": [[0.0, 1.0]]}')
+    done = subprocess.run([sys.executable, "train.py", "--config", "a1_trot.yaml", "--config", "cpu.yaml",
+                           "--set", f"motion.files=[{bad}]", "--run-dir", str(tmp_path / "run")],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"train.py: {bad}"), done.stderr
+    assert not (tmp_path / "run").exists()
