@@ -1,6 +1,6 @@
 """Evaluation of a finished run: deterministic rollout, gait similarity, plots, video, ONNX export, sim-to-sim.
 
-``python -m amp_jax.evaluate RUN_DIR [--command SECONDS,VX,VY,YAW ...]`` (what ``train.py`` runs after
+``python -m amp_jax.evaluate RUN_DIR [--command SECONDS,VX,VY,YAW ...] [--sweep]`` (what ``train.py`` runs after
 training, as :func:`finish_run`) rebuilds the policy from the run folder alone (its ``config.yaml`` and newest
 checkpoint), rolls out the mean action in one A1 env on MJX (one jitted ``lax.scan``) from the default pose,
 with observation noise, pushes and randomisation off, under a command schedule
@@ -12,7 +12,10 @@ with observation noise, pushes and randomisation off, under a command schedule
   it, else its first clip), ``velocity_tracking.png``;
 - ``policy.mp4`` (``policy.gif`` when no MP4 encoder is found); rendering needs a headless OpenGL (see
   :mod:`amp_jax.video`);
-- ``policy.onnx`` (:mod:`amp_jax.export_policy`), then run in C MuJoCo (:mod:`amp_jax.sim2sim`).
+- ``policy.onnx`` (:mod:`amp_jax.export_policy`), then run in C MuJoCo (:mod:`amp_jax.sim2sim`);
+- with ``--sweep``: the forward-speed sweep (:func:`amp_jax.speed_sweep.run_sweep`: cost of transport, footfall
+  phases, gait class and transitions per commanded speed) as ``evaluation.json["speed_sweep"]``, with
+  ``speed_sweep.png`` and ``footfall_phases.png``.
 
 Each step fails softly: its error is logged with what to do and recorded in ``evaluation.json["problems"]``,
 and the remaining steps still run; nothing in the run folder is removed.
@@ -37,12 +40,12 @@ import numpy as np
 from flax import struct
 
 # video before anything that imports mujoco: it picks a headless OpenGL (MUJOCO_GL) while it still can
-from amp_jax import command_schedule, gait, video
+from amp_jax import command_schedule, gait, speed_sweep, video
 from amp_jax.command_schedule import CommandSegment
 from amp_jax.config import EnvConfig
 from amp_jax.envs import base as env_base
 from amp_jax.envs import constants
-from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.envs.a1_amp import A1AmpEnv, MotorWork
 from amp_jax.export_policy import RunPolicy, load_run_config, load_run_policy
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ GAIT_DIAGRAM_FILE = "gait_diagram.png"
 VELOCITY_FILE = "velocity_tracking.png"
 VIDEO_FILE = "policy.mp4"
 VIDEO_FALLBACK_FILE = "policy.gif"
+SPEED_SWEEP_FILE = "speed_sweep.png"
+FOOTFALL_FILE = "footfall_phases.png"
 PREFERRED_CONTACT_REFERENCE = "trot0"
 """The gait diagram's and contact similarity's reference clip when the run uses it; else its first clip."""
 EVAL_HORIZON_S = 1e6
@@ -90,6 +95,8 @@ class Trajectory:
     """``[T, 43]`` AMP observation."""
     terminated: jax.Array
     """``[T]`` bool: the env's termination test (trunk, thigh or calf on the floor) fired."""
+    motor_work: MotorWork
+    """``[T]`` leaves: the joint motors' work during the step (J)."""
 
     @property
     def measured(self) -> jax.Array:
@@ -103,12 +110,14 @@ def foot_heights(geometry: env_base.LegGeometry, qpos: jax.Array) -> jax.Array:
     return qpos[2] + env_base.quat_rotate(env_base.base_quat(qpos), feet)[:, 2]
 
 
-def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
-                 ) -> Callable[[Any, jax.Array, jax.Array], Trajectory]:
+def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array], *,
+                 initial_joint_noise: float = 0.0) -> Callable[[Any, jax.Array, jax.Array], Trajectory]:
     """A jitted ``rollout(params, commands [T, 3], key) -> Trajectory`` of the mean action from the default pose.
 
     ``env`` should have an :func:`evaluation_env_config`. Before each step the command of that step is written
     into the env state and the policy observation is rebuilt with it (noise off, so it equals the env's own).
+    With ``initial_joint_noise > 0`` (rad) the start pose's joint angles are the default ones plus
+    U[±initial_joint_noise] drawn from ``key``, so that rollouts of different keys differ.
     """
     cfg = env.cfg
     geometry = env_base.leg_geometry(env.mj_model)
@@ -121,17 +130,22 @@ def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
         state = state.replace(info={**state.info, "command": command})
         critic = env.critic_observation(data.qpos, data.qvel, command, state.info["last_action"])
         obs = jnp.clip(critic[constants.POLICY_FROM_CRITIC], -cfg.clip_observations, cfg.clip_observations)
-        state = env.step(state, policy_fn(params, obs))
+        state, work = env.step_with_work(state, policy_fn(params, obs))
         qpos, qvel = state.pipeline_state.qpos, state.pipeline_state.qvel
         terminated = (state.done > 0) & (state.info["truncation"] == 0)
         return state, Trajectory(qpos=qpos, foot_heights=foot_heights(geometry, qpos),
                                  base_lin_vel=env_base.base_lin_vel(qpos, qvel),
                                  base_ang_vel=env_base.base_ang_vel(qvel), command=command,
-                                 amp_obs=state.info["amp_obs"], terminated=terminated)
+                                 amp_obs=state.info["amp_obs"], terminated=terminated, motor_work=work)
 
     @jax.jit
     def rollout(params, commands: jax.Array, key: jax.Array) -> Trajectory:
-        state = env.reset_to(key, qpos0, qvel0)
+        start = qpos0
+        if initial_joint_noise > 0:
+            key, k_start = jax.random.split(key)
+            start = qpos0.at[7:].add(jax.random.uniform(k_start, (12,), minval=-initial_joint_noise,
+                                                        maxval=initial_joint_noise))
+        state = env.reset_to(key, start, qvel0)
         _, trajectory = jax.lax.scan(functools.partial(step, params), state, commands)
         return trajectory
 
@@ -194,6 +208,8 @@ class Report:
     """Step name → why it failed (and what to do)."""
     files: list[str] = dataclasses.field(default_factory=list)
     """Files written into the run folder."""
+    reference_contacts: np.ndarray | None = None
+    """Contact booleans ``[T, 4]`` of the reference clip, once the clips are loaded."""
 
     def attempt(self, name: str, fn: Callable[[], Any], hint: str = "") -> Any:
         """Runs ``fn``; on failure logs and records the error under ``name`` and returns None."""
@@ -223,12 +239,14 @@ def _write_video(run_dir: pathlib.Path, qpos: np.ndarray, fps: float, width: int
 
 def evaluate_policy(policy: RunPolicy, report: Report,
                     schedule: Sequence[CommandSegment] = command_schedule.DEFAULT_SCHEDULE, *,
-                    make_video: bool = True, video_size: tuple[int, int] = (640, 480)) -> Trajectory | None:
-    """Rollout, metrics, plots and video of ``policy`` into its run folder; results and problems into ``report``."""
+                    make_video: bool = True, video_size: tuple[int, int] = (640, 480),
+                    out_dir: pathlib.Path | None = None) -> Trajectory | None:
+    """Rollout, metrics, plots and video of ``policy`` into ``out_dir`` (default: its run folder); results and
+    problems into ``report``."""
     from amp_jax import plotting
     from amp_jax.motion.loader import load_clips
 
-    run_dir, cfg = policy.run_dir, policy.cfg
+    run_dir, cfg = (policy.run_dir if out_dir is None else out_dir), policy.cfg
     dt = cfg.env.control_dt
     commands = command_schedule.commands_from_schedule(schedule, dt)
     trajectory = report.attempt("rollout", lambda: rollout_policy(policy, commands))
@@ -255,12 +273,17 @@ def evaluate_policy(policy: RunPolicy, report: Report,
             report.results["gait_similarity"] = {"contact_reference": ref.name,
                                                  "amp_reference": [c.name for c in clips], **similarity}
         ref_contacts = gait.contacts_from_heights(gait.clip_foot_heights(ref.frames))
+        report.reference_contacts = ref_contacts
         path = report.attempt("gait_diagram", lambda: plotting.plot_gait_diagram(
             contacts, dt, ref_contacts, ref.frame_duration, run_dir / GAIT_DIAGRAM_FILE,
             titles=(f"policy (checkpoint {policy.step})", f"reference: {ref.name}")))
         if path is not None:
             report.files.append(path.name)
 
+    check = report.attempt("trot_check", lambda: speed_sweep.trot_check(
+        A1AmpEnv(evaluation_env_config(cfg.env), None), policy.policy_fn, policy.params, report.reference_contacts))
+    if check is not None:
+        report.results["trot_check"] = {"reference": ref.name if clips else None, **check}
     path = report.attempt("velocity_plot", lambda: plotting.plot_velocity_tracking(
         trajectory.command, trajectory.measured, dt, run_dir / VELOCITY_FILE))
     if path is not None:
@@ -273,36 +296,80 @@ def evaluate_policy(policy: RunPolicy, report: Report,
     return trajectory
 
 
-def plot_learning_curves(run_dir: pathlib.Path, report: Report) -> None:
-    """``learning_curves.png`` from ``metrics.jsonl`` (soft-failing into ``report``)."""
+# ----------------------------------------------------------------------------------------------------------
+# Speed sweep
+
+
+def evaluate_sweep(policy: RunPolicy, report: Report, settings: speed_sweep.SweepSettings,
+                   out_dir: pathlib.Path | None = None) -> speed_sweep.SweepResult | None:
+    """The speed sweep of ``policy`` into ``report.results["speed_sweep"]``, its plots into ``out_dir`` (default:
+    its run folder)."""
+    from amp_jax import footfall, plotting
+
+    out_dir = policy.run_dir if out_dir is None else out_dir
+    result = report.attempt("speed_sweep", lambda: speed_sweep.run_sweep(
+        A1AmpEnv(evaluation_env_config(policy.cfg.env), None), policy.policy_fn, policy.params, settings))
+    if result is None:
+        return None
+    report.results["speed_sweep"] = result.as_dict()
+    rows = result.summaries
+    speeds = np.array([r.command for r in rows])
+    gaits = [r.gait for r in rows]
+    path = report.attempt("speed_sweep_plot", lambda: plotting.plot_speed_sweep(
+        speeds, np.array([r.achieved for r in rows]), np.array([r.cot for r in rows]),
+        np.array([r.cot_positive for r in rows]), gaits, out_dir / SPEED_SWEEP_FILE,
+        classes=(*footfall.GAIT_CLASSES, speed_sweep.FELL)))
+    if path is not None:
+        report.files.append(path.name)
+    path = report.attempt("footfall_plot", lambda: plotting.plot_footfall_phases(
+        speeds, np.array([r.duty for r in rows]), np.array([r.offsets for r in rows]), out_dir / FOOTFALL_FILE,
+        gaits=gaits))
+    if path is not None:
+        report.files.append(path.name)
+    return result
+
+
+def plot_learning_curves(run_dir: pathlib.Path, report: Report, out_dir: pathlib.Path | None = None) -> None:
+    """``learning_curves.png`` from ``metrics.jsonl`` into ``out_dir`` (default ``run_dir``), soft-failing into
+    ``report``."""
     from amp_jax import metrics_log, plotting
 
+    out_dir = run_dir if out_dir is None else out_dir
     path = report.attempt("learning_curves", lambda: plotting.plot_learning_curves(
-        metrics_log.read_metrics(run_dir), run_dir / LEARNING_CURVES_FILE))
+        metrics_log.read_metrics(run_dir), out_dir / LEARNING_CURVES_FILE))
     if path is not None:
         report.files.append(path.name)
 
 
 def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] = command_schedule.DEFAULT_SCHEDULE,
                *, step: int | None = None, make_video: bool = True, export: bool = True,
-               sim2sim: bool = True) -> dict[str, Any]:
+               sim2sim: bool = True, out_dir: str | pathlib.Path | None = None,
+               sweep: speed_sweep.SweepSettings | None = None) -> dict[str, Any]:
     """Everything a finished run leaves behind (module docstring); never raises for a failed step.
 
+    Args:
+      out_dir: where the outputs go (created if needed); default ``run_dir``, which is then only read.
+      sweep: the speed sweep's settings; None: no sweep.
     Returns:
-      The contents written to ``<run_dir>/evaluation.json``.
+      The contents written to ``<out_dir>/evaluation.json``.
     """
     run_dir = pathlib.Path(run_dir)
+    out_dir = run_dir if out_dir is None else pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
-    plot_learning_curves(run_dir, report)
+    plot_learning_curves(run_dir, report, out_dir)
     policy = report.attempt("load_policy", lambda: load_run_policy(run_dir, step),
                             hint="needs the run's config.yaml and a checkpoint in checkpoints/")
     if policy is not None:
-        evaluate_policy(policy, report, schedule, make_video=make_video)
+        evaluate_policy(policy, report, schedule, make_video=make_video, out_dir=out_dir)
+        if sweep is not None:
+            evaluate_sweep(policy, report, sweep, out_dir)
         onnx_path = None
         if export:
             from amp_jax import export_policy
 
-            exported = report.attempt("export", lambda: export_policy.export_policy(policy))
+            exported = report.attempt("export", lambda: export_policy.export_policy(
+                policy, out_dir / export_policy.ONNX_FILE))
             if exported is not None:
                 report.files.append(exported.path.name)
                 report.results["onnx"] = {"file": exported.path.name, "parity_max_abs_diff": exported.max_abs_diff}
@@ -313,13 +380,17 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
             result = report.attempt("sim2sim", lambda: sim2sim_lib.run_sim2sim(onnx_path, schedule))
             if result is not None:
                 report.results["sim2sim"] = result.summary()
+            check = report.attempt("sim2sim_trot_check", lambda: speed_sweep.trot_check_c_mujoco(
+                onnx_path, report.reference_contacts))
+            if check is not None:
+                report.results["sim2sim"] = {**report.results.get("sim2sim", {}), "trot_check": check}
     summary = report.as_dict()
     try:
-        (run_dir / EVALUATION_FILE).write_text(json.dumps(_finite(summary), indent=2) + "\n")
+        (out_dir / EVALUATION_FILE).write_text(json.dumps(_finite(summary), indent=2) + "\n")
     except OSError as err:
-        logger.warning("could not write %s: %s", run_dir / EVALUATION_FILE, err)
+        logger.warning("could not write %s: %s", out_dir / EVALUATION_FILE, err)
         summary["problems"]["write_report"] = f"{type(err).__name__}: {err}"
-    _log_summary(run_dir, summary)
+    _log_summary(out_dir, summary)
     return summary
 
 
@@ -353,6 +424,26 @@ def _log_summary(run_dir: pathlib.Path, summary: dict[str, Any]) -> None:
         outcome = "stayed up" if s["upright"] else f"fell at {s['fell_at_s']:.2f} s"
         lines.append(f"  C MuJoCo: {outcome}, tracking RMS "
                      f"vx {s['tracking_rms']['vx']:.3f} m/s")
+    checks = (("MJX", summary.get("trot_check")), ("C MuJoCo", summary.get("sim2sim", {}).get("trot_check")))
+    for where, check in checks:
+        if check:
+            failed = [name for name, ok in check["criteria"].items() if not ok]
+            lines.append(f"  trot check ({where}, {check['command']:g} m/s for {check['measure_s']:g} s): "
+                         f"{'trots' if check['trots'] else 'not yet: ' + ', '.join(failed)}; achieved "
+                         f"{check['achieved']:.2f} m/s, vx RMS {check['vx_rms']:.3f}, duty "
+                         f"{min(check['duty']):.2f}-{max(check['duty']):.2f}, diagonal phi "
+                         f"{min(check['diagonal_phi']):.2f}, lateral phi {max(check['lateral_phi']):.2f}")
+    if "speed_sweep" in summary:
+        sweep = summary["speed_sweep"]
+        lines.append(f"  speed sweep ({sweep['settings']['seeds']} seeds, {sweep['settings']['measure_s']:g} s "
+                     "measured per speed):")
+        for row in sweep["speeds"]:
+            lines.append(f"    {row['command']:.2f} m/s: {row['gait']}, achieved {row['achieved']:.2f} m/s, "
+                         f"CoT {row['cot']:.2f} (positive work {row['cot_positive']:.2f}), stride "
+                         f"{row['stride_hz']:.2f} Hz, fell {row['fell_fraction']:.0%}")
+        for t in sweep["transitions"]:
+            lines.append(f"    transition {t['from']} -> {t['to']} between {t['from_speed']:g} and "
+                         f"{t['to_speed']:g} m/s")
     for name, problem in summary["problems"].items():
         lines.append(f"  {name} failed: {problem}")
     lines.append(f"  files: {', '.join(summary['files']) or 'none'}")
@@ -368,9 +459,15 @@ def main(argv: list[str] | None = None) -> int:
                              + " then ".join(",".join(f"{v:g}" for v in s) for s in
                                              command_schedule.schedule_to_list(command_schedule.DEFAULT_SCHEDULE)))
     parser.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    parser.add_argument("--out", type=pathlib.Path, metavar="DIR",
+                        help="write the outputs into DIR instead of RUN_DIR (which is then only read)")
     parser.add_argument("--no-video", action="store_true", help="skip rendering the video")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export (and so the sim-to-sim check)")
     parser.add_argument("--no-sim2sim", action="store_true", help="skip the C MuJoCo check")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also sweep forward speeds (cost of transport, footfalls, gait class per speed) "
+                             f"from {speed_sweep.SWEEP_SPEED_STEP:g} m/s to the config's env.command_lin_vel_x "
+                             f"maximum, {speed_sweep.SWEEP_SEEDS} start poses each")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -380,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
     summary = finish_run(args.run_dir, schedule, step=args.step, make_video=not args.no_video,
-                         export=not args.no_export, sim2sim=not args.no_sim2sim)
+                         export=not args.no_export, sim2sim=not args.no_sim2sim, out_dir=args.out,
+                         sweep=speed_sweep.SweepSettings() if args.sweep else None)
     return 1 if "rollout" in summary["problems"] or "load_policy" in summary["problems"] else 0
 
 

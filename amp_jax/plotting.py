@@ -5,6 +5,10 @@
 - :func:`plot_gait_diagram`: the foot-contact pattern over time, legs FL, FR, RL, RR, black where in
   contact, of the policy above that of a reference clip.
 - :func:`plot_velocity_tracking`: commanded against measured base velocity (x, y, yaw rate).
+- :func:`plot_speed_sweep`: cost of transport, achieved speed and the gait class (a band) against the
+  commanded forward speed.
+- :func:`plot_footfall_phases`: each foot's stance within the stride (touchdown phase and duty factor) at
+  every commanded speed.
 """
 
 from __future__ import annotations
@@ -32,10 +36,13 @@ LEARNING_CURVE_PANELS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("episode length (steps)", ("episode/length",), False),
     ("learning rate", ("optim/learning_rate",), True),
     ("action std", ("policy/mean_std",), False),
+    ("mean action (probe)", ("probe/vx_rms", "probe/contact_similarity"), False),
 )
-"""(panel title, metric names drawn in it, log scale); panels whose metrics are all absent are left out."""
+"""(panel title, metric names drawn in it, log scale); panels whose metrics are all absent are left out. Metrics
+logged only every few iterations (the probe's) are drawn through their logged points."""
 
-_LABELS = {"amp/d_expert": "D(expert)", "amp/d_policy": "D(policy)"}
+_LABELS = {"amp/d_expert": "D(expert)", "amp/d_policy": "D(policy)", "probe/vx_rms": "v_x RMS error (m/s)",
+           "probe/contact_similarity": "contact similarity"}
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike, dpi: int) -> pathlib.Path:
@@ -70,7 +77,10 @@ def plot_learning_curves(metrics: Mapping[str, np.ndarray], path: str | os.PathL
     for ax, (title, names, log_scale) in zip(axes.flat, panels):
         for name in names:
             if name in metrics:
-                ax.plot(xs, np.asarray(metrics[name]), lw=1.2, label=_LABELS.get(name, name))
+                values = np.asarray(metrics[name], np.float64)
+                logged = np.isfinite(values)
+                ax.plot(np.asarray(xs)[logged], values[logged], lw=1.2, marker="." if logged.mean() < 0.5 else None,
+                        label=_LABELS.get(name, name))
         if log_scale:
             ax.set_yscale("log")
         if len(names) > 1:
@@ -161,5 +171,116 @@ def plot_velocity_tracking(commanded: np.ndarray, measured: np.ndarray, dt: floa
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper left")
     axes[-1].set_xlabel("time (s)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Speed sweep
+
+LEG_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+"""Colour of each leg (FL, FR, RL, RR) in the footfall phase diagram."""
+UNLISTED_CLASS_COLOR = "0.6"
+"""Colour of a gait-class label that is not among the ``classes`` passed to :func:`plot_speed_sweep`."""
+
+
+def _check_speeds(speeds: np.ndarray, **columns: np.ndarray) -> np.ndarray:
+    speeds = np.asarray(speeds, np.float64)
+    if speeds.ndim != 1 or speeds.size == 0:
+        raise ValueError(f"speeds have shape {speeds.shape}: expected [K >= 1]")
+    for name, values in columns.items():
+        if np.shape(values)[:1] != speeds.shape:
+            raise ValueError(f"{name} has shape {np.shape(values)}: expected [{speeds.size}, ...] (one per speed)")
+    return speeds
+
+
+def _bin_edges(speeds: np.ndarray) -> np.ndarray:
+    """Edges ``[K + 1]`` of bins centred on the (sorted) speeds ``[K]``."""
+    if speeds.size == 1:
+        return np.array([speeds[0] - 0.1, speeds[0] + 0.1])
+    mid = 0.5 * (speeds[1:] + speeds[:-1])
+    return np.concatenate([[2 * speeds[0] - mid[0]], mid, [2 * speeds[-1] - mid[-1]]])
+
+
+def plot_speed_sweep(speeds: np.ndarray, achieved: np.ndarray, cot: np.ndarray, cot_positive: np.ndarray,
+                     gaits: Sequence[str], path: str | os.PathLike, *, classes: Sequence[str] = (),
+                     figsize: tuple[float, float] = (9.0, 7.0), dpi: int = 100) -> pathlib.Path:
+    """Cost of transport (top), achieved speed (middle) and gait class (a band, bottom) against the command.
+
+    Args:
+      speeds: commanded forward speeds ``[K]`` (m/s), increasing.
+      achieved: mean measured forward speed at each ``[K]`` (m/s; NaN where every seed fell).
+      cot, cot_positive: cost of transport of the absolute and of the positive motor work ``[K]`` (NaN: none).
+      gaits: the gait class at each speed ``[K]``.
+      classes: every class name in legend order, which fixes each class's colour; others are grey.
+    """
+    speeds = _check_speeds(speeds, achieved=achieved, cot=cot, cot_positive=cot_positive, gaits=np.asarray(gaits))
+    palette = plt.get_cmap("tab10")
+    colors = {name: palette(i % 10) for i, name in enumerate(classes)}
+    fig, axes = plt.subplots(3, 1, figsize=figsize, sharex=True, gridspec_kw={"height_ratios": (3, 2, 0.8)})
+    axes[0].plot(speeds, np.asarray(cot), "o-", lw=1.5, label="|τ·q̇| work")
+    axes[0].plot(speeds, np.asarray(cot_positive), "s--", lw=1.2, label="positive work only")
+    axes[0].set_ylabel("cost of transport", fontsize=9)
+    axes[0].legend(fontsize=8)
+    axes[1].plot(speeds, speeds, color="black", ls="--", lw=1.0, label="commanded")
+    axes[1].plot(speeds, np.asarray(achieved), "o-", color="tab:blue", lw=1.2, label="achieved")
+    axes[1].set_ylabel("forward speed (m/s)", fontsize=9)
+    axes[1].legend(fontsize=8)
+    edges = _bin_edges(speeds)
+    for k, name in enumerate(gaits):
+        color = colors.get(name, UNLISTED_CLASS_COLOR)
+        axes[2].axvspan(edges[k], edges[k + 1], color=color, alpha=0.85, lw=0)
+        axes[2].text(speeds[k], 0.5, name, ha="center", va="center", fontsize=7, rotation=90)
+    axes[2].set_yticks([])
+    axes[2].set_ylabel("gait", fontsize=9)
+    axes[2].set_xlim(edges[0], edges[-1])
+    axes[2].set_xlabel("commanded forward speed (m/s)", fontsize=9)
+    for ax in axes[:2]:
+        ax.grid(alpha=0.3)
+    for ax in axes:
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+def plot_footfall_phases(speeds: np.ndarray, duty: np.ndarray, offsets: np.ndarray, path: str | os.PathLike, *,
+                         gaits: Sequence[str] | None = None, strides: int = 2,
+                         figsize: tuple[float, float] = (9.0, 7.0), dpi: int = 100) -> pathlib.Path:
+    """Footfall phase diagram: at each speed, a bar per foot from its touchdown for its duty factor, over
+    ``strides`` strides (phase 0 = FL's touchdown).
+
+    Args:
+      speeds: commanded forward speeds ``[K]`` (m/s), one row each (the fastest on top).
+      duty: duty factors ``[K, 4]``, legs FL, FR, RL, RR.
+      offsets: touchdown phases ``[K, 4]`` after FL's (strides in [0, 1); NaN: the foot has no phase, no bar).
+      gaits: the gait class of each row ``[K]``, written at its right.
+    """
+    speeds = _check_speeds(speeds, duty=duty, offsets=offsets)
+    duty, offsets = np.asarray(duty, np.float64), np.asarray(offsets, np.float64)
+    if duty.shape != (speeds.size, len(LEG_NAMES)) or offsets.shape != duty.shape:
+        raise ValueError(f"duty {duty.shape} and offsets {offsets.shape}: expected both [{speeds.size}, 4]")
+    fig, ax = plt.subplots(figsize=figsize)
+    lane = 1.0 / (len(LEG_NAMES) + 1)
+    labelled: set[str] = set()
+    for k in range(speeds.size):
+        for leg in range(len(LEG_NAMES)):
+            if not (np.isfinite(offsets[k, leg]) and np.isfinite(duty[k, leg])):
+                continue
+            y = k + 1.0 - (leg + 1) * lane
+            bars = [(offsets[k, leg] + n, duty[k, leg]) for n in range(-1, strides)]
+            ax.broken_barh(bars, (y - 0.4 * lane, 0.8 * lane), color=LEG_COLORS[leg],
+                           label=None if LEG_NAMES[leg] in labelled else LEG_NAMES[leg])
+            labelled.add(LEG_NAMES[leg])
+        if gaits is not None:
+            ax.text(strides + 0.02, k + 0.5, gaits[k], va="center", fontsize=8)
+    ax.set_xlim(0.0, strides)
+    ax.set_ylim(0.0, speeds.size)
+    ax.set_yticks(np.arange(speeds.size) + 0.5, [f"{v:g}" for v in speeds], fontsize=8)
+    for k in range(1, speeds.size):
+        ax.axhline(k, color="0.8", lw=0.6)
+    ax.set_ylabel("commanded forward speed (m/s)", fontsize=9)
+    ax.set_xlabel("stride phase (0 = FL touchdown)", fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 1.08), frameon=False)
     fig.tight_layout()
     return _save(fig, path, dpi)

@@ -23,11 +23,14 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from amp_jax import command_schedule, export
+from amp_jax import a1_constants, command_schedule, export
 from amp_jax.config import PROJECT_ROOT
 
 SCENE_XML = PROJECT_ROOT / "mjcf" / "scene.xml"
 """The A1 on a flat floor."""
+
+FOOT_SITES = a1_constants.FOOT_SITE_NAMES
+"""Sites at the foot-sphere centres, legs FL, FR, RL, RR."""
 
 OBSERVATION_ORDER = ("projected_gravity", "commands", "joint_pos", "joint_vel", "last_action")
 """The policy observation's parts, in order; the exported metadata must list the same."""

@@ -134,7 +134,12 @@ def write_video(frames: np.ndarray | Sequence[np.ndarray], path: str | os.PathLi
             raise ValueError(f"{path}: frames are {frames.shape[2]}x{frames.shape[1]}: MP4 (yuv420p) needs an even "
                              "width and height")
         # yuv420p plays in every browser and player; macro_block_size=1 keeps the size as it is.
-        imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=1)
+        with warnings.catch_warnings():
+            # The encoder runs ffmpeg in a subprocess; JAX warns at every fork of its multithreaded process. The
+            # child only execs ffmpeg (no Python, no JAX), which is the case where a fork is safe.
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+            imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", pixelformat="yuv420p",
+                             macro_block_size=1)
     elif suffix == ".gif":
         from PIL import Image
 
@@ -154,3 +159,28 @@ def render_video(model: mujoco.MjModel | str | os.PathLike, qpos: np.ndarray, pa
     """
     frames = render_frames(model, qpos, width=width, height=height, camera=camera, body=body)
     return write_video(frames, path, fps)
+
+
+def read_video(path: str | os.PathLike) -> np.ndarray:
+    """The RGB frames ``[T, H, W, 3]`` uint8 of an MP4 or GIF file."""
+    import imageio.v2 as imageio
+
+    frames = np.asarray(imageio.mimread(str(path), memtest=False))
+    return frames[..., :3]
+
+
+def save_stills(frames: np.ndarray, fps: float, times_s: Sequence[float], path_prefix: str | os.PathLike
+                ) -> list[pathlib.Path]:
+    """PNG files ``<path_prefix>_<t>s.png`` of the frames ``[T, H, W, 3]`` nearest to each time (s)."""
+    from PIL import Image
+
+    frames = np.asarray(frames)
+    prefix = pathlib.Path(path_prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for t in times_s:
+        index = int(np.clip(round(t * fps), 0, len(frames) - 1))
+        path = prefix.with_name(f"{prefix.name}_{t:g}s.png")
+        Image.fromarray(frames[index]).save(path)
+        out.append(path)
+    return out

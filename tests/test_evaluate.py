@@ -1,6 +1,8 @@
 """What a finished run leaves behind: evaluation.json, plots, video, ONNX policy, sim-to-sim result."""
 
+import contextlib
 import json
+import logging
 import shutil
 
 import jax
@@ -8,7 +10,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from amp_jax import command_schedule, evaluate, export, gait, video
+from amp_jax import command_schedule, evaluate, export, footfall, gait, speed_sweep, video
 from amp_jax.command_schedule import CommandSegment
 from amp_jax.config import PROJECT_ROOT
 
@@ -16,9 +18,43 @@ SHORT = (CommandSegment(0.3, 0.5, 0.0, 0.0), CommandSegment(0.3, 1.0, 0.0, 0.6))
 """0.6 s: 10 + 10 control steps."""
 
 
+TINY_SWEEP = speed_sweep.SweepSettings(speed_step=1.0, seeds=2, settle_s=0.15, measure_s=0.6)
+"""Commands 1 and 2 m/s (the tiny run's a1_trot range ends at 2), two start poses, 25 control steps."""
+
+
+@contextlib.contextmanager
+def compiled_programs():
+    """Collects the names of the programs JAX lowers for compilation inside the block."""
+    names = []
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage()
+            if message.startswith("Compiling "):
+                names.append(message.split()[1])
+
+    handler, jax_logger = Handler(level=logging.WARNING), logging.getLogger("jax")
+    previous = jax.config.jax_log_compiles
+    jax.config.update("jax_log_compiles", True)
+    jax_logger.addHandler(handler)
+    try:
+        yield names
+    finally:
+        jax_logger.removeHandler(handler)
+        jax.config.update("jax_log_compiles", previous)
+
+
 @pytest.fixture(scope="module")
-def finished(tiny_run_dir):
-    return evaluate.finish_run(tiny_run_dir, SHORT)
+def finished_and_compiled(tiny_run_dir):
+    """finish_run's summary (with the speed sweep) and the names of the programs it compiled."""
+    with compiled_programs() as names:
+        summary = evaluate.finish_run(tiny_run_dir, SHORT, sweep=TINY_SWEEP)
+    return summary, names
+
+
+@pytest.fixture(scope="module")
+def finished(finished_and_compiled):
+    return finished_and_compiled[0]
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +65,12 @@ def trajectory(tiny_run_policy):
 
 def test_finish_run_writes_every_artefact(finished, tiny_run_dir):
     on_disk = json.loads((tiny_run_dir / evaluate.EVALUATION_FILE).read_text())
-    assert on_disk == json.loads(json.dumps(finished))
+    assert on_disk == json.loads(json.dumps(evaluate._finite(finished)))  # NaN (a CoT without distance): null
     problems = finished["problems"]
     # The only step allowed to fail here is the video, and only with the message saying how to get one.
     assert set(problems) <= {"video"}, problems
-    expected = {"learning_curves.png", "gait_diagram.png", "velocity_tracking.png", "policy.onnx"}
+    expected = {"learning_curves.png", "gait_diagram.png", "velocity_tracking.png", "policy.onnx",
+                evaluate.SPEED_SWEEP_FILE, evaluate.FOOTFALL_FILE}
     if "video" in problems:
         assert "MUJOCO_GL" in problems["video"] and "apt-get install" in problems["video"]
     else:
@@ -151,3 +188,31 @@ def test_cli_rejects_a_bad_schedule_and_a_missing_run(tmp_path, capsys):
 
 def test_trajectory_is_a_pytree_of_numpy_arrays(trajectory):
     assert all(isinstance(leaf, np.ndarray) for leaf in jax.tree.leaves(trajectory))
+
+
+def test_the_speed_sweep_section_costs_one_compile(finished_and_compiled, tiny_run_dir):
+    summary, names = finished_and_compiled
+    assert sum("speed_sweep_rollout" in name for name in names) == 1, names
+    section = json.loads((tiny_run_dir / evaluate.EVALUATION_FILE).read_text())["speed_sweep"]
+    assert section == json.loads(json.dumps(evaluate._finite(summary["speed_sweep"])))
+    assert [row["command"] for row in section["speeds"]] == [1.0, 2.0]
+    assert section["robot_mass_kg"] == pytest.approx(12.453)
+    assert section["gait_thresholds"]["couplet_boundary"] == footfall.COUPLET_BOUNDARY
+    for row in section["speeds"]:
+        assert len(row["runs"]) == 2 and len(row["phase_offsets"]) == 4 and len(row["duty"]) == 4
+        assert row["gait"] in (*footfall.GAIT_CLASSES, speed_sweep.FELL)
+        assert 0.0 <= row["fell_fraction"] <= 1.0
+        for run in row["runs"]:
+            assert {"achieved", "cot", "cot_positive", "stride_hz", "phase_offsets", "gait", "fell"} <= set(run)
+    first, second = section["speeds"][0]["runs"]
+    assert first["achieved"] != second["achieved"]  # the two start poses differ
+    for name in (evaluate.SPEED_SWEEP_FILE, evaluate.FOOTFALL_FILE):
+        assert (tiny_run_dir / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_cli_flag_asks_finish_run_for_the_default_sweep(tiny_run_dir, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(evaluate, "finish_run", lambda *a, **k: seen.update(k) or {"problems": {}})
+    assert evaluate.main([str(tiny_run_dir), "--sweep"]) == 0
+    assert seen["sweep"] == speed_sweep.SweepSettings()
+    assert evaluate.main([str(tiny_run_dir)]) == 0 and seen["sweep"] is None

@@ -120,3 +120,14 @@ def test_without_gl_the_error_says_how_to_get_videos():
     assert "UNAVAILABLE cannot render: no OpenGL context with MUJOCO_GL=glfw" in proc.stdout
     assert "MUJOCO_GL=egl (Debian: apt-get install libegl1 libgl1-mesa-dri)" in proc.stdout
     assert "MUJOCO_GL=osmesa (Debian: apt-get install libosmesa6)" in proc.stdout
+
+
+def test_stills_are_the_frames_at_the_given_times(tmp_path):
+    frames = np.zeros((30, 8, 10, 3), np.uint8)
+    frames[:, 0, 0, 0] = np.arange(30)  # frame k carries its index in one pixel
+    gif = video.write_video(frames, tmp_path / "clip.gif", fps=10.0)
+    read = video.read_video(gif)
+    assert read.shape == frames.shape and np.array_equal(read[:, 0, 0, 0], np.arange(30))
+    paths = video.save_stills(read, 10.0, [0.0, 1.5, 99.0], tmp_path / "stills" / "a1")
+    assert [p.name for p in paths] == ["a1_0s.png", "a1_1.5s.png", "a1_99s.png"]
+    assert [int(np.asarray(Image.open(p))[0, 0, 0]) for p in paths] == [0, 15, 29]

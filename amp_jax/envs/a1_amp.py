@@ -22,12 +22,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State
+from flax import struct
 from mujoco import mjx
 
 from amp_jax import a1_constants
 from amp_jax.config import EnvConfig
 from amp_jax.envs import base, constants, randomize, rewards
 from amp_jax.motion import layout
+
+
+@struct.dataclass
+class MotorWork:
+    """Mechanical work of the 12 joint motors over some physics steps ``k`` of ``dt`` s (J, scalars or with
+    leading axes).
+
+    ``τ_k [12]`` is the PD torque applied during step ``k`` (N·m, clipped to the effort limits, which are also
+    the motors' control ranges) and ``q̇_k [12]`` the joint velocity at its end (rad/s): under MuJoCo's Euler
+    integrator the step moves each joint by ``q̇_k · dt``, so ``τ_kj · q̇_kj · dt`` is the work ``τ · Δq`` of
+    motor ``j`` over step ``k``.
+    """
+
+    absolute: jax.Array
+    """``Σ_k Σ_j |τ_kj · q̇_kj| · dt``: braking costs as much as driving, and motors exchange no energy."""
+    positive: jax.Array
+    """``Σ_k Σ_j max(τ_kj · q̇_kj, 0) · dt``: the driving work only (braking is free, nothing recovered)."""
 
 
 class A1AmpEnv(Env):
@@ -49,9 +67,11 @@ class A1AmpEnv(Env):
         self.motion_library = motion_library
         self.mj_model = base.load_mj_model(scene_path)
         self.mj_model.opt.timestep = cfg.physics_dt
-        self.sys = mjx.put_model(self.mj_model)
+        self.mj_model.opt.iterations = cfg.solver_iterations
+        self.mj_model.opt.ls_iterations = cfg.solver_ls_iterations
+        self.sys = mjx.put_model(self.mj_model, impl=cfg.impl)
         """The MJX model; brax's domain-randomisation wrapper swaps in a per-env one while tracing."""
-        self._data_template = mjx.make_data(self.mj_model)
+        self._data_template = mjx.make_data(self.mj_model, impl=cfg.impl)
         self._geometry = base.leg_geometry(self.mj_model)
         self._default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
         self._effort_limit = jnp.asarray(a1_constants.EFFORT_LIMIT, jnp.float32)
@@ -127,6 +147,11 @@ class A1AmpEnv(Env):
 
     def step(self, state: State, action: jax.Array) -> State:
         """One control step: optional push, ``decimation`` physics steps under PD, then reward and checks."""
+        return self.step_with_work(state, action)[0]
+
+    def step_with_work(self, state: State, action: jax.Array) -> tuple[State, MotorWork]:
+        """:meth:`step`, also returning the motors' mechanical work over its physics steps
+        (:meth:`simulate_with_work`). The state is the one :meth:`step` returns."""
         cfg = self.cfg
         info = state.info
         k_push, k_command, k_noise, k_next = jax.random.split(info["rng"], 4)
@@ -134,7 +159,7 @@ class A1AmpEnv(Env):
         step_count = info["episode_step"] + 1
         data = state.pipeline_state
         data = data.replace(qvel=self.push(data.qvel, step_count, k_push))
-        data = self.simulate(data, action, info["kp_scale"], info["kd_scale"])
+        data, work = self.simulate_with_work(data, action, info["kp_scale"], info["kd_scale"])
 
         qpos, qvel = data.qpos, data.qvel
         lin_vel, ang_vel = base.base_lin_vel(qpos, qvel), base.base_ang_vel(qvel)
@@ -158,7 +183,7 @@ class A1AmpEnv(Env):
         metrics = {**state.metrics, **{f"reward/{name}": value for name, value in terms.items()}}
         obs = self._observe(qpos, qvel, command, action, k_noise)
         return state.replace(pipeline_state=data, obs=obs, reward=reward, done=done.astype(jnp.float32),
-                             metrics=metrics, info=info)
+                             metrics=metrics, info=info), work
 
     # ------------------------------------------------------------------------------------------------------
     # Pieces, public for tests and tools
@@ -183,14 +208,31 @@ class A1AmpEnv(Env):
 
     def simulate(self, data: mjx.Data, action: jax.Array, kp_scale: jax.Array, kd_scale: jax.Array) -> mjx.Data:
         """``decimation`` physics steps under the PD law, its torque recomputed before each step."""
+        return self.simulate_with_work(data, action, kp_scale, kd_scale)[0]
+
+    def simulate_with_work(self, data: mjx.Data, action: jax.Array, kp_scale: jax.Array, kd_scale: jax.Array
+                           ) -> tuple[mjx.Data, MotorWork]:
+        """:meth:`simulate`, also returning the motors' work over its physics steps (:class:`MotorWork`)."""
         target = self.pd_targets(action)
         kp, kd = self.cfg.kp * kp_scale, self.cfg.kd * kd_scale
+        dt = self.cfg.physics_dt
 
-        def physics_step(_, d: mjx.Data) -> mjx.Data:
+        def physics_step(_, carry: tuple[mjx.Data, MotorWork]) -> tuple[mjx.Data, MotorWork]:
+            d, work = carry
             torque = base.pd_torque(target, d.qpos[7:], d.qvel[6:], kp, kd, self._effort_limit)
-            return mjx.step(self.sys, d.replace(ctrl=torque))
+            d = mjx.step(self.sys, d.replace(ctrl=torque))
+            power = torque * d.qvel[6:]
+            return d, MotorWork(absolute=work.absolute + dt * jnp.sum(jnp.abs(power)),
+                                positive=work.positive + dt * jnp.sum(jnp.maximum(power, 0.0)))
 
-        return jax.lax.fori_loop(0, self.cfg.decimation, physics_step, data)
+        zero = jnp.zeros(())
+        return jax.lax.fori_loop(0, self.cfg.decimation, physics_step, (data, MotorWork(zero, zero)))
+
+    @property
+    def robot_mass(self) -> float:
+        """Total mass of the robot's bodies in the MJCF model (kg; the world body has none): the ``m`` of a cost
+        of transport. Excludes the mass randomisation, which the evaluation env switches off."""
+        return float(np.sum(self.mj_model.body_mass))
 
     def amp_observation(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
         """AMP features ``[43]``: q, feet (base axes, from the trunk COM), v_base, ω_base, q̇, base height."""
