@@ -24,6 +24,8 @@ import numpy as np
 import onnx
 import onnxruntime
 
+from amp_jax import quiet_imports
+
 INPUT_NAME = "obs"
 """Name of the graph's input, ``[B, obs_dim]`` float32."""
 OUTPUT_NAME = "actions"
@@ -42,6 +44,7 @@ def _converter():
     # The converter logs a traceback for each optional image-op plugin whose own dependency does not import
     # with this JAX; those plugins are never used by an MLP policy.
     logging.getLogger("jax2onnx.plugins.plugin_system").setLevel(logging.CRITICAL)
+    quiet_imports.install_onnx_filter()
     import jax2onnx
 
     return jax2onnx
