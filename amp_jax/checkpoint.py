@@ -274,8 +274,11 @@ class RunCheckpointer:
         """Whether checkpoint ``step`` still holds its heavy subtrees."""
         return (self.directory / str(step) / "heavy").is_dir()
 
-    def restore(self, target_state: Any, step: int | None = None) -> Restored:
+    def restore(self, target_state: Any, step: int | None = None, *, warn_missing: bool = True) -> Restored:
         """Restores ``step`` (default: the newest) into the structure, shapes and dtypes of ``target_state``.
+
+        ``warn_missing``: log a warning when the step lacks its heavy item (a resume that needs it); readers
+        that never use those subtrees (evaluation, export) pass False.
 
         Raises:
           CheckpointError: no checkpoint, no such step, a corrupt checkpoint, or one that does not match.
@@ -315,7 +318,7 @@ class RunCheckpointer:
         for path in self.heavy_keys:
             state = _replace_path(state, path, heavy[_heavy_item_key(path)])
         missing = () if with_heavy else tuple(self.heavy_keys)
-        if missing:
+        if missing and warn_missing:
             logger.warning("%s: restored without %s (kept in the newest checkpoint only); those subtrees are "
                            "the target's own", where, ", ".join(missing))
         return Restored(state=_data_to_keys(state, target_state), step=step, missing=missing,

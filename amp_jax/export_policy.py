@@ -97,7 +97,7 @@ def load_run_policy(run_dir: str | pathlib.Path, step: int | None = None) -> Run
     setup = trainer.build(cfg)
     target = jax.eval_shape(setup.init_fn, jax.random.key(0))
     with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=trainer.HEAVY_KEYS) as ckpt:
-        restored = ckpt.restore(target, step)
+        restored = ckpt.restore(target, step, warn_missing=False)  # the policy needs no replay buffer
     nets = networks_lib.make_networks(cfg.networks, constants.NUM_ACTIONS)
     return RunPolicy(run_dir=run_dir, cfg=cfg, networks=nets, params=restored.state.params, step=restored.step)
 
