@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
         jax.distributed.initialize()  # before anything touches a device
 
-    from amp_jax import trainer  # imports JAX: after the config is known to be good
     from amp_jax.motion.loader import MotionDataError
+    from amp_jax.training import trainer  # imports JAX: after the config is known to be good
+    from amp_jax.training.checkpoint import CheckpointError
 
     def stop(signum, frame):  # SIGTERM (preemption, timeout) and SIGHUP (closed terminal): like Ctrl-C
         raise trainer.StopSignal(signum)
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("train.py: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
         return 130
-    except (trainer.TrainingDivergedError, trainer.CheckpointError, config_lib.ConfigError,
+    except (trainer.TrainingDivergedError, CheckpointError, config_lib.ConfigError,
             MotionDataError) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 1
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"run folder: {run_dir}")
     if not args.no_eval:
-        from amp_jax import evaluate
+        from amp_jax.evaluation import evaluate
 
         evaluate.finish_run(run_dir)
     return 0

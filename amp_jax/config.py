@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from amp_jax import a1_constants
+from amp_jax import a1
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 """The checkout holding ``configs/``, ``motion_data/`` and ``mjcf/``."""
@@ -179,7 +179,7 @@ class EnvConfig:
     @property
     def default_joint_pos(self) -> np.ndarray:
         """Default joint angles of all 12 joints, legs FL, FR, RL, RR, ``[12]`` rad."""
-        return np.tile(np.asarray(self.default_joint_angles, dtype=np.float64), a1_constants.NUM_LEGS)
+        return np.tile(np.asarray(self.default_joint_angles, dtype=np.float64), a1.NUM_LEGS)
 
     def _checks(self) -> Iterator[Check]:
         yield "num_envs", self.num_envs >= 1, "an integer >= 1"
@@ -261,7 +261,7 @@ class NetworkConfig:
     @property
     def min_std(self) -> np.ndarray:
         """Per-joint std floor, ``[12]``: fraction × soft joint range (0.0723, 0.0942, 0.0801 per leg)."""
-        return np.tile(np.asarray(self.min_std_per_leg), a1_constants.NUM_LEGS) * a1_constants.soft_joint_range()
+        return np.tile(np.asarray(self.min_std_per_leg), a1.NUM_LEGS) * a1.soft_joint_range()
 
     def _checks(self) -> Iterator[Check]:
         for name in ("actor_hidden", "critic_hidden", "disc_hidden"):

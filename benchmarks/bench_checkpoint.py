@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from amp_jax import checkpoint
+from amp_jax.training import checkpoint
 
 
 def make_state(rows: int, seed: int) -> dict:

@@ -33,7 +33,7 @@ def measure(env_name: str, num_envs: int, num_devices: int, iterations: int) -> 
     cfg = load_config(["a1_trot", "cpu.yaml"], overrides)
     mesh = distributed.make_mesh(num_devices)
     if env_name == "a1":
-        from amp_jax import trainer
+        from amp_jax.training import trainer
 
         setup = trainer.build(cfg)
         init_fn, step = setup.init_fn, setup.train_step

@@ -18,10 +18,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from amp_jax import command_schedule, evaluate, export, export_policy, gait, sim2sim  # noqa: E402
 from amp_jax.agents import networks  # noqa: E402
+from amp_jax.analysis import command_schedule, gait  # noqa: E402
+from amp_jax.analysis import rollout as rollout_lib
 from amp_jax.config import load_config  # noqa: E402
+from amp_jax.deploy import export_policy, onnx_export, sim2sim  # noqa: E402
+from amp_jax.envs.a1_amp import A1AmpEnv  # noqa: E402
 from amp_jax.motion.loader import load_clips  # noqa: E402
+from amp_jax.training import run_folder  # noqa: E402
 
 
 def timed(fn, repeat: int = 1):
@@ -40,14 +44,14 @@ def main() -> None:
     params = networks.init_params(nets, jax.random.key(0), 42, 48, 43)
     params = params.replace(actor=jax.tree.map(lambda x: 0.1 * x, params.actor))  # small actions: it stands
     tmp = pathlib.Path(tempfile.mkdtemp())
-    policy = export_policy.RunPolicy(tmp, cfg, nets, params, 0)
+    policy = run_folder.RunPolicy(tmp, cfg, nets, params, 0)
     schedule = (command_schedule.CommandSegment(args.seconds, 0.5, 0.0, 0.0),)
     commands = command_schedule.commands_from_schedule(schedule, cfg.env.control_dt)
     steps = commands.shape[0]
     print(f"device: {jax.devices()[0]}, {steps} control steps ({args.seconds:g} s), decimation {cfg.env.decimation}")
 
-    env = evaluate.A1AmpEnv(evaluate.evaluation_env_config(cfg.env), None)
-    rollout = evaluate.make_rollout(env, policy.policy_fn)
+    env = A1AmpEnv(rollout_lib.evaluation_env_config(cfg.env), None)
+    rollout = rollout_lib.make_rollout(env, policy.policy_fn)
     key = jax.random.key(0)
     _, first = timed(lambda: jax.block_until_ready(rollout(params, commands, key)))
     trajectory, warm = timed(lambda: jax.block_until_ready(rollout(params, commands, key)), repeat=3)
@@ -61,8 +65,8 @@ def main() -> None:
           f"(upright: {result.upright})")
 
     obs = np.random.default_rng(0).normal(size=(42,)).astype(np.float32)
-    session = export.load_session(exported.path)
-    _, t_onnx = timed(lambda: export.run_onnx(session, obs), repeat=2000)
+    session = onnx_export.load_session(exported.path)
+    _, t_onnx = timed(lambda: onnx_export.run_onnx(session, obs), repeat=2000)
     jitted = jax.jit(policy.policy_fn)
     jax.block_until_ready(jitted(params, obs))
     _, t_jax = timed(lambda: jax.block_until_ready(jitted(params, obs)), repeat=2000)

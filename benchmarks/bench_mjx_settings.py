@@ -36,7 +36,7 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
-from amp_jax import a1_constants
+from amp_jax import a1
 from amp_jax.config import EnvConfig
 from amp_jax.envs import base
 from amp_jax.envs.a1_amp import A1AmpEnv
@@ -142,7 +142,7 @@ def c_reference(cfg: EnvConfig, qpos0: np.ndarray, qvel0: np.ndarray, actions: n
             target = default_q + cfg.action_scale * action
             for _ in range(cfg.decimation):
                 data.ctrl[:] = np.clip(cfg.kp * (target - data.qpos[7:]) - cfg.kd * data.qvel[6:],
-                                       -a1_constants.EFFORT_LIMIT, a1_constants.EFFORT_LIMIT)
+                                       -a1.EFFORT_LIMIT, a1.EFFORT_LIMIT)
                 mujoco.mj_step(model, data)
             out[t, i] = data.qpos
     return out

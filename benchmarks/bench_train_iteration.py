@@ -1,6 +1,6 @@
 """End-to-end training throughput of a config, split into rollout and update (where an iteration's time goes).
 
-Builds the run exactly as ``train.py`` does (:func:`amp_jax.trainer.build`), compiles, then times
+Builds the run exactly as ``train.py`` does (:func:`amp_jax.training.trainer.build`), compiles, then times
 ``--iterations`` whole iterations (rollout → AMP rewards → GAE → update, one jitted call each) and, separately,
 the rollout alone (the same policy-and-env ``lax.scan`` of ``ppo.num_steps`` steps over ``env.num_envs`` envs,
 jitted on its own). The update's share is the difference. Prints one JSON line per run, e.g.:
@@ -31,8 +31,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from amp_jax import config as config_lib
-    from amp_jax import trainer
     from amp_jax.agents import networks
+    from amp_jax.training import trainer
 
     cfg = config_lib.load_config(args.config or ["a1_trot_cpu"], [*args.overrides, "train.probe_interval=0"])
     t0 = time.perf_counter()

@@ -32,8 +32,8 @@ TINY_RUN_OVERRIDES = (
 @pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory):
     """A run folder (config.yaml, metrics.jsonl, checkpoints 1 and 2) of a 2-iteration a1_trot + cpu.yaml run."""
-    from amp_jax import trainer
     from amp_jax.config import load_config
+    from amp_jax.training import trainer
 
     cfg = load_config(["a1_trot", "cpu.yaml"], TINY_RUN_OVERRIDES)
     return trainer.train(cfg, config_name="tiny", run_dir=tmp_path_factory.mktemp("tiny_run") / "run",
@@ -42,7 +42,7 @@ def tiny_run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_run_policy(tiny_run_dir):
-    """The deterministic policy of ``tiny_run_dir``'s newest checkpoint (``amp_jax.export_policy.RunPolicy``)."""
-    from amp_jax import export_policy
+    """The deterministic policy of ``tiny_run_dir``'s newest checkpoint (``amp_jax.training.run_folder.RunPolicy``)."""
+    from amp_jax.training import run_folder
 
-    return export_policy.load_run_policy(tiny_run_dir)
+    return run_folder.load_run_policy(tiny_run_dir)

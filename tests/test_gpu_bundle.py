@@ -15,8 +15,8 @@ import pytest
 from flax import struct
 from packaging.requirements import Requirement
 
-from amp_jax import import_gpu_run, params_file
 from amp_jax.config import load_config
+from amp_jax.training import import_gpu_run, params_file
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 GPU_DIR = PROJECT_ROOT / "benchmarks" / "gpu"
@@ -25,7 +25,7 @@ SCANNED_SOURCES = (*sorted((PROJECT_ROOT / "amp_jax").rglob("*.py")), *sorted(GP
 """amp_jax, the GPU run and the benchmark modules it reuses."""
 LOCAL_MODULES = {"amp_jax", "bench_env", "bench_update", "gpu_run"}
 CPU_SIDE_ONLY = {
-    "jax2onnx": "the ONNX export (amp_jax.export) runs back on the CPU machine, after amp_jax.import_gpu_run",
+    "jax2onnx": "the ONNX export (amp_jax.deploy.onnx_export) runs back on the CPU machine, after import_gpu_run",
     "imageio_ffmpeg": "videos are encoded back on the CPU machine (the encoder's wheel alone is 68 MB)",
 }
 """Third-party modules amp_jax imports (lazily) that the GPU run never needs, and why."""
@@ -159,7 +159,7 @@ def test_importing_refuses_missing_files_and_a_used_folder(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_tiny_rehearsal_brings_back_files_that_become_an_evaluable_run(tmp_path):
-    from amp_jax import export_policy
+    from amp_jax.training import run_folder
 
     out = tmp_path / "out"
     env = dict(os.environ, PYTHON=sys.executable, JAX_PLATFORMS="cpu")
@@ -182,7 +182,7 @@ def test_the_tiny_rehearsal_brings_back_files_that_become_an_evaluable_run(tmp_p
     assert not uncovered(imported), "the run imported modules neither on the machine nor in the bundle"
 
     run_dir = import_gpu_run.import_gpu_run(out, tmp_path / "run")
-    policy = export_policy.load_run_policy(run_dir)
+    policy = run_folder.load_run_policy(run_dir)
     saved = params_file.read_params_file(out / import_gpu_run.PARAMS_FILE)
     assert policy.step == saved.iteration == 2 and policy.cfg == saved.cfg
     restored = dict(params_file.leaf_paths("params", policy.params))

@@ -1,6 +1,6 @@
 """The notebooks: committed without outputs, one repository URL that the Colab badges agree with, and every
 notebook executed top to bottom on the CPU in smoke mode (a kernel of this interpreter), so they cannot rot.
-Also the helpers of ``amp_jax.notebook_utils``."""
+Also the helpers of ``amp_jax.training.notebook_utils``."""
 
 import json
 import os
@@ -14,7 +14,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from amp_jax import metrics_log, notebook_utils, video
+from amp_jax.evaluation import video
+from amp_jax.training import metrics_log, notebook_utils
 
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -239,7 +240,7 @@ def test_motion_notebook_runs_in_smoke_mode(kernel_dir, tmp_path, gl):
     text = text_of(notebook)
     # The clip table and the contact table list all six clips of a1_amp; trot0's duty factors are the gait
     # module's, recomputed here.
-    from amp_jax import gait
+    from amp_jax.analysis import gait
     from amp_jax.motion.loader import load_clip
 
     for name in ("trot0", "trot1", "pace0", "pace1", "leftturn0", "rightturn0"):

@@ -7,15 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from amp_jax import export, export_policy, speed_sweep
+from amp_jax.analysis import speed
 from amp_jax.config import PROJECT_ROOT
+from amp_jax.deploy import export_policy, onnx_export
+from amp_jax.training import run_folder
 
 PRETRAINED = PROJECT_ROOT / "pretrained" / "a1_trot_cpu"
 
 
 @pytest.fixture(scope="module")
 def policy():
-    return export_policy.load_run_policy(PRETRAINED)
+    return run_folder.load_run_policy(PRETRAINED)
 
 
 def test_the_shipped_folder_is_small_and_complete():
@@ -31,20 +33,20 @@ def test_the_shipped_folder_is_small_and_complete():
 
 def test_the_shipped_onnx_is_the_shipped_parameters(policy, tmp_path):
     obs = (3.0 * np.random.default_rng(1).normal(size=(256, 42))).astype(np.float32)
-    shipped = export.run_onnx(PRETRAINED / "policy.onnx", obs)
-    assert np.max(np.abs(shipped - policy.act(obs))) <= export.PARITY_TOLERANCE
+    shipped = onnx_export.run_onnx(PRETRAINED / "policy.onnx", obs)
+    assert np.max(np.abs(shipped - policy.act(obs))) <= onnx_export.PARITY_TOLERANCE
     fresh = export_policy.export_policy(policy, tmp_path / "policy.onnx")
-    assert fresh.max_abs_diff <= export.PARITY_TOLERANCE and fresh.step == policy.step
+    assert fresh.max_abs_diff <= onnx_export.PARITY_TOLERANCE and fresh.step == policy.step
 
 
 @pytest.mark.slow
 def test_the_shipped_policy_stays_up_under_a_forward_command(policy):
+    from amp_jax.analysis.rollout import evaluation_env_config
     from amp_jax.envs.a1_amp import A1AmpEnv
-    from amp_jax.evaluate import evaluation_env_config
 
     env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
-    rollout = speed_sweep.make_sweep_rollout(env, policy.policy_fn)
-    commands = jnp.asarray(speed_sweep.sweep_commands([0.5, 0.8], 3.0, env.cfg.control_dt))
+    rollout = speed.make_sweep_rollout(env, policy.policy_fn)
+    commands = jnp.asarray(speed.sweep_commands([0.5, 0.8], 3.0, env.cfg.control_dt))
     trajectory = jax.device_get(rollout(policy.params, commands, jax.random.key(0)))
     assert not np.any(trajectory.terminated)
     assert np.all(trajectory.qpos[:, :, 2] > 0.15)  # base height: upright

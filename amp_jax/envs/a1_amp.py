@@ -25,9 +25,9 @@ from brax.envs.base import Env, State
 from flax import struct
 from mujoco import mjx
 
-from amp_jax import a1_constants
+from amp_jax import a1
 from amp_jax.config import EnvConfig
-from amp_jax.envs import base, constants, randomize, rewards
+from amp_jax.envs import base, observations, randomize, rewards
 from amp_jax.motion import layout
 
 
@@ -59,7 +59,7 @@ class A1AmpEnv(Env):
     """
 
     def __init__(self, cfg: EnvConfig, motion_library: Any = None,
-                 scene_path: str | pathlib.Path = constants.SCENE_XML):
+                 scene_path: str | pathlib.Path = a1.SCENE_XML):
         if motion_library is None and cfg.rsi_probability > 0:
             raise ValueError(f"env.rsi_probability = {cfg.rsi_probability}: reference-state initialisation "
                              "needs a motion library (pass one, or set env.rsi_probability to 0)")
@@ -74,7 +74,7 @@ class A1AmpEnv(Env):
         self._data_template = mjx.make_data(self.mj_model, impl=cfg.impl)
         self._geometry = base.leg_geometry(self.mj_model)
         self._default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
-        self._effort_limit = jnp.asarray(a1_constants.EFFORT_LIMIT, jnp.float32)
+        self._effort_limit = jnp.asarray(a1.EFFORT_LIMIT, jnp.float32)
         self._reward_scales = cfg.reward_scales.as_dict()
         rewards.task_reward(self._reward_scales, jnp.zeros(3), jnp.zeros(3), jnp.zeros(3), 1.0)  # checks names
         noise = np.concatenate([
@@ -95,12 +95,12 @@ class A1AmpEnv(Env):
 
     @property
     def observation_size(self) -> dict[str, tuple[int, ...]]:
-        return {constants.POLICY_OBS_KEY: (constants.POLICY_OBS_SIZE,),
-                constants.CRITIC_OBS_KEY: (constants.CRITIC_OBS_SIZE,)}
+        return {observations.POLICY_OBS_KEY: (observations.POLICY_OBS_SIZE,),
+                observations.CRITIC_OBS_KEY: (observations.CRITIC_OBS_SIZE,)}
 
     @property
     def action_size(self) -> int:
-        return constants.NUM_ACTIONS
+        return observations.NUM_ACTIONS
 
     @property
     def backend(self) -> str:
@@ -129,7 +129,7 @@ class A1AmpEnv(Env):
         data = self._data_template.replace(qpos=qpos, qvel=qvel)
         kp_scale, kd_scale = randomize.draw_gain_multipliers(k_gains, self.cfg)
         command = self.sample_command(k_command)
-        last_action = jnp.zeros(constants.NUM_ACTIONS)
+        last_action = jnp.zeros(observations.NUM_ACTIONS)
         info = {
             "rng": k_next,
             "command": command,
@@ -247,7 +247,7 @@ class A1AmpEnv(Env):
 
     def critic_observation(self, qpos: jax.Array, qvel: jax.Array, command: jax.Array,
                            last_action: jax.Array) -> jax.Array:
-        """Noise-free critic observation ``[48]`` (layout in :mod:`amp_jax.envs.constants`)."""
+        """Noise-free critic observation ``[48]`` (layout in :mod:`amp_jax.envs.observations`)."""
         cfg = self.cfg
         return jnp.concatenate([
             base.base_lin_vel(qpos, qvel) * cfg.obs_scale_lin_vel,
@@ -263,7 +263,8 @@ class A1AmpEnv(Env):
         critic = self.critic_observation(qpos, qvel, command, last_action)
         critic = critic + self._noise_scale * jax.random.uniform(key, critic.shape, minval=-1.0, maxval=1.0)
         critic = jnp.clip(critic, -self.cfg.clip_observations, self.cfg.clip_observations)
-        return {constants.POLICY_OBS_KEY: critic[constants.POLICY_FROM_CRITIC], constants.CRITIC_OBS_KEY: critic}
+        return {observations.POLICY_OBS_KEY: critic[observations.POLICY_FROM_CRITIC],
+                observations.CRITIC_OBS_KEY: critic}
 
     def sample_command(self, key: jax.Array) -> jax.Array:
         """(v_x, v_y, yaw rate) uniform in the configured ranges; an xy command below the minimum norm is zeroed."""

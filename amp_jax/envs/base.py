@@ -15,8 +15,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from amp_jax import a1_constants
-from amp_jax.envs import constants
+from amp_jax import a1
 
 
 @flax.struct.dataclass
@@ -34,21 +33,21 @@ class LegGeometry:
     foot_pos: jax.Array
 
 
-def load_mj_model(path: str | pathlib.Path = constants.SCENE_XML) -> mujoco.MjModel:
+def load_mj_model(path: str | pathlib.Path = a1.SCENE_XML) -> mujoco.MjModel:
     """Compiles the scene and checks that its joints, actuators and sites are the ones this env assumes."""
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: MJCF scene not found")
     model = mujoco.MjModel.from_xml_path(str(path))
     joint_names = tuple(model.joint(i).name for i in range(1, model.njnt))
-    if model.jnt_type[0] != mujoco.mjtJoint.mjJNT_FREE or joint_names != a1_constants.JOINT_NAMES:
-        raise ValueError(f"{path}: expected a free joint then {a1_constants.JOINT_NAMES}, got {joint_names}")
-    if model.nu != a1_constants.NUM_JOINTS or not np.array_equal(model.actuator_trnid[:, 0], np.arange(1, 13)):
+    if model.jnt_type[0] != mujoco.mjtJoint.mjJNT_FREE or joint_names != a1.JOINT_NAMES:
+        raise ValueError(f"{path}: expected a free joint then {a1.JOINT_NAMES}, got {joint_names}")
+    if model.nu != a1.NUM_JOINTS or not np.array_equal(model.actuator_trnid[:, 0], np.arange(1, 13)):
         raise ValueError(f"{path}: expected 12 motors on the 12 leg joints, in joint order")
     expected_axes = np.tile(np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0]]), (4, 1))
     if not np.allclose(model.jnt_axis[1:], expected_axes):
         raise ValueError(f"{path}: expected joint axes hip x, thigh y, calf y")
-    for name in a1_constants.FOOT_SITE_NAMES:
+    for name in a1.FOOT_SITE_NAMES:
         model.site(name)  # raises KeyError naming the missing site
     return model
 
@@ -59,9 +58,9 @@ def leg_geometry(model: mujoco.MjModel) -> LegGeometry:
     def body_pos(names):
         return jnp.asarray(np.stack([model.body(n).pos for n in names]), jnp.float32)
 
-    foot = np.stack([model.site(n).pos for n in a1_constants.FOOT_SITE_NAMES])
-    return LegGeometry(hip_pos=body_pos(constants.HIP_BODIES), thigh_pos=body_pos(constants.THIGH_BODIES),
-                       calf_pos=body_pos(constants.CALF_BODIES), foot_pos=jnp.asarray(foot, jnp.float32))
+    foot = np.stack([model.site(n).pos for n in a1.FOOT_SITE_NAMES])
+    return LegGeometry(hip_pos=body_pos(a1.HIP_BODIES), thigh_pos=body_pos(a1.THIGH_BODIES),
+                       calf_pos=body_pos(a1.CALF_BODIES), foot_pos=jnp.asarray(foot, jnp.float32))
 
 
 def _rot_x(angle: jax.Array, v: jax.Array) -> jax.Array:
@@ -97,7 +96,7 @@ def leg_points(geometry: LegGeometry, joint_pos: jax.Array) -> tuple[jax.Array, 
 def foot_positions_from_com(geometry: LegGeometry, joint_pos: jax.Array) -> jax.Array:
     """Foot-sphere centres in base axes measured from the trunk's centre of mass, ``[12]`` (m), 4 × xyz."""
     _, _, foot = leg_points(geometry, joint_pos)
-    return (foot - jnp.asarray(a1_constants.TRUNK_COM_OFFSET, jnp.float32)).reshape(-1)
+    return (foot - jnp.asarray(a1.TRUNK_COM_OFFSET, jnp.float32)).reshape(-1)
 
 
 def quat_rotate(quat: jax.Array, v: jax.Array) -> jax.Array:
@@ -145,7 +144,7 @@ def ground_contact(geometry: LegGeometry, qpos: jax.Array) -> jax.Array:
     end points (thigh joint or knee) is within :data:`constants.LEG_LINK_CLEARANCE` of it.
     """
     quat = base_quat(qpos)
-    corners_z = qpos[2] + quat_rotate(quat, jnp.asarray(constants.TRUNK_CORNERS, jnp.float32))[:, 2]
+    corners_z = qpos[2] + quat_rotate(quat, jnp.asarray(a1.TRUNK_CORNERS, jnp.float32))[:, 2]
     thigh_joint, knee, _ = leg_points(geometry, qpos[7:19])
     link_ends_z = qpos[2] + quat_rotate(quat, jnp.concatenate([thigh_joint, knee]))[:, 2]
-    return (jnp.min(corners_z) < 0.0) | (jnp.min(link_ends_z) < constants.LEG_LINK_CLEARANCE)
+    return (jnp.min(corners_z) < 0.0) | (jnp.min(link_ends_z) < a1.LEG_LINK_CLEARANCE)

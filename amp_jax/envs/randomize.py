@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import mujoco
 from mujoco import mjx
 
+from amp_jax import a1
 from amp_jax.config import EnvConfig
-from amp_jax.envs import constants
+from amp_jax.envs import observations
 
 
 def domain_randomize(model: mjx.Model, rng: jax.Array, cfg: EnvConfig) -> tuple[mjx.Model, mjx.Model]:
@@ -22,8 +23,8 @@ def domain_randomize(model: mjx.Model, rng: jax.Array, cfg: EnvConfig) -> tuple[
       (batched model, in_axes): the randomised fields carry a leading ``[N]`` axis (in_axes 0), the rest are
       shared (in_axes None).
     """
-    foot_ids = jnp.array([mjx.name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in constants.FOOT_GEOMS])
-    trunk_id = mjx.name2id(model, mujoco.mjtObj.mjOBJ_BODY, constants.TRUNK_BODY)
+    foot_ids = jnp.array([mjx.name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in a1.FOOT_GEOMS])
+    trunk_id = mjx.name2id(model, mujoco.mjtObj.mjOBJ_BODY, a1.TRUNK_BODY)
 
     def draw(key: jax.Array) -> tuple[jax.Array, jax.Array]:
         k_friction, k_mass = jax.random.split(key)
@@ -49,13 +50,13 @@ def domain_randomize(model: mjx.Model, rng: jax.Array, cfg: EnvConfig) -> tuple[
 def draw_gain_multipliers(key: jax.Array, cfg: EnvConfig) -> tuple[jax.Array, jax.Array]:
     """Per-joint multipliers of Kp and Kd for one env, each ``[12]``; ones when gains are not randomised."""
     if not cfg.randomize_gains:
-        ones = jnp.ones(constants.NUM_ACTIONS)
+        ones = jnp.ones(observations.NUM_ACTIONS)
         return ones, ones
     k_p, k_d = jax.random.split(key)
     # Kp multiplier per joint U[kp_multiplier_range], redrawn at every reset
-    kp = jax.random.uniform(k_p, (constants.NUM_ACTIONS,), minval=cfg.kp_multiplier_range[0],
+    kp = jax.random.uniform(k_p, (observations.NUM_ACTIONS,), minval=cfg.kp_multiplier_range[0],
                             maxval=cfg.kp_multiplier_range[1])
     # Kd multiplier per joint U[kd_multiplier_range], redrawn at every reset
-    kd = jax.random.uniform(k_d, (constants.NUM_ACTIONS,), minval=cfg.kd_multiplier_range[0],
+    kd = jax.random.uniform(k_d, (observations.NUM_ACTIONS,), minval=cfg.kd_multiplier_range[0],
                             maxval=cfg.kd_multiplier_range[1])
     return kp, kd

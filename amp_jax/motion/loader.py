@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from amp_jax import a1_constants
+from amp_jax import a1
 from amp_jax.motion import layout
 
 _LOG = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def convert_from_file_layout(raw_frames: np.ndarray) -> np.ndarray:
     """File layout → project layout: legs FR, FL, RR, RL → FL, FR, RL, RR; quaternion xyzw → wxyz, w >= 0."""
     frames = raw_frames.copy()
     for columns in layout.PER_LEG_SLICES:
-        frames[:, columns] = raw_frames[:, columns][:, a1_constants.JOINT_PERMUTATION_FROM_DATA]
+        frames[:, columns] = raw_frames[:, columns][:, a1.JOINT_PERMUTATION_FROM_DATA]
     quat = raw_frames[:, layout.ROOT_QUAT][:, [3, 0, 1, 2]]
     quat = quat / np.linalg.norm(quat, axis=-1, keepdims=True)
     frames[:, layout.ROOT_QUAT] = np.where(quat[:, :1] < 0, -quat, quat)

@@ -15,13 +15,13 @@ leaves the others and what it had measured):
    matrix-product peak (``bench_update``).
 4. ``train``: ``a1_trot`` with ``Plan.train_overrides`` (16384 envs on a GPU), stopped by
    ``train.time_limit_s`` when the rest of the budget is spent; then the final checkpoint's parameters and
-   normaliser go to one file (:mod:`amp_jax.params_file`).
+   normaliser go to one file (:mod:`amp_jax.training.params_file`).
 
 ``DIR`` receives ``summary.json`` (versions, device, every figure, wall and compile times, the status of each
 phase, the deprecation warnings seen), ``metrics.jsonl``, ``policy_params.npz`` and ``gpu_run.log``. Back on a
-CPU machine ``python -m amp_jax.import_gpu_run DIR RUN_DIR`` makes a run folder of them for
-``amp_jax.evaluate`` and ``amp_jax.export_policy``. ``--tiny`` is the CPU rehearsal: a few envs, two training
-iterations, no GPU required.
+CPU machine ``python -m amp_jax.training.import_gpu_run DIR RUN_DIR`` makes a run folder of them for
+``python -m amp_jax.evaluate`` and ``python -m amp_jax.export_policy``. ``--tiny`` is the CPU rehearsal: a few
+envs, two training iterations, no GPU required.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ for _path in IMPORT_PATHS:
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from amp_jax import import_gpu_run  # noqa: E402  (light: file names only, no JAX)
+from amp_jax.training import import_gpu_run  # noqa: E402  (light: file names only, no JAX)
 
 TINY_OVERRIDES = (
     "env.num_envs=4", "ppo.num_steps=4", "ppo.num_minibatches=2",
@@ -211,7 +211,7 @@ def smoke_phase(plan: Plan, record: Recorder, args: argparse.Namespace) -> None:
                           "Use --tiny for a CPU rehearsal.")
     try:
         from amp_jax import config as config_lib
-        from amp_jax import trainer
+        from amp_jax.training import trainer
     except Exception as err:  # an ImportError, or an older package's use of an API this JAX removed
         raise PhaseFailed(f"importing amp_jax failed ({type(err).__name__}: {err}): the wheel bundle is missing, "
                           "incomplete or does not fit this JAX (benchmarks/gpu/fetch_wheels.sh on a machine with "
@@ -299,8 +299,8 @@ def train_phase(plan: Plan, record: Recorder, args: argparse.Namespace) -> None:
     """Trains under ``train.time_limit_s``, then writes the final checkpoint's parameters file."""
     import jax
 
-    from amp_jax import checkpoint, params_file, trainer
     from amp_jax import config as config_lib
+    from amp_jax.training import checkpoint, params_file, trainer
 
     time_limit_s = max(1.0, args.phase_budget_s - plan.train_reserve_s)
     cfg = config_lib.load_config(list(plan.train_configs), [*plan.train_overrides, *args.overrides,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from brax.envs.wrappers.training import VmapWrapper
 
-from amp_jax import a1_constants
+from amp_jax import a1
 from amp_jax.config import Config
-from amp_jax.envs import constants, wrappers
+from amp_jax.envs import observations, wrappers
 from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.motion import load_motion_library
 
@@ -51,8 +51,8 @@ def _standing(state, height=0.28, episode_step=0):
 def test_shapes_dtypes_and_determinism(wrapped):
     _, reset, step = wrapped
     state = reset(jax.random.split(jax.random.PRNGKey(0), N))
-    assert state.obs[constants.POLICY_OBS_KEY].shape == (N, 42)
-    assert state.obs[constants.CRITIC_OBS_KEY].shape == (N, 48)
+    assert state.obs[observations.POLICY_OBS_KEY].shape == (N, 42)
+    assert state.obs[observations.CRITIC_OBS_KEY].shape == (N, 48)
     assert state.info["amp_obs"].shape == (N, 43) and state.info["terminal_amp_obs"].shape == (N, 43)
     assert state.reward.shape == state.done.shape == state.info["truncation"].shape == (N,)
     for leaf in jax.tree.leaves((state.obs, state.reward, state.done, state.info["amp_obs"])):
@@ -61,7 +61,7 @@ def test_shapes_dtypes_and_determinism(wrapped):
     a, b = step(state, actions), step(state, actions)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(x, y)
-    assert not np.allclose(a.obs[constants.CRITIC_OBS_KEY], state.obs[constants.CRITIC_OBS_KEY])
+    assert not np.allclose(a.obs[observations.CRITIC_OBS_KEY], state.obs[observations.CRITIC_OBS_KEY])
     assert set(a.metrics) == {"reward/tracking_lin_vel", "reward/tracking_ang_vel"}
 
 
@@ -84,7 +84,7 @@ def test_mjx_follows_c_mujoco(wrapped):
             target = q0 + env.cfg.action_scale * actions[t, i]
             for _ in range(env.cfg.decimation):
                 tau = kp[i] * (target - d.qpos[7:]) - kd[i] * d.qvel[6:]
-                d.ctrl[:] = np.clip(tau, -a1_constants.EFFORT_LIMIT, a1_constants.EFFORT_LIMIT)
+                d.ctrl[:] = np.clip(tau, -a1.EFFORT_LIMIT, a1.EFFORT_LIMIT)
                 mujoco.mj_step(m, d)
     c_qpos = np.stack([d.qpos for d in datas])
     np.testing.assert_allclose(np.asarray(state.pipeline_state.qpos)[:, :3], c_qpos[:, :3], atol=2e-3)
@@ -110,11 +110,11 @@ def test_upside_down_terminates_and_keeps_the_terminal_amp_obs(wrapped):
     np.testing.assert_array_equal(state.info["truncation"], 0)
     terminal, fresh = np.asarray(state.info["terminal_amp_obs"]), np.asarray(state.info["amp_obs"])
     # env 0: the terminal features are the upside-down robot's: trunk on the floor, still falling ...
-    assert 0.03 < terminal[0, constants.AMP_BASE_HEIGHT] < 0.08
-    assert terminal[0, constants.AMP_BASE_HEIGHT] < before.info["amp_obs"][0, constants.AMP_BASE_HEIGHT]
+    assert 0.03 < terminal[0, observations.AMP_BASE_HEIGHT] < 0.08
+    assert terminal[0, observations.AMP_BASE_HEIGHT] < before.info["amp_obs"][0, observations.AMP_BASE_HEIGHT]
     np.testing.assert_allclose(terminal[0, :12], np.tile([0.0, 0.9, -1.8], 4), atol=0.3)
     # ... while the state the policy acts from next is a new episode
-    assert state.info["episode_step"][0] == 0 and fresh[0, constants.AMP_BASE_HEIGHT] > 0.2
+    assert state.info["episode_step"][0] == 0 and fresh[0, observations.AMP_BASE_HEIGHT] > 0.2
     assert state.info["terminal_episode_length"][0] == t
     np.testing.assert_array_equal(terminal[1:], fresh[1:])
 

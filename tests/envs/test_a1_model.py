@@ -7,9 +7,9 @@ import mujoco
 import numpy as np
 import pytest
 
-from amp_jax import a1_constants
+from amp_jax import a1
 from amp_jax.config import Config, EnvConfig
-from amp_jax.envs import base, constants, randomize
+from amp_jax.envs import base, observations, randomize
 from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.motion import amp_features, layout, load_clip, load_motion_library
 
@@ -34,23 +34,23 @@ def _c_feet_from_com(model, data, qpos):
     """Foot-site positions from C MuJoCo kinematics, base axes, from the trunk COM, ``[12]``."""
     data.qpos[:] = qpos
     mujoco.mj_kinematics(model, data)
-    trunk = model.body(constants.TRUNK_BODY).id
+    trunk = model.body(a1.TRUNK_BODY).id
     rot, origin = data.xmat[trunk].reshape(3, 3), data.xpos[trunk]
-    feet = np.stack([data.site(n).xpos for n in a1_constants.FOOT_SITE_NAMES])
-    return ((feet - origin) @ rot - a1_constants.TRUNK_COM_OFFSET).reshape(-1)
+    feet = np.stack([data.site(n).xpos for n in a1.FOOT_SITE_NAMES])
+    return ((feet - origin) @ rot - a1.TRUNK_COM_OFFSET).reshape(-1)
 
 
 def test_model_matches_urdf_numbers(env):
     m = env.mj_model
-    trunk = m.body(constants.TRUNK_BODY)
-    np.testing.assert_allclose(trunk.ipos, a1_constants.TRUNK_COM_OFFSET, atol=1e-9)
+    trunk = m.body(a1.TRUNK_BODY)
+    np.testing.assert_allclose(trunk.ipos, a1.TRUNK_COM_OFFSET, atol=1e-9)
     assert trunk.mass[0] == pytest.approx(4.713)
-    np.testing.assert_allclose(m.jnt_range[1:, 0], a1_constants.JOINT_LOWER, atol=1e-9)
-    np.testing.assert_allclose(m.jnt_range[1:, 1], a1_constants.JOINT_UPPER, atol=1e-9)
-    np.testing.assert_allclose(m.actuator_ctrlrange[:, 1], a1_constants.EFFORT_LIMIT)
+    np.testing.assert_allclose(m.jnt_range[1:, 0], a1.JOINT_LOWER, atol=1e-9)
+    np.testing.assert_allclose(m.jnt_range[1:, 1], a1.JOINT_UPPER, atol=1e-9)
+    np.testing.assert_allclose(m.actuator_ctrlrange[:, 1], a1.EFFORT_LIMIT)
     assert m.body_mass.sum() == pytest.approx(4.713 + 4 * (0.696 + 1.013 + 0.166 + 0.06))
     colliding = [m.geom(i).name for i in range(m.ngeom) if m.geom_contype[i] or m.geom_conaffinity[i]]
-    assert sorted(colliding) == sorted(("floor",) + constants.FOOT_GEOMS)
+    assert sorted(colliding) == sorted(("floor",) + a1.FOOT_GEOMS)
     assert m.opt.timestep == 0.005 and m.opt.integrator == mujoco.mjtIntegrator.mjINT_EULER
 
 
@@ -74,14 +74,14 @@ def test_reset_onto_a_frame_gives_its_expert_features(env, clips):
     keys = jax.random.split(jax.random.PRNGKey(0), frames.shape[0])
     states = jax.jit(jax.vmap(env.reset_to_frame))(keys, frames)
     amp_obs, expected = np.asarray(states.info["amp_obs"]), np.asarray(amp_features(frames))
-    np.testing.assert_allclose(amp_obs[:, constants.AMP_FOOT_POS], expected[:, constants.AMP_FOOT_POS], atol=1e-3)
-    np.testing.assert_allclose(np.delete(amp_obs, constants.AMP_FOOT_POS, 1),
-                               np.delete(expected, constants.AMP_FOOT_POS, 1), atol=1e-5)
+    np.testing.assert_allclose(amp_obs[:, observations.AMP_FOOT_POS], expected[:, observations.AMP_FOOT_POS], atol=1e-3)
+    np.testing.assert_allclose(np.delete(amp_obs, observations.AMP_FOOT_POS, 1),
+                               np.delete(expected, observations.AMP_FOOT_POS, 1), atol=1e-5)
     # the first observation comes from the episode's own initial state (noise-free part within the noise bound)
-    critic = np.asarray(states.obs[constants.CRITIC_OBS_KEY])
-    np.testing.assert_allclose(critic[:, constants.CRITIC_BASE_LIN_VEL] / 2.0,
-                               expected[:, constants.AMP_BASE_LIN_VEL], atol=0.1 + 1e-5)
-    np.testing.assert_array_equal(states.obs[constants.POLICY_OBS_KEY], critic[:, constants.POLICY_FROM_CRITIC])
+    critic = np.asarray(states.obs[observations.CRITIC_OBS_KEY])
+    np.testing.assert_allclose(critic[:, observations.CRITIC_BASE_LIN_VEL] / 2.0,
+                               expected[:, observations.AMP_BASE_LIN_VEL], atol=0.1 + 1e-5)
+    np.testing.assert_array_equal(states.obs[observations.POLICY_OBS_KEY], critic[:, observations.POLICY_FROM_CRITIC])
 
 
 def test_rsi_probability_is_honoured(cfg, env):
@@ -108,8 +108,8 @@ def test_ground_contact_matches_mujoco_collision_of_the_urdf_boxes(env):
 
     Poses where a foot sphere sinks more than 5 mm into the floor are left out: the colliding feet keep a
     simulated robot out of them, and only there can the calf's lower tip (inside the foot sphere) touch."""
-    spec = mujoco.MjSpec.from_file(str(constants.SCENE_XML))
-    for name in ("trunk",) + tuple(f"{leg}_{part}" for leg in a1_constants.LEG_NAMES for part in ("thigh", "calf")):
+    spec = mujoco.MjSpec.from_file(str(a1.SCENE_XML))
+    for name in ("trunk",) + tuple(f"{leg}_{part}" for leg in a1.LEG_NAMES for part in ("thigh", "calf")):
         spec.geom(name).conaffinity = 1
     model = spec.compile()
     data = mujoco.MjData(model)
@@ -118,15 +118,15 @@ def test_ground_contact_matches_mujoco_collision_of_the_urdf_boxes(env):
     quat = rng.normal(size=(n, 4))
     quat /= np.linalg.norm(quat, axis=1, keepdims=True)
     qpos = np.concatenate([np.zeros((n, 2)), rng.uniform(0.0, 0.45, (n, 1)), quat,
-                           rng.uniform(a1_constants.JOINT_LOWER, a1_constants.JOINT_UPPER, (n, 12))], 1)
+                           rng.uniform(a1.JOINT_LOWER, a1.JOINT_UPPER, (n, 12))], 1)
     body_geoms = {model.geom(g).id for g in ("trunk",)} | {
-        model.geom(f"{leg}_{part}").id for leg in a1_constants.LEG_NAMES for part in ("thigh", "calf")}
+        model.geom(f"{leg}_{part}").id for leg in a1.LEG_NAMES for part in ("thigh", "calf")}
     trunk_id = model.geom("trunk").id
     truth, trunk_truth, feet_out = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     for i in range(n):
         data.qpos[:] = qpos[i]
         mujoco.mj_forward(model, data)
-        feet_out[i] = min(data.site(s).xpos[2] for s in a1_constants.FOOT_SITE_NAMES) >= 0.015
+        feet_out[i] = min(data.site(s).xpos[2] for s in a1.FOOT_SITE_NAMES) >= 0.015
         for c in data.contact[: data.ncon]:
             if c.dist < 0 and (c.geom1 in body_geoms or c.geom2 in body_geoms):
                 truth[i] = True
@@ -145,7 +145,7 @@ def test_pd_torque_against_numpy():
     rng = np.random.default_rng(1)
     target, q, qd = rng.normal(size=(3, 64, 12)) * np.array([1.0, 1.0, 20.0])[:, None, None]
     kp, kd = 80.0 * rng.uniform(0.9, 1.1, (64, 12)), rng.uniform(0.9, 1.1, (64, 12))
-    limit = a1_constants.EFFORT_LIMIT
+    limit = a1.EFFORT_LIMIT
     expected = np.minimum(np.maximum(kp * (target - q) - kd * qd, -limit), limit)
     got = jax.vmap(base.pd_torque, in_axes=(0, 0, 0, 0, 0, None))(target, q, qd, kp, kd, limit)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
@@ -179,7 +179,7 @@ def test_commands_in_range_and_small_xy_zeroed(cfg, env):
 
 def test_domain_randomize_shapes_and_ranges(cfg, env):
     model, in_axes = randomize.domain_randomize(env.sys, jax.random.split(jax.random.PRNGKey(5), 64), cfg.env)
-    feet = [env.mj_model.geom(n).id for n in constants.FOOT_GEOMS]
+    feet = [env.mj_model.geom(n).id for n in a1.FOOT_GEOMS]
     mu = np.asarray(model.geom_friction)[:, feet, 0]
     assert mu.shape == (64, 4) and np.all(mu == mu[:, :1])
     assert cfg.env.friction_range[0] <= mu.min() and mu.max() <= cfg.env.friction_range[1] and mu.std() > 0.1

@@ -9,7 +9,7 @@ from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import train as ppo
 
 from amp_jax.config import EnvConfig
-from amp_jax.envs import constants
+from amp_jax.envs import observations
 from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.envs.randomize import domain_randomize
 
@@ -34,7 +34,7 @@ def test_brax_ppo_trains_a_few_iterations(monkeypatch):
     env = A1AmpEnv(env_cfg)
     network_factory = functools.partial(
         ppo_networks.make_ppo_networks, policy_hidden_layer_sizes=(8,), value_hidden_layer_sizes=(8,),
-        policy_obs_key=constants.POLICY_OBS_KEY, value_obs_key=constants.CRITIC_OBS_KEY)
+        policy_obs_key=observations.POLICY_OBS_KEY, value_obs_key=observations.CRITIC_OBS_KEY)
     progress = []
     make_policy, params, metrics = ppo.train(
         environment=env, num_timesteps=2 * 4 * 5 * 2, episode_length=env_cfg.max_episode_steps, num_envs=4,

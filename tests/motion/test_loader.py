@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from amp_jax import a1_constants
+from amp_jax import a1
 from amp_jax.motion import layout, loader
 from amp_jax.motion.loader import MotionDataError, load_clip
 
@@ -51,8 +51,8 @@ def test_legs_are_reordered_to_fl_fr_rl_rr(clips):
 
 
 def test_permutation_constant_matches_leg_names():
-    data_legs = np.array(a1_constants.DATA_LEG_ORDER)
-    assert list(data_legs[a1_constants.LEG_PERMUTATION_FROM_DATA]) == list(a1_constants.LEG_NAMES)
+    data_legs = np.array(a1.DATA_LEG_ORDER)
+    assert list(data_legs[a1.LEG_PERMUTATION_FROM_DATA]) == list(a1.LEG_NAMES)
 
 
 def test_quaternions_become_wxyz_with_nonnegative_w(clips):

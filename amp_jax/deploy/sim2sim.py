@@ -1,0 +1,223 @@
+"""Sim-to-sim check: the exported ONNX policy driving the A1 in C MuJoCo, with a NumPy observation and PD loop.
+
+Nothing here uses the JAX environment: the runner reads what it needs from the ONNX file's metadata
+(:func:`amp_jax.deploy.export_policy.policy_metadata`: observation scales, default joint angles, action scale, PD
+gains, effort limits, physics step, decimation), builds the 42 policy observations from ``MjData`` in NumPy
+(:func:`policy_observation`), runs the network with onnxruntime and applies PD torques computed in NumPy before
+each plain ``mj_step``, as a robot-side runner would. Agreement with the JAX environment's observation is
+checked in ``tests/deploy/test_sim2sim.py``.
+
+Reported (:class:`Sim2SimResult`): whether the robot stayed upright for the whole command schedule (trunk tilt
+below :data:`amp_jax.analysis.upright.MAX_TILT_RAD` and base height above
+:data:`~amp_jax.analysis.upright.MIN_BASE_HEIGHT` at every control step) and the
+RMS velocity-tracking error per axis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from amp_jax import a1
+from amp_jax.analysis import command_schedule, upright
+from amp_jax.deploy import onnx_export
+
+OBSERVATION_ORDER = ("projected_gravity", "commands", "joint_pos", "joint_vel", "last_action")
+"""The policy observation's parts, in order; the exported metadata must list the same."""
+
+@dataclasses.dataclass(frozen=True)
+class RunnerSpec:
+    """What the runner takes from the ONNX metadata. Arrays are ``[12]`` in joint order FL, FR, RL, RR."""
+
+    default_joint_pos: np.ndarray
+    action_scale: float
+    clip_actions: float
+    clip_observations: float
+    kp: float
+    kd: float
+    effort_limits: np.ndarray
+    physics_dt: float
+    decimation: int
+    init_height: float
+    obs_scales: Mapping[str, np.ndarray]
+    """Part name (:data:`OBSERVATION_ORDER`) → element-wise scale."""
+
+    @property
+    def control_dt(self) -> float:
+        return self.physics_dt * self.decimation
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, Any], source: str = "<metadata>") -> RunnerSpec:
+        """Reads an exported policy's metadata; raises ValueError naming ``source`` and the bad key."""
+        def get(key):
+            if key not in meta:
+                raise ValueError(f"{source}: metadata lacks {key!r} (expected a policy written by "
+                                 "amp_jax.deploy.export_policy)")
+            return meta[key]
+
+        layout = get("observation_layout")
+        names = tuple(part["name"] for part in layout)
+        if names != OBSERVATION_ORDER:
+            raise ValueError(f"{source}: observation_layout lists {names}: expected {OBSERVATION_ORDER}")
+        env = get("config").get("env", {})
+        return cls(
+            default_joint_pos=np.asarray(get("default_joint_angles"), np.float64),
+            action_scale=float(get("action_scale")), clip_actions=float(get("clip_actions")),
+            clip_observations=float(get("clip_observations")), kp=float(get("kp")), kd=float(get("kd")),
+            effort_limits=np.asarray(get("effort_limits"), np.float64), physics_dt=float(get("physics_dt")),
+            decimation=int(get("decimation")), init_height=float(env.get("init_height", 0.42)),
+            obs_scales={part["name"]: np.asarray(part["scale"], np.float64) for part in layout})
+
+
+def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:
+    """Rotation matrix ``[3, 3]`` (body axes → world) of a quaternion (w, x, y, z), via MuJoCo's C routine."""
+    mat = np.zeros(9)
+    mujoco.mju_quat2Mat(mat, quat / np.linalg.norm(quat))
+    return mat.reshape(3, 3)
+
+
+def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, last_action: np.ndarray,
+                       spec: RunnerSpec) -> np.ndarray:
+    """The 42 policy observations from MuJoCo's state, float32.
+
+    Args:
+      qpos: ``[19]`` base position (world), quaternion (w, x, y, z), 12 joint angles.
+      qvel: ``[18]`` base linear velocity (world), angular velocity (base), 12 joint velocities.
+      command: ``[3]`` (v_x, v_y, yaw rate), base frame.
+      last_action: ``[12]`` the clipped action applied in the last control step.
+    Returns:
+      ``[42]``: projected gravity, scaled commands, scaled (q − q_default), scaled q̇, last action; clipped.
+    """
+    rot = _quat_to_matrix(np.asarray(qpos[3:7], np.float64))
+    gravity = rot.T @ np.array([0.0, 0.0, -1.0])
+    s = spec.obs_scales
+    obs = np.concatenate([
+        gravity * s["projected_gravity"],
+        np.asarray(command) * s["commands"],
+        (qpos[7:19] - spec.default_joint_pos) * s["joint_pos"],
+        qvel[6:18] * s["joint_vel"],
+        np.asarray(last_action) * s["last_action"],
+    ])
+    return np.clip(obs, -spec.clip_observations, spec.clip_observations).astype(np.float32)
+
+
+def base_velocity(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+    """Measured (v_x, v_y, yaw rate) in the base frame, ``[3]``."""
+    lin = _quat_to_matrix(np.asarray(qpos[3:7], np.float64)).T @ qvel[0:3]
+    return np.array([lin[0], lin[1], qvel[5]])
+
+
+@dataclasses.dataclass(frozen=True)
+class Sim2SimResult:
+    """Outcome of one C MuJoCo run; trajectories have one row per control step."""
+
+    duration_s: float
+    upright: bool
+    """True when the robot stayed upright at every control step."""
+    fell_at_s: float | None
+    """Time of the first control step at which it was not upright, else None."""
+    tracking_rms: dict[str, float]
+    """RMS of commanded − measured over the run: ``vx``, ``vy`` (m/s), ``yaw_rate`` (rad/s)."""
+    qpos: np.ndarray
+    """``[T, 19]``."""
+    commands: np.ndarray
+    """``[T, 3]``."""
+    measured: np.ndarray
+    """``[T, 3]`` (v_x, v_y, yaw rate), base frame."""
+    actions: np.ndarray
+    """``[T, 12]`` clipped actions."""
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready scalars."""
+        return {"duration_s": self.duration_s, "upright": self.upright, "fell_at_s": self.fell_at_s,
+                "tracking_rms": self.tracking_rms}
+
+
+def tracking_rms(commands: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """RMS of ``commands − measured`` per axis (``[T, 3]`` each) as ``{vx, vy, yaw_rate}``."""
+    err = np.sqrt(np.mean(np.square(np.asarray(commands, np.float64) - np.asarray(measured, np.float64)), axis=0))
+    return {"vx": float(err[0]), "vy": float(err[1]), "yaw_rate": float(err[2])}
+
+
+def initial_state(spec: RunnerSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The default pose at the initial height, at rest: ``(qpos [19], qvel [18])``."""
+    qpos = np.concatenate([[0.0, 0.0, spec.init_height, 1.0, 0.0, 0.0, 0.0], spec.default_joint_pos])
+    return qpos, np.zeros(18)
+
+
+def run_sim2sim(onnx_path: str | pathlib.Path,
+                schedule: Sequence[command_schedule.CommandSegment] = command_schedule.DEFAULT_SCHEDULE, *,
+                scene: str | pathlib.Path = a1.SCENE_XML, spec: RunnerSpec | None = None) -> Sim2SimResult:
+    """Runs the ONNX policy with onnxruntime in C MuJoCo under ``schedule`` from the default pose.
+
+    Args:
+      onnx_path: a policy written by :mod:`amp_jax.deploy.export_policy` (its metadata configures the runner).
+      schedule: the commands.
+      scene: the MJCF scene.
+      spec: overrides the runner settings read from the metadata.
+    """
+    onnx_path = pathlib.Path(onnx_path)
+    session = onnx_export.load_session(onnx_path)
+    if spec is None:
+        spec = RunnerSpec.from_metadata(onnx_export.read_metadata(onnx_path), str(onnx_path))
+    commands = command_schedule.commands_from_schedule(schedule, spec.control_dt)
+    return simulate(lambda obs: onnx_export.run_onnx(session, obs), spec, commands, scene=scene)
+
+
+def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, commands: np.ndarray, *,
+             scene: str | pathlib.Path = a1.SCENE_XML) -> Sim2SimResult:
+    """The runner's loop: ``policy(obs [42]) -> action [12]`` in C MuJoCo, one control step per row of
+    ``commands [T, 3]``, from :func:`initial_state`; PD torques in NumPy before each ``mj_step``."""
+    model = mujoco.MjModel.from_xml_path(str(scene))
+    model.opt.timestep = spec.physics_dt
+    data = mujoco.MjData(model)
+    data.qpos[:], data.qvel[:] = initial_state(spec)
+    mujoco.mj_forward(model, data)
+
+    commands = np.asarray(commands, np.float64)
+    steps = commands.shape[0]
+    qpos_log, measured, actions = np.empty((steps, model.nq)), np.empty((steps, 3)), np.empty((steps, 12))
+    last_action = np.zeros(12)
+    fell_at = None
+    for k in range(steps):
+        obs = policy_observation(data.qpos, data.qvel, commands[k], last_action, spec)
+        action = np.clip(np.asarray(policy(obs), np.float64), -spec.clip_actions, spec.clip_actions)
+        target = spec.default_joint_pos + spec.action_scale * action
+        for _ in range(spec.decimation):
+            torque = spec.kp * (target - data.qpos[7:19]) - spec.kd * data.qvel[6:18]
+            data.ctrl[:] = np.clip(torque, -spec.effort_limits, spec.effort_limits)
+            mujoco.mj_step(model, data)
+        last_action = action
+        qpos_log[k], measured[k], actions[k] = data.qpos, base_velocity(data.qpos, data.qvel), action
+        if fell_at is None and not upright.is_upright(data.qpos):
+            fell_at = (k + 1) * spec.control_dt
+    return Sim2SimResult(duration_s=steps * spec.control_dt, upright=fell_at is None, fell_at_s=fell_at,
+                         tracking_rms=tracking_rms(commands, measured), qpos=qpos_log, commands=commands,
+                         measured=measured, actions=actions)
+
+
+def trot_check_c_mujoco(onnx_path: Any, reference_contacts: np.ndarray | None = None) -> dict[str, Any]:
+    """The same check for the exported ONNX policy in C MuJoCo (:func:`simulate`); falls are
+    the sim-to-sim upright test's."""
+    from amp_jax.analysis import speed
+
+    session = onnx_export.load_session(onnx_path)
+    spec = RunnerSpec.from_metadata(onnx_export.read_metadata(onnx_path), str(onnx_path))
+    commands = speed.trot_commands(spec.control_dt)
+    run = simulate(lambda obs: onnx_export.run_onnx(session, obs), spec, commands)
+    model = mujoco.MjModel.from_xml_path(str(a1.SCENE_XML))
+    data = mujoco.MjData(model)
+    sites = [model.site(name).id for name in a1.FOOT_SITE_NAMES]
+    heights = np.empty((run.qpos.shape[0], len(sites)))
+    for k, qpos in enumerate(run.qpos):
+        data.qpos[:] = qpos
+        mujoco.mj_kinematics(model, data)
+        heights[k] = data.site_xpos[sites, 2]
+    settle = int(round(speed.TROT_SETTLE_S / spec.control_dt))
+    result = speed.measure(commands[settle:, 0], run.measured[settle:, 0], heights[settle:], not run.upright)
+    return speed.verdict_of(result, reference_contacts)

@@ -1,0 +1,104 @@
+"""Packs a finished run into a small folder to ship: the final checkpoint without its replay buffer, and what the
+run's evaluation wrote.
+
+``python -m amp_jax.training.package_run RUN_DIR OUT_DIR [--step N]`` copies into ``OUT_DIR`` (which must not exist):
+
+- ``config.yaml`` and ``metrics.jsonl`` (the learning curves' data);
+- ``checkpoints/<step>/`` of the newest (or the given) step, without its ``heavy`` item (the replay buffer,
+  tens of MB): parameters, optimiser and normaliser state, the env state and the PRNG key — enough to evaluate,
+  export, and resume training (with an empty replay buffer, so not bit-exactly);
+- ``evaluation.json``, the learning curves, gait diagram and velocity-tracking plot, and ``policy.onnx``, when
+  the run has them.
+
+Nothing is half-written: the folder is assembled under a temporary name beside ``OUT_DIR`` and renamed at the
+end. The result is a run folder that ``python -m amp_jax.evaluate OUT_DIR --out DEMO`` and
+``python -m amp_jax.export_policy OUT_DIR`` take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+
+CHECKPOINT_DIR = "checkpoints"
+HEAVY_ITEM = "heavy"
+RUN_FILES = ("config.yaml", "metrics.jsonl")
+"""Files every packaged run has."""
+EVALUATION_FILES = ("evaluation.json", "learning_curves.png", "gait_diagram.png", "velocity_tracking.png",
+                    "policy.onnx")
+"""Files of the run's evaluation, copied when present."""
+
+
+class PackageError(RuntimeError):
+    """The run folder lacks what a package needs, or the destination exists."""
+
+
+def checkpoint_steps(run_dir: pathlib.Path) -> list[int]:
+    """Steps of the complete checkpoints in ``run_dir`` (those orbax marked as finished), ascending."""
+    root = run_dir / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name) for p in root.iterdir()
+                  if p.is_dir() and p.name.isdigit() and (p / "_CHECKPOINT_METADATA").exists())
+
+
+def package_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, step: int | None = None) -> pathlib.Path:
+    """Writes the package of ``run_dir`` to ``out_dir`` (module docstring) and returns ``out_dir``.
+
+    Raises:
+      PackageError: ``out_dir`` exists, or ``run_dir`` lacks ``config.yaml``, ``metrics.jsonl`` or the step.
+    """
+    run_dir, out_dir = pathlib.Path(run_dir), pathlib.Path(out_dir)
+    if out_dir.exists():
+        raise PackageError(f"{out_dir}: exists; expected a new folder (remove it first)")
+    for name in RUN_FILES:
+        if not (run_dir / name).is_file():
+            raise PackageError(f"{run_dir}: no {name}; expected a run folder made by train.py")
+    steps = checkpoint_steps(run_dir)
+    if not steps:
+        raise PackageError(f"{run_dir / CHECKPOINT_DIR}: no complete checkpoint")
+    step = steps[-1] if step is None else step
+    if step not in steps:
+        raise PackageError(f"{run_dir / CHECKPOINT_DIR}: no complete step {step} (steps: {steps})")
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes the folder private; a package is for sharing
+    try:
+        for name in RUN_FILES + EVALUATION_FILES:
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, staging / name)
+        shutil.copytree(run_dir / CHECKPOINT_DIR / str(step), staging / CHECKPOINT_DIR / str(step),
+                        ignore=lambda folder, names: [HEAVY_ITEM] if pathlib.Path(folder).name == str(step) else [])
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m amp_jax.training.package_run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=pathlib.Path, metavar="RUN_DIR")
+    parser.add_argument("out_dir", type=pathlib.Path, metavar="OUT_DIR")
+    parser.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    args = parser.parse_args(argv)
+    try:
+        out = package_run(args.run_dir, args.out_dir, args.step)
+    except (PackageError, OSError) as err:
+        print(f"package_run: {err}", file=sys.stderr)
+        return 1
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {out} ({size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

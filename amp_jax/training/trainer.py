@@ -1,0 +1,346 @@
+"""The training run: builds env, motion library and train state from a config and runs jitted iterations.
+
+A run folder (``runs/<config>-<UTC time>/``) holds the resolved ``config.yaml``, ``metrics.jsonl``,
+TensorBoard event files, ``checkpoints/`` and, once training ends, the evaluation's plots, video and ONNX
+policy. Checkpoints are written every ``train.checkpoint_interval`` iterations, at the end and on Ctrl-C;
+``resume`` continues bit-exactly from the newest one.
+
+Devices: the iteration is split over ``train.num_devices`` devices (default: all that JAX sees; see
+:mod:`amp_jax.agents.distributed`). Checkpoints do not depend on the device count: a run written on ``D``
+devices resumes on any count that splits its config (bit-exactly on the same count). With several processes
+(``jax.distributed.initialize`` before the call, as ``train.py --distributed`` does) every process runs
+:func:`train` with the same arguments; process 0 alone writes ``config.yaml``, the metrics and the progress
+line, and orbax coordinates the checkpoint writes of all processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from amp_jax import config as config_lib
+from amp_jax.agents import distributed
+from amp_jax.agents.train_step import TrainingState, make_train_step
+from amp_jax.config import Config
+from amp_jax.envs.wrappers import make_amp_training_env
+from amp_jax.motion import library as motion_library_lib
+from amp_jax.motion.loader import load_motion_library
+from amp_jax.training.checkpoint import CheckpointError, RunCheckpointer
+from amp_jax.training.metrics_log import MetricsLogger
+
+logger = logging.getLogger(__name__)
+
+CPU_ENV_WARNING_THRESHOLD = 1024
+"""More envs than this on a CPU earn a warning: such configs are sized for an accelerator (the CPU recipe,
+``configs/a1_trot_cpu.yaml``, steps 512)."""
+
+HEAVY_KEYS = ("replay_buffer",)
+"""Train-state fields kept in the newest checkpoint only."""
+
+
+_clock = time.monotonic
+"""The wall clock of ``train.time_limit_s`` (seconds; a test may replace it)."""
+
+
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: the run checkpoints its latest finished iteration and stops, as on Ctrl-C."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signum)
+        self.signum = signum
+        self.reason = signal.Signals(signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for death by a signal: 128 + its number."""
+        return 128 + self.signum
+
+
+BYTES_PER_FLOAT = 4
+MEMORY_HEADROOM = 0.8
+"""Share of the available memory the replay buffer and rollout may take."""
+
+
+def estimated_bytes(cfg: Config) -> dict[str, int]:
+    """Device memory of the large arrays of a run (bytes): the replay buffer (two AMP observations of 43 floats
+    per transition) and one iteration's rollout (observations, actions, AMP transitions per env and step)."""
+    amp_features = 43
+    per_step = 42 + 48 + 3 * 12 + 2 * amp_features + 8  # obs, critic obs, action/mean/noise, AMP s and s', scalars
+    return {"replay_buffer": cfg.amp.replay_buffer_size * 2 * amp_features * BYTES_PER_FLOAT,
+            "rollout": cfg.batch_size * per_step * BYTES_PER_FLOAT}
+
+
+def available_bytes() -> int | None:
+    """Memory the first device can still give (bytes): its allocator's limit on an accelerator, the host's
+    available memory on a CPU; None when unknown."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+        return None
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(cfg: Config) -> None:
+    """Refuses, before anything is allocated, a run whose replay buffer and rollout cannot fit.
+
+    Raises:
+      ConfigError: naming the field, the estimate and what is available.
+    """
+    need = estimated_bytes(cfg)
+    have = available_bytes()
+    if have is None:
+        return
+    devices = max(1, cfg.train.num_devices or len(jax.devices()))
+    per_device = (need["replay_buffer"] + need["rollout"]) / devices
+    if per_device > MEMORY_HEADROOM * have:
+        field = "amp.replay_buffer_size" if need["replay_buffer"] >= need["rollout"] else "env.num_envs"
+        value = cfg.amp.replay_buffer_size if field == "amp.replay_buffer_size" else cfg.env.num_envs
+        raise config_lib.ConfigError(
+            "<memory check>", field, value,
+            f"a size that fits: the replay buffer needs {need['replay_buffer'] / 1e9:.3g} GB and one rollout "
+            f"{need['rollout'] / 1e9:.3g} GB ({per_device / 1e9:.3g} GB per device), {have / 1e9:.3g} GB are "
+            f"available on {jax.devices()[0].platform}")
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite; the run stops and keeps its last good checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything a run builds from its config (no state)."""
+
+    cfg: Config
+    env: Any
+    """Batched, auto-resetting training env."""
+    motion_library: motion_library_lib.MotionLibrary
+    init_fn: Callable[[jax.Array], TrainingState]
+    train_step: Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]
+    mesh: Mesh | None = None
+    """The devices the iteration is split over (None: one device)."""
+    probe: Callable[[Any], dict[str, float]] | None = None
+    """``probe(params) -> {"probe/...": value}``: the deterministic policy's tracking and gait
+    (:mod:`amp_jax.analysis.speed`); None when ``train.probe_interval`` is 0."""
+
+
+def build(cfg: Config) -> Setup:
+    """Loads the motion clips and builds the env and the jitted ``init_fn`` / ``train_step`` of ``cfg``.
+
+    Raises:
+      ConfigError: ``train.num_devices`` exceeds the devices, or the config does not split evenly over them.
+    """
+    mesh = distributed.make_mesh(cfg.train.num_devices)
+    distributed.check_divisible(cfg, mesh.size)
+    mesh = mesh if mesh.size > 1 else None
+    motion = load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
+                                 repair_threshold=cfg.motion.velocity_repair_threshold)
+    env_key = jax.random.fold_in(jax.random.key(cfg.train.seed), 1)
+    env = make_amp_training_env(cfg, motion, env_key)
+    sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
+    init_fn, train_step = make_train_step(env, cfg, sample_expert, mesh)
+    probe = make_policy_probe(cfg, motion) if cfg.train.probe_interval > 0 else None
+    return Setup(cfg, env, motion, init_fn, train_step, mesh, probe)
+
+
+PROBE_SETTLE_S = 2.0
+"""Seconds the training probe lets each speed settle before measuring."""
+PROBE_MEASURE_S = 4.0
+"""Seconds the training probe measures at each speed."""
+
+
+def make_policy_probe(cfg: Config, motion: motion_library_lib.MotionLibrary) -> Callable[[Any], dict[str, float]]:
+    """The training loop's probe of the mean action at ``train.probe_forward_speeds`` (see :class:`Setup`);
+    contact similarity against ``trot0`` when the run uses it, else its first clip."""
+    from amp_jax.agents import networks
+    from amp_jax.analysis import gait, rollout, speed
+    from amp_jax.envs.a1_amp import A1AmpEnv
+
+    env = A1AmpEnv(rollout.evaluation_env_config(cfg.env), None)
+    nets = networks.make_networks(cfg.networks, env.action_size)
+    ref = rollout.contact_reference_index(motion.names)
+    frames = np.asarray(motion.frames[ref, : int(motion.num_frames[ref])], np.float64)
+    reference_contacts = gait.contacts_from_heights(gait.clip_foot_heights(frames))
+    return speed.make_probe(env, networks.make_policy_fn(nets), cfg.train.probe_forward_speeds,
+                                  PROBE_SETTLE_S, PROBE_MEASURE_S, reference_contacts)
+
+
+def _sample_expert(motion, dt_amp: float, key: jax.Array, batch: int):
+    return motion_library_lib.sample_expert_transitions(motion, key, batch, dt_amp)
+
+
+def initial_state(setup: Setup) -> TrainingState:
+    """The train state before the first iteration (parameters, optimiser, first env state, ...)."""
+    return setup.init_fn(jax.random.fold_in(jax.random.key(setup.cfg.train.seed), 2))
+
+
+def new_run_dir(cfg: Config, config_name: str) -> pathlib.Path:
+    """``<train.run_root>/<config name>-<UTC time>``, made unique with a counter if it exists."""
+    stem = pathlib.Path(config_name).stem or "run"
+    base = pathlib.Path(cfg.train.run_root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return run_dir
+
+
+def backend_warning(cfg: Config) -> str | None:
+    """A message when an accelerator-sized config is about to run on a CPU, else None."""
+    if jax.default_backend() != "cpu" or cfg.env.num_envs <= CPU_ENV_WARNING_THRESHOLD:
+        return None
+    return (f"JAX runs on the CPU, but this config steps {cfg.env.num_envs} envs × {cfg.ppo.num_steps} steps per "
+            f"iteration: it is sized for a GPU or TPU and will be very slow here. For the CPU learning recipe use "
+            f"'--config a1_trot_cpu.yaml', for a short CPU-sized run add '--config cpu.yaml'; for a GPU install "
+            f"jax[cuda12] (pip install -e '.[cuda]').")
+
+
+def checkpoint_layout(setup: Setup, state: TrainingState) -> TrainingState:
+    """``state`` as a checkpoint stores it (independent of the device count; see ``amp_jax.agents.distributed``)."""
+    return distributed.to_checkpoint_layout(state, setup.mesh)
+
+
+def from_checkpoint_layout(setup: Setup, state: TrainingState) -> TrainingState:
+    """A state restored from a checkpoint, laid out over ``setup``'s devices."""
+    return distributed.from_checkpoint_layout(state, setup.mesh)
+
+
+class _NoMetricsLogger:
+    """Stands in for the metrics logger on processes other than 0."""
+
+    def log(self, iteration: int, metrics: dict, *, env_steps: int) -> None:
+        del iteration, metrics, env_steps
+
+
+def _finite_losses(metrics: dict[str, np.ndarray]) -> list[str]:
+    return [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
+
+
+def train(
+    cfg: Config,
+    *,
+    config_name: str = "run",
+    run_dir: str | pathlib.Path | None = None,
+    resume: bool = False,
+    num_iterations: int | None = None,
+    progress: bool = True,
+) -> pathlib.Path:
+    """Trains ``cfg`` and returns the run folder.
+
+    Args:
+      cfg: the resolved config.
+      config_name: names a new run folder.
+      run_dir: the run folder (default: a new one under ``cfg.train.run_root``).
+      resume: continue from the newest checkpoint in ``run_dir`` (which must exist).
+      num_iterations: stop after this many iterations in total (default ``cfg.train.num_iterations``).
+      progress: print the live progress line.
+    Raises:
+      TrainingDivergedError: a loss became non-finite (the last good checkpoint is kept).
+      CheckpointError: ``resume`` and no readable checkpoint.
+    """
+    started = _clock()
+    total = cfg.train.num_iterations if num_iterations is None else num_iterations
+    lead = jax.process_index() == 0
+    if run_dir is None and jax.process_count() > 1:
+        raise ValueError(f"{jax.process_count()} processes: give every process the same run_dir (train.py "
+                         "--run-dir), a folder name from the clock could differ between hosts")
+    run_dir = pathlib.Path(run_dir) if run_dir is not None else new_run_dir(cfg, config_name)
+    if resume and not (run_dir / "config.yaml").exists():
+        raise CheckpointError(f"{run_dir}: not a run folder (expected config.yaml and checkpoints/ in it)")
+    check_memory(cfg)
+    warning = backend_warning(cfg)
+    if warning:
+        logger.warning(warning)
+
+    # Everything that can fail on bad input (config, clips, memory, the checkpoint to resume) happens before the
+    # run folder is created or its config.yaml touched.
+    setup = build(cfg)
+    config_dict = config_lib.to_dict(cfg)
+    state = initial_state(setup)
+    if resume:
+        with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as reader:
+            restored = reader.restore(checkpoint_layout(setup, state))
+        state = from_checkpoint_layout(setup, restored.state)
+        logger.info("resumed %s at iteration %d", run_dir, restored.step)
+    if lead:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomically(run_dir / "config.yaml", config_lib.dump_yaml(cfg))
+    with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as checkpointer:
+        start = int(state.iteration)
+        deadline = started + cfg.train.time_limit_s if cfg.train.time_limit_s > 0 else None
+        metrics_context = MetricsLogger(run_dir, total_iterations=total, stream=sys.stdout if progress else None,
+                                        resume_from=start if resume else None, deadline=deadline) if lead else (
+            contextlib.nullcontext(_NoMetricsLogger()))
+        with metrics_context as metrics_logger:
+            state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict, deadline)
+        checkpointer.save(int(state.iteration), checkpoint_layout(setup, state), config_dict=config_dict)
+    return run_dir
+
+
+def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpointer: RunCheckpointer,
+          metrics_logger: MetricsLogger, config_dict: dict, deadline: float | None = None) -> TrainingState:
+    """Iterations ``start + 1 .. total``; stops early, between iterations, once :func:`_clock` passes
+    ``deadline``."""
+    cfg = setup.cfg
+    iteration = start
+    try:
+        while iteration < total:
+            if deadline is not None and _clock() >= deadline:
+                logger.info("train.time_limit_s = %g s spent after iteration %d of %d: stopping here, as if the "
+                            "run had finished (final checkpoint, then the evaluation)",
+                            cfg.train.time_limit_s, iteration, total)
+                break
+            state, metrics = setup.train_step(state)
+            metrics = jax.device_get(metrics)
+            bad = _finite_losses(metrics)
+            if bad:
+                checkpointer.wait()
+                raise TrainingDivergedError(
+                    f"iteration {iteration + 1}: {', '.join(sorted(bad))} became non-finite; the run stopped. "
+                    f"The last good checkpoint is step {checkpointer.latest_step()} in {checkpointer.directory}. "
+                    f"Try a lower ppo.learning_rate or amp.grad_penalty_coef.")
+            iteration += 1
+            if setup.probe is not None and iteration % cfg.train.probe_interval == 0:
+                metrics = {**metrics, **setup.probe(state.params)}
+            metrics_logger.log(iteration, metrics, env_steps=iteration * cfg.batch_size)
+            if iteration % cfg.train.checkpoint_interval == 0 and iteration < total:
+                checkpointer.save(iteration, checkpoint_layout(setup, state), config_dict=config_dict)
+    except KeyboardInterrupt as interrupt:
+        try:
+            jax.block_until_ready(state)
+            # The state's own counter, not the loop's: an interrupt between the step's return and the count's
+            # update would otherwise label the state one iteration behind what it holds.
+            done = int(jax.device_get(state.iteration))
+            logger.warning("%s at iteration %d: writing a checkpoint before exiting",
+                           getattr(interrupt, "reason", "interrupted"), done)
+            checkpointer.save(done, checkpoint_layout(setup, state), config_dict=config_dict)
+            checkpointer.wait()
+        except Exception as err:  # the state of an interrupted dispatch may already be donated
+            logger.warning("could not checkpoint the interrupted iteration (%s); the last checkpoint is step %s",
+                           err, checkpointer.latest_step())
+        raise
+    return state

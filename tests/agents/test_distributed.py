@@ -1,0 +1,160 @@
+"""Data parallelism on four forced CPU devices: replicas agree, results match one device, checkpoints move.
+
+JAX fixes its device count when it starts, and this test session's JAX has one CPU device, so the
+four-device runs happen in one subprocess (tests/agents/distributed_checks.py) with
+``XLA_FLAGS=--xla_force_host_platform_device_count=4``; the tests here assert on what it saved.
+
+Invariants (see amp_jax/agents/distributed.py):
+
+* the replicated state (parameters, optimiser, learning rate, normaliser, key) is bit-identical on every
+  device after several iterations;
+* env ``i`` gets the same reset and action noise on any device count, so the first rollout (task and
+  style rewards, env state) matches one device up to float rounding; the update then differs by design
+  (each device shuffles and samples its own share);
+* one optimiser step on the same global samples, split in four, matches the unsplit step up to float
+  reduction order (gradients, KL and learning rate, normaliser merge, advantage normalisation);
+* a checkpoint resumes bit-exactly on the same device count, and on the other count restores parameters,
+  optimiser, normaliser, key and counters exactly, env ``i`` as env ``i`` and the replay buffer as the
+  same global ring.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from amp_jax.agents import distributed
+from amp_jax.config import AMPConfig, Config, ConfigError, EnvConfig, PPOConfig
+
+pytestmark = pytest.mark.slow
+
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+FLOAT_RTOL, FLOAT_ATOL = 2e-5, 2e-6
+"""Float32 reduction-order differences between a sum over 32 samples and four partial sums of 8."""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("distributed")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests" / "agents" / "distributed_checks.py"), str(out), "--a1"],
+                          env=env, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with np.load(out / "results.npz") as data:
+        arrays = dict(data)
+    return arrays, json.loads((out / "errors.json").read_text())
+
+
+def _group(arrays, prefix):
+    keys = sorted((k for k in arrays if k.startswith(prefix + "/")), key=lambda k: int(k.rsplit("/", 1)[1]))
+    return [arrays[k] for k in keys]
+
+
+def test_replicated_state_is_identical_on_every_device(results):
+    arrays, _ = results
+    shards = [v for k, v in arrays.items() if k.startswith("shards/") and k != "shards/losses"]
+    assert len(shards) > 10
+    for stacked in shards:
+        assert stacked.shape[0] == 4
+        for device in range(1, 4):
+            np.testing.assert_array_equal(stacked[device], stacked[0])
+    assert np.all(np.isfinite(arrays["shards/losses"]))
+
+
+def test_first_rollout_matches_one_device(results):
+    arrays, _ = results
+    for key in ("reward/task", "reward/amp", "episode/finished", "episode/return"):
+        np.testing.assert_allclose(arrays[f"first/four/{key}"], arrays[f"first/one/{key}"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(arrays["first/four/obs"], arrays["first/one/obs"], rtol=1e-5, atol=1e-6)
+    # The stored replay ring holds the same transitions; within an iteration's rows of one time step the
+    # order is by device then env instead of by env (8 envs, 8 steps: rows 8t .. 8t+7 are step t).
+    one, four = arrays["first/one/buffer"], arrays["first/four/buffer"]
+    assert int(arrays["first/one/buffer_size"]) == int(arrays["first/four/buffer_size"]) == 64
+    for t in range(8):
+        rows = slice(8 * t, 8 * t + 8)
+        np.testing.assert_allclose(np.sort(four[rows], axis=0), np.sort(one[rows], axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_split_learn_step_equals_the_unsplit_one(results):
+    arrays, _ = results
+    one, four = _group(arrays, "learn/one"), _group(arrays, "learn/four")
+    assert len(one) == len(four) > 10
+    for a, b in zip(one, four):
+        np.testing.assert_allclose(b, a, rtol=FLOAT_RTOL, atol=FLOAT_ATOL)
+    np.testing.assert_allclose(arrays["adv/four"], arrays["adv/one"], rtol=1e-5, atol=1e-6)
+    adv = arrays["adv/one"]
+    assert abs(adv.mean()) < 1e-6 and abs(adv.std(ddof=1) - 1.0) < 1e-5
+
+
+@pytest.mark.parametrize("writer", ["four", "one"])
+def test_checkpoint_resumes_exactly_on_the_same_device_count(results, writer):
+    arrays, _ = results
+    straight, resumed = _group(arrays, f"ckpt/{writer}/straight"), _group(arrays, f"ckpt/{writer}/resumed")
+    assert len(straight) == len(resumed) > 20
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("writer,reader", [("four", "one"), ("one", "four")])
+def test_checkpoint_moves_between_device_counts(results, writer, reader):
+    arrays, _ = results
+    saved, moved = _group(arrays, f"ckpt/{writer}/saved"), _group(arrays, f"ckpt/{writer}/on_{reader}")
+    assert len(saved) == len(moved) > 20
+    for a, b in zip(saved, moved):  # every leaf, replay ring and env state included, comes back as stored
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(arrays[f"ckpt/{writer}/on_{reader}_loss"])
+
+
+def test_four_devices_each_hold_every_fourth_row_of_the_stored_ring(results):
+    arrays, _ = results
+    # The one-device run's buffer leaf is the stored ring; the four-device restore split it by rows d::4.
+    saved_one = _group(arrays, "ckpt/one/saved")
+    rings = arrays["ckpt/one/device_rings"]  # [4, 96 / 4, F]
+    ring = next(x for x in saved_one if x.shape == (96, rings.shape[-1]))
+    for d in range(4):
+        np.testing.assert_array_equal(rings[d], ring[d::4])
+
+
+def test_state_layout_is_unchanged_by_an_iteration(results):
+    # A leaf whose sharding changed would make the next iteration miss jit's cache and compile again; MJX
+    # data's zero-size fields came back replicated, which made every split A1 run compile twice.
+    arrays, _ = results
+    assert int(arrays["layout/empty_leaves"]) >= 1
+    assert arrays["layout/same"].size > 0 and bool(np.all(arrays["layout/same"]))
+
+
+def test_a1_run_on_four_devices_resumes_on_two(results):
+    arrays, _ = results
+    np.testing.assert_array_equal(arrays["a1/iterations"], [1, 2, 3])
+    assert np.all(np.isfinite(arrays["a1/losses"]))
+    assert int(arrays["a1/saved_size"]) == 2 * 4 * 4  # 2 iterations × 4 envs × 4 steps, global count
+    assert np.count_nonzero(np.any(arrays["a1/saved_buffer"] != 0, axis=-1)) == 32
+    assert all(np.all(np.isfinite(p)) for p in _group(arrays, "a1/saved_params"))
+
+
+def test_config_errors_name_field_value_and_device_count(results):
+    _, errors = results
+    assert errors["env.num_envs"].startswith("<devices>: env.num_envs = 6:") and "device count 4" in errors[
+        "env.num_envs"]
+    assert "ppo.num_minibatches = 32" in errors["ppo.num_minibatches"] and "device count 4" in errors[
+        "ppo.num_minibatches"]
+    assert "amp.replay_buffer_size = 90" in errors["amp.replay_buffer_size"]
+
+
+def test_divisibility_check_without_devices():
+    cfg = Config(env=EnvConfig(num_envs=12), ppo=PPOConfig(num_steps=4, num_minibatches=4),
+                 amp=AMPConfig(replay_buffer_size=120))
+    for devices in (1, 2, 3, 4, 6, 12):
+        distributed.check_divisible(cfg, devices)
+    with pytest.raises(ConfigError, match=r"env.num_envs = 12: expected a multiple of the device count 5"):
+        distributed.check_divisible(cfg, 5)
+    with pytest.raises(ConfigError, match="ppo.num_minibatches = 4.*= 12.*device count 8"):
+        distributed.check_divisible(Config(env=EnvConfig(num_envs=24), ppo=PPOConfig(num_steps=2, num_minibatches=4),
+                                           amp=AMPConfig(replay_buffer_size=96)), 8)
+    with pytest.raises(ConfigError, match="train.num_devices = 9"):
+        distributed.make_mesh(9)

@@ -1,0 +1,85 @@
+"""The speed sweep's measurements: synthetic gaits of known pattern, the real clips, and the training probe."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY_RUN_OVERRIDES
+
+from amp_jax.analysis import gait, speed
+from amp_jax.config import PROJECT_ROOT
+from amp_jax.motion.loader import load_clip
+
+STANCE, SWING = 0.02, 0.08  # foot-sphere centre heights (m): on the floor, lifted
+
+
+def scripted_heights(stance_phase: np.ndarray, steps: int = 200, period: int = 20, duty: float = 0.5) -> np.ndarray:
+    """Foot heights ``[steps, 4]`` of feet whose stance starts at ``stance_phase [4]`` (fraction of a period)."""
+    t = (np.arange(steps)[:, None] / period - stance_phase[None, :]) % 1.0
+    return np.where(t < duty, STANCE, SWING)
+
+
+TROT = np.array([0.0, 0.5, 0.5, 0.0])  # FL, FR, RL, RR: diagonals together
+PACE = np.array([0.0, 0.5, 0.0, 0.5])  # lateral pairs (FL-RL, FR-RR) together
+
+
+def test_measure_of_a_scripted_trot_matches_its_construction():
+    vx = np.full(200, 0.7) + 0.1 * np.sin(np.arange(200))
+    result = speed.measure(np.full(200, 0.8), vx, scripted_heights(TROT), fell=False)
+    assert result.duty == pytest.approx((0.5,) * 4)
+    assert result.diagonal_phi == pytest.approx((1.0, 1.0))
+    assert result.lateral_phi == pytest.approx((-1.0, -1.0))
+    assert result.achieved == pytest.approx(np.mean(vx))
+    assert result.vx_rms == pytest.approx(np.sqrt(np.mean((0.8 - vx) ** 2)))
+    verdict = speed.trot_verdict(result, contact_similarity=0.9)
+    assert verdict["criteria"] == {"no_fall": True, "vx_rms": True, "duty_factor": True, "diagonal_in_phase": True,
+                                   "lateral_alternating": True, "contact_similarity": True}
+    assert verdict["trots"]
+
+
+def test_a_pace_a_stand_and_a_fall_are_not_trots():
+    pace = speed.measure(np.full(200, 0.8), np.full(200, 0.8), scripted_heights(PACE), fell=False)
+    assert pace.diagonal_phi == pytest.approx((-1.0, -1.0))
+    verdict = speed.trot_verdict(pace, None)
+    assert not verdict["trots"] and not verdict["criteria"]["diagonal_in_phase"]
+    assert "contact_similarity" not in verdict["criteria"]
+    stand = speed.measure(np.full(200, 0.8), np.zeros(200), np.full((200, 4), STANCE), fell=False)
+    assert stand.duty == (1.0,) * 4 and stand.vx_rms == pytest.approx(0.8)
+    assert not speed.trot_verdict(stand, None)["trots"]
+    fallen = speed.measure(np.full(200, 0.8), np.full(200, 0.8), scripted_heights(TROT), fell=True)
+    assert speed.trot_verdict(fallen, None)["criteria"]["no_fall"] is False
+
+
+@pytest.mark.parametrize("name", ["trot0", "trot1", "pace0", "pace1"])
+def test_the_clips_contact_patterns_are_what_their_names_say(name):
+    clip = load_clip(PROJECT_ROOT / "motion_data" / f"{name}.txt")
+    heights = gait.clip_foot_heights(clip.frames)
+    vx = clip.frames[:, 31]  # stored base-frame forward velocity
+    result = speed.measure(np.full(len(vx), float(np.mean(vx))), vx, heights, fell=False)
+    criteria = speed.trot_verdict(result, None)["criteria"]
+    assert criteria["diagonal_in_phase"] == name.startswith("trot"), result
+    assert criteria["lateral_alternating"], result  # both gaits alternate left and right
+
+
+def test_sweep_commands_hold_each_speed():
+    commands = speed.sweep_commands([0.4, 0.8], 1.0, 0.03)
+    assert commands.shape == (2, 33, 3)
+    assert np.all(commands[0, :, 0] == np.float32(0.4)) and np.all(commands[1, :, 0] == np.float32(0.8))
+    assert np.all(commands[..., 1:] == 0)
+
+
+@pytest.mark.slow
+def test_the_training_probe_logs_the_deterministic_policy(tmp_path):
+    from amp_jax.config import load_config
+    from amp_jax.training import trainer
+
+    cfg = load_config(["a1_trot", "cpu.yaml"], [*TINY_RUN_OVERRIDES, "train.probe_interval=2",
+                                                 "train.probe_forward_speeds=[0.5, 1.0]"])
+    run = trainer.train(cfg, run_dir=tmp_path / "probed", progress=False)
+    first, second = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert not any(k.startswith("probe/") for k in first)
+    assert {"probe/vx_rms", "probe/fell", "probe/duty", "probe/diagonal_phi", "probe/lateral_phi",
+            "probe/achieved_0.5", "probe/achieved_1", "probe/contact_similarity"} <= set(second)
+    # An untrained policy does not track 0.5 and 1.0 m/s: the RMS error is of the order of the commands.
+    assert 0.2 < second["probe/vx_rms"] < 2.0
+    assert 0.0 <= second["probe/duty"] <= 1.0 and 0.0 <= second["probe/contact_similarity"] <= 1.0

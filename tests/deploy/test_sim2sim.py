@@ -1,0 +1,123 @@
+"""The C MuJoCo runner: its NumPy observation against the JAX env's, its trajectory against the MJX rollout."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from amp_jax.analysis import command_schedule, upright
+from amp_jax.analysis.command_schedule import CommandSegment
+from amp_jax.config import PROJECT_ROOT, load_config
+from amp_jax.deploy import export_policy, sim2sim
+from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.evaluation import evaluate
+from amp_jax.motion import load_clip
+
+SHORT = (CommandSegment(0.3, 0.5, 0.0, 0.0), CommandSegment(0.3, 0.8, 0.1, 0.5))
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(["a1_trot"])
+
+
+@pytest.fixture(scope="module")
+def spec(cfg):
+    """The runner settings as a deployed policy carries them: read back from the export metadata."""
+    return sim2sim.RunnerSpec.from_metadata(export_policy.policy_metadata(cfg))
+
+
+@pytest.fixture(scope="module")
+def quiet_env(cfg):
+    env_cfg = dataclasses.replace(cfg.env, add_noise=False, randomize_gains=False, push_robots=False,
+                                  rsi_probability=0.0)
+    return A1AmpEnv(env_cfg, None)
+
+
+def random_states(num: int, seed: int = 0):
+    """Poses with arbitrary orientations, joint angles and velocities: ``(qpos [num, 19], qvel [num, 18])``."""
+    rng = np.random.default_rng(seed)
+    quat = rng.normal(size=(num, 4))
+    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
+    qpos = np.concatenate([rng.uniform(-1, 1, (num, 2)), rng.uniform(0.2, 0.4, (num, 1)), quat,
+                           rng.uniform(-1.0, 1.0, (num, 12))], axis=1)
+    qvel = rng.normal(scale=2.0, size=(num, 18))
+    return qpos.astype(np.float32), qvel.astype(np.float32)
+
+
+def test_numpy_observation_equals_the_jax_env_observation_at_reset(quiet_env, spec):
+    qpos, qvel = random_states(8)
+    keys = jax.random.split(jax.random.key(3), 8)
+    states = jax.jit(jax.vmap(quiet_env.reset_to))(keys, jnp.asarray(qpos), jnp.asarray(qvel))
+    for i in range(8):
+        expected = np.asarray(states.obs["state"][i])
+        got = sim2sim.policy_observation(qpos[i].astype(np.float64), qvel[i].astype(np.float64),
+                                         np.asarray(states.info["command"][i]), np.zeros(12), spec)
+        assert np.abs(states.info["command"][i]).max() > 0  # the command part is exercised
+        np.testing.assert_allclose(got, expected, atol=2e-6, err_msg=f"state {i}")
+
+
+def test_numpy_observation_equals_the_jax_env_observation_after_a_step(quiet_env, spec):
+    """A motion-data pose (tilted, moving), one physics-stepped control step with a random action."""
+    frame = load_clip(PROJECT_ROOT / "motion_data" / "pace0.txt").frames[7]
+    state = quiet_env.reset_to_frame(jax.random.key(1), jnp.asarray(frame, jnp.float32))
+    action = jax.random.uniform(jax.random.key(2), (12,), minval=-1.0, maxval=1.0)
+    state = jax.jit(quiet_env.step)(state, action)
+    data = state.pipeline_state
+    got = sim2sim.policy_observation(np.asarray(data.qpos, np.float64), np.asarray(data.qvel, np.float64),
+                                     np.asarray(state.info["command"]), np.asarray(state.info["last_action"]), spec)
+    np.testing.assert_allclose(got, np.asarray(state.obs["state"]), atol=2e-6)
+    np.testing.assert_allclose(got[-12:], np.asarray(action), atol=1e-7)
+
+
+def test_zero_action_policy_stands_and_a_limp_robot_falls(spec):
+    commands = command_schedule.commands_from_schedule([CommandSegment(3.0, 0.0, 0.0, 0.0)], spec.control_dt)
+
+    def zero_policy(obs):
+        return np.zeros(12)
+
+    standing = sim2sim.simulate(zero_policy, spec, commands)
+    assert standing.upright and standing.fell_at_s is None
+    assert standing.duration_s == pytest.approx(3.0, abs=spec.control_dt)
+    assert 0.2 < standing.qpos[-1, 2] < 0.4  # settled on its feet under PD at the default pose
+    np.testing.assert_allclose(standing.qpos[-1, 7:], spec.default_joint_pos, atol=0.15)
+    # Dropped from the initial height it rocks for about a second, then stands still as commanded.
+    assert np.abs(standing.measured[-round(0.5 / spec.control_dt):]).max() < 0.05
+
+    limp = sim2sim.simulate(zero_policy, dataclasses.replace(spec, kp=0.0, kd=0.0), commands)
+    assert not limp.upright
+    assert 0.0 < limp.fell_at_s < 2.0
+    assert limp.qpos[-1, 2] < upright.MIN_BASE_HEIGHT
+
+
+def test_tracking_error_is_the_rms_per_axis():
+    commands = np.tile([1.0, 0.0, 0.5], (4, 1))
+    measured = np.array([[1.0, 0.0, 0.5], [0.0, 0.2, 0.5], [1.0, 0.0, 0.5], [1.0, -0.2, 0.5]])
+    # vx: errors (0, 1, 0, 0) -> sqrt(1/4); vy: (0, 0.2, 0, 0.2) -> sqrt(0.08/4)
+    rms = sim2sim.tracking_rms(commands, measured)
+    assert rms == pytest.approx({"vx": 0.5, "vy": np.sqrt(0.02), "yaw_rate": 0.0})
+
+
+def test_runner_spec_names_what_the_metadata_lacks(cfg):
+    meta = export_policy.policy_metadata(cfg)
+    with pytest.raises(ValueError, match="lacks 'kp'"):
+        sim2sim.RunnerSpec.from_metadata({k: v for k, v in meta.items() if k != "kp"}, "p.onnx")
+    shuffled = {**meta, "observation_layout": meta["observation_layout"][::-1]}
+    with pytest.raises(ValueError, match="observation_layout lists"):
+        sim2sim.RunnerSpec.from_metadata(shuffled, "p.onnx")
+
+
+def test_onnx_policy_in_c_mujoco_retraces_the_mjx_rollout(tiny_run_policy, tmp_path_factory):
+    """Same policy, start and commands: C MuJoCo (NumPy obs, onnxruntime) and MJX (JAX env, Flax) agree."""
+    exported = export_policy.export_policy(tiny_run_policy, tmp_path_factory.mktemp("sim2sim") / "policy.onnx")
+    result = sim2sim.run_sim2sim(exported.path, SHORT)
+    commands = command_schedule.commands_from_schedule(SHORT, tiny_run_policy.cfg.env.control_dt)
+    mjx_run = evaluate.rollout_policy(tiny_run_policy, commands)
+    assert result.qpos.shape == mjx_run.qpos.shape == (commands.shape[0], 19)
+    np.testing.assert_array_equal(result.commands, commands)
+    # Before chaos can amplify float32 vs float64 differences: the first 0.3 s agree closely.
+    early = round(0.3 / tiny_run_policy.cfg.env.control_dt)
+    np.testing.assert_allclose(result.qpos[:early], mjx_run.qpos[:early], atol=1e-3)
+    np.testing.assert_allclose(result.measured[:early], mjx_run.measured[:early], atol=1e-2)

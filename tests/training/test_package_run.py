@@ -1,0 +1,42 @@
+"""Packaging a finished run: small, complete for evaluation and export, never half-written."""
+
+import numpy as np
+import pytest
+
+from amp_jax.training import package_run, run_folder
+
+
+def test_a_package_holds_the_final_step_without_its_replay_buffer(tiny_run_dir, tiny_run_policy, tmp_path):
+    out = package_run.package_run(tiny_run_dir, tmp_path / "shipped")
+    assert package_run.checkpoint_steps(out) == [2] == package_run.checkpoint_steps(tiny_run_dir)[-1:]
+    assert (tiny_run_dir / "checkpoints" / "2" / "heavy").is_dir()
+    assert not (out / "checkpoints" / "2" / "heavy").exists()
+    assert (out / "config.yaml").read_bytes() == (tiny_run_dir / "config.yaml").read_bytes()
+    assert (out / "metrics.jsonl").read_bytes() == (tiny_run_dir / "metrics.jsonl").read_bytes()
+    policy = run_folder.load_run_policy(out)
+    assert policy.step == tiny_run_policy.step
+    obs = np.random.default_rng(0).normal(size=(8, 42)).astype(np.float32)
+    np.testing.assert_array_equal(policy.act(obs), tiny_run_policy.act(obs))
+    assert [p.name for p in tmp_path.iterdir()] == ["shipped"]  # no staging folder left behind
+
+
+def test_packaging_refuses_what_it_cannot_do(tiny_run_dir, tmp_path):
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(package_run.PackageError, match="exists"):
+        package_run.package_run(tiny_run_dir, tmp_path / "exists")
+    with pytest.raises(package_run.PackageError, match="no complete step 7"):
+        package_run.package_run(tiny_run_dir, tmp_path / "a", step=7)
+    with pytest.raises(package_run.PackageError, match="no config.yaml"):
+        package_run.package_run(tmp_path / "exists", tmp_path / "b")
+    assert package_run.main([str(tmp_path / "exists"), str(tmp_path / "c")]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exists"]
+
+
+def test_a_package_is_readable_by_others_as_its_files_are(tiny_run_dir, tmp_path):
+    import os
+    import stat
+
+    out = package_run.package_run(tiny_run_dir, tmp_path / "shared")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask

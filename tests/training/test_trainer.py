@@ -1,0 +1,293 @@
+"""The training run on the real A1 env at a tiny size: trains, checkpoints, resumes bit-exactly, stops cleanly."""
+
+import json
+import pathlib
+import shutil
+import time
+
+import jax
+import numpy as np
+import pytest
+from conftest import TINY_RUN_OVERRIDES
+
+from amp_jax.config import load_config
+from amp_jax.training import trainer
+from amp_jax.training.checkpoint import CheckpointError, RunCheckpointer
+from amp_jax.training.metrics_log import format_progress
+
+# The session's tiny run configuration (tests/conftest.py), so the compiled train step is shared; only host-side
+# fields differ.
+TINY = [*TINY_RUN_OVERRIDES, "train.num_iterations=4", "train.checkpoint_interval=2", "train.keep_checkpoints=3"]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(["a1_trot", "cpu.yaml"], TINY)
+
+
+@pytest.fixture(scope="module")
+def target(cfg):
+    """An abstract train state, the restore target (nothing computed)."""
+    setup = trainer.build(cfg)
+    return jax.eval_shape(setup.init_fn, jax.random.key(0))
+
+
+def restore(run_dir, target, cfg, step=None):
+    with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=trainer.HEAVY_KEYS) as ckpt:
+        return ckpt.restore(target, step=step)
+
+
+def leaves_equal(a, b):
+    la, lb = jax.tree.leaves(jax.tree.map(np.asarray, a)), jax.tree.leaves(jax.tree.map(np.asarray, b))
+    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb))
+
+
+@pytest.fixture(scope="module")
+def straight_run(cfg, tmp_path_factory):
+    return trainer.train(cfg, run_dir=tmp_path_factory.mktemp("straight") / "run", progress=False)
+
+
+def test_a_run_leaves_config_metrics_and_checkpoints(straight_run, cfg, target):
+    assert load_config(straight_run / "config.yaml") == cfg
+    lines = [json.loads(line) for line in (straight_run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [1, 2, 3, 4]
+    for key in ("loss/total", "amp/d_expert", "amp/d_policy", "reward/task", "reward/amp", "optim/learning_rate"):
+        assert all(np.isfinite(line[key]) for line in lines), key
+    # The live progress line shows the discriminator scores, learning rate and std the train step reports.
+    line = format_progress(4, 4, lines[-1]["env_steps"], 100.0, 0.0, lines[-1])
+    for label in ("return", "task", "amp", "D(exp)", "D(pol)", "lr", "std"):
+        assert f"| {label} " in line, (label, line)
+    restored = restore(straight_run, target, cfg)
+    assert restored.step == 4 and int(restored.state.iteration) == 4 and not restored.missing
+    assert int(restored.state.replay_buffer.size) == min(256, 4 * 4 * 4)
+
+
+def test_half_plus_resume_plus_half_is_bit_identical(straight_run, cfg, target, tmp_path):
+    run = tmp_path / "resumed"
+    trainer.train(cfg, run_dir=run, num_iterations=2, progress=False)
+    assert restore(run, target, cfg).step == 2
+    trainer.train(cfg, run_dir=run, resume=True, progress=False)
+    a, b = restore(straight_run, target, cfg), restore(run, target, cfg)
+    assert a.step == b.step == 4
+    assert leaves_equal(a.state.params, b.state.params)
+    assert leaves_equal(a.state.opt_state, b.state.opt_state)
+    assert leaves_equal(a.state.normalizer, b.state.normalizer)
+    assert leaves_equal(a.state.replay_buffer, b.state.replay_buffer)
+    assert leaves_equal(jax.random.key_data(a.state.key), jax.random.key_data(b.state.key))
+
+
+def test_resume_of_a_folder_without_checkpoints_is_a_clear_error(cfg, tmp_path):
+    with pytest.raises(CheckpointError, match="not a run folder"):
+        trainer.train(cfg, run_dir=tmp_path / "nothing", resume=True, progress=False)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.yaml").write_text("{}")
+    with pytest.raises(CheckpointError, match="no checkpoint found"):
+        trainer.train(cfg, run_dir=tmp_path / "empty", resume=True, progress=False)
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error(straight_run, cfg, tmp_path):
+    run = tmp_path / "corrupt"
+    shutil.copytree(straight_run, run)
+    newest = run / "checkpoints" / "4" / "state"
+    for path in newest.rglob("*"):
+        if path.is_file() and path.stat().st_size > 0:
+            path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=str(run / "checkpoints" / "4")):
+        trainer.train(cfg, run_dir=run, resume=True, progress=False)
+
+
+def _failing_build(monkeypatch, fail_at, make_failure=None, interrupt_before=False):
+    """Makes call ``fail_at`` (1-based) of ``train_step`` return ``make_failure(state, metrics)``, or raise
+    KeyboardInterrupt before it starts (as Ctrl-C does while the loop waits)."""
+    real_build = trainer.build
+
+    def build(cfg):
+        setup = real_build(cfg)
+        calls = {"n": 0}
+
+        def train_step(state):
+            calls["n"] += 1
+            if interrupt_before and calls["n"] == fail_at:
+                raise KeyboardInterrupt
+            state, metrics = setup.train_step(state)
+            if make_failure is not None and calls["n"] == fail_at:
+                return make_failure(state, metrics)
+            return state, metrics
+
+        return trainer.Setup(setup.cfg, setup.env, setup.motion_library, setup.init_fn, train_step)
+
+    monkeypatch.setattr(trainer, "build", build)
+
+
+def test_nan_losses_stop_the_run_and_keep_the_last_good_checkpoint(cfg, target, monkeypatch, tmp_path):
+    def nan_loss(state, metrics):
+        return state, {**metrics, "loss/total": metrics["loss/total"] * np.nan}
+
+    _failing_build(monkeypatch, 3, nan_loss)
+    with pytest.raises(trainer.TrainingDivergedError, match="iteration 3: loss/total became non-finite.*step 2"):
+        trainer.train(cfg, run_dir=tmp_path / "nan", progress=False)
+    restored = restore(tmp_path / "nan", target, cfg)
+    assert restored.step == 2
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(restored.state.params))
+
+
+def test_ctrl_c_writes_a_checkpoint_that_resumes_exactly(straight_run, cfg, target, monkeypatch, tmp_path):
+    run = tmp_path / "interrupted"
+    with monkeypatch.context() as patch:
+        _failing_build(patch, 4, interrupt_before=True)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(cfg, run_dir=run, progress=False)
+    # Three iterations were done; the periodic checkpoint was at 2, the interrupt wrote 3.
+    assert restore(run, target, cfg).step == 3
+    trainer.train(cfg, run_dir=run, resume=True, progress=False)
+    assert leaves_equal(restore(run, target, cfg).state.params, restore(straight_run, target, cfg).state.params)
+
+
+def test_backend_warning_names_the_remedy(cfg):
+    assert trainer.backend_warning(cfg) is None
+    big = load_config("a1_trot")
+    message = trainer.backend_warning(big)
+    assert jax.default_backend() == "cpu" and "5480 envs" in message and "cpu.yaml" in message
+
+
+def test_new_run_dirs_are_unique(cfg, tmp_path):
+    first = trainer.new_run_dir(cfg, "configs/a1_trot.yaml")
+    assert first.name.startswith("a1_trot-") and first.parent == pathlib.Path(cfg.train.run_root)
+
+
+def test_time_limit_stops_between_iterations_with_a_checkpoint_that_resumes_exactly(
+        straight_run, cfg, target, monkeypatch, tmp_path):
+    # A fake wall clock: one second passes at each reading. The run starts at 0 s and reads the clock before
+    # each iteration (1 s, 2 s, 3 s): a 2.5 s budget lets two iterations through, then stops the run.
+    ticks = iter(range(1000))
+    monkeypatch.setattr(trainer, "_clock", lambda: float(next(ticks)))
+    run = tmp_path / "budget"
+    limited = load_config(["a1_trot", "cpu.yaml"], [*TINY, "train.time_limit_s=2.5"])
+    trainer.train(limited, run_dir=run, progress=False)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["iteration"] for line in lines] == [1, 2]
+    final = restore(run, target, cfg)
+    assert final.step == 2 and int(final.state.iteration) == 2 and not final.missing  # replay buffer included
+    monkeypatch.setattr(trainer, "_clock", time.monotonic)
+    trainer.train(cfg, run_dir=run, resume=True, progress=False)  # no budget: the remaining two iterations
+    a, b = restore(straight_run, target, cfg), restore(run, target, cfg)
+    assert a.step == b.step == 4
+    assert leaves_equal(a.state.params, b.state.params) and leaves_equal(a.state.normalizer, b.state.normalizer)
+    assert [json.loads(x)["iteration"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_minutes_flag_must_be_positive():
+    import subprocess
+    import sys
+
+    from amp_jax.config import PROJECT_ROOT
+
+    done = subprocess.run([sys.executable, "train.py", "--minutes", "-1"], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["train.py: --minutes -1.0: expected a positive number of minutes"]
+
+
+def test_the_cpu_recipe_validates_and_is_what_the_results_page_runs():
+    from amp_jax.config import PROJECT_ROOT
+
+    layered, alone = load_config(["a1_trot", "a1_trot_cpu"]), load_config("a1_trot_cpu")
+    assert layered == alone
+    assert alone.motion.files == ("motion_data/trot0.txt", "motion_data/trot1.txt")
+    assert alone.train.time_limit_s > 0 and alone.train.probe_interval > 0
+    assert alone.env.num_envs <= trainer.CPU_ENV_WARNING_THRESHOLD  # no accelerator warning for the CPU recipe
+    results = (PROJECT_ROOT / "docs" / "RESULTS.md").read_text()
+    assert "train.py --config a1_trot.yaml --config a1_trot_cpu.yaml" in results
+
+
+def test_sigterm_checkpoints_the_latest_iteration_and_resumes_exactly(straight_run, cfg, target, monkeypatch,
+                                                                      tmp_path):
+    import signal
+
+    run = tmp_path / "terminated"
+    real_build = trainer.build
+
+    def build(cfg):  # SIGTERM arrives while the loop waits for iteration 4
+        setup = real_build(cfg)
+        calls = {"n": 0}
+
+        def train_step(state):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise trainer.StopSignal(signal.SIGTERM)
+            return setup.train_step(state)
+
+        return trainer.Setup(setup.cfg, setup.env, setup.motion_library, setup.init_fn, train_step)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "build", build)
+        with pytest.raises(trainer.StopSignal) as stopped:
+            trainer.train(cfg, run_dir=run, progress=False)
+    assert stopped.value.exit_code == 143 and stopped.value.reason == "SIGTERM"
+    assert restore(run, target, cfg).step == 3
+    trainer.train(cfg, run_dir=run, resume=True, progress=False)
+    assert leaves_equal(restore(run, target, cfg).state.params, restore(straight_run, target, cfg).state.params)
+    straight = [json.loads(x) for x in (straight_run / "metrics.jsonl").read_text().splitlines()]
+    resumed = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in resumed] == [1, 2, 3, 4]
+    assert [r["loss/total"] for r in resumed] == [r["loss/total"] for r in straight]
+
+
+def test_ctrl_c_between_iterations_labels_the_checkpoint_with_the_state_it_holds(straight_run, cfg, target,
+                                                                                 monkeypatch, tmp_path):
+    run = tmp_path / "between"
+    calls = {"n": 0}
+    real_check = trainer._finite_losses
+
+    def check(metrics):  # Ctrl-C lands after iteration 3 returned, before the loop counted it
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_check(metrics)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "_finite_losses", check)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(cfg, run_dir=run, progress=False)
+    saved = restore(run, target, cfg)
+    assert saved.step == 3 == int(saved.state.iteration)
+    trainer.train(cfg, run_dir=run, resume=True, progress=False)
+    assert leaves_equal(restore(run, target, cfg).state.params, restore(straight_run, target, cfg).state.params)
+
+
+def test_a_failed_resume_leaves_the_run_folder_untouched(straight_run, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(straight_run, run)
+    before = (run / "config.yaml").read_bytes()
+    wider = load_config(run / "config.yaml", ["networks.actor_hidden=[64, 64]"])
+    with pytest.raises(CheckpointError):
+        trainer.train(wider, run_dir=run, resume=True, progress=False)
+    assert (run / "config.yaml").read_bytes() == before
+
+
+def test_an_oversized_replay_buffer_is_refused_at_once(tmp_path):
+    from amp_jax.config import ConfigError
+
+    huge = load_config(["a1_trot", "cpu.yaml"], [*TINY, "amp.replay_buffer_size=10000000000"])
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"amp.replay_buffer_size = 10000000000: .*replay buffer needs 3.44e\+03 GB"):
+        trainer.train(huge, run_dir=tmp_path / "huge", progress=False)
+    assert time.monotonic() - start < 1.0
+    assert not (tmp_path / "huge").exists()
+
+
+def test_a_malformed_clip_through_train_py_is_one_line_and_no_run_folder(tmp_path):
+    import subprocess
+    import sys
+
+    from amp_jax.config import PROJECT_ROOT
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text('{"LoopMode": "Wrap", "FrameDuration": 0.021, "Frames": [[0.0, 1.0]]}')
+    done = subprocess.run([sys.executable, "train.py", "--config", "a1_trot.yaml", "--config", "cpu.yaml",
+                           "--set", f"motion.files=[{bad}]", "--run-dir", str(tmp_path / "run")],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"train.py: {bad}"), done.stderr
+    assert not (tmp_path / "run").exists()
