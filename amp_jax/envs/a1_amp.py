@@ -4,13 +4,24 @@ One unbatched environment: ``reset(key) -> State``, ``step(state, action) -> Sta
 callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The env never resets itself.
 
 ``State.info`` holds, per env:
-  ``rng [2]`` the env's own PRNG key (observation noise, commands, pushes);
+  ``rng [2]`` the env's own PRNG key (observation noise, commands, push velocities);
   ``command [3]`` (v_x, v_y, yaw rate) in the base frame;
   ``kp_scale [12]``, ``kd_scale [12]`` PD gain multipliers drawn at reset;
   ``last_action [12]`` the (clipped) action last applied;
   ``episode_step`` int32 control steps taken in this episode;
   ``amp_obs [43]`` the AMP observation of this state;
-  ``truncation`` 1.0 when the step ended the episode by time-out only.
+  ``truncation`` 1.0 when the step ended the episode by time-out only;
+  ``push_countdown`` int32 control steps left until this env's next push (:data:`PUSH_COUNTDOWN`): the env's
+  push clock, which runs over the env's whole life, not over one episode.
+
+Pushes follow the push clock, not the episode clock: the first reset draws the countdown uniformly in
+``[1, push_interval_steps]``, every step counts it down by one, and the step on which it reaches 0 pushes the
+env and sets it back to ``push_interval_steps``. A reset draws a countdown too, but a wrapper that resets
+finished envs keeps the stepped one (the project's ``AutoResetWrapper`` does): each env is then pushed once
+every ``push_interval_steps`` control steps of its life, at any step of its episodes, and the envs of a batch
+are spread over the interval. The reference gives each env the same schedule with one global step counter
+(its episodes start at random times), though it pushes all its envs on the same step. With ``push_robots``
+off the clock still runs (the state keeps its structure) but no push happens.
 """
 
 from __future__ import annotations
@@ -29,6 +40,25 @@ from amp_jax import a1
 from amp_jax.config import EnvConfig
 from amp_jax.envs import base, observations, randomize, rewards
 from amp_jax.motion import layout
+
+PUSH_COUNTDOWN = "push_countdown"
+"""info key: control steps left until the env's next push, int32 scalar per env (``[N]`` batched), in
+``[1, push_interval_steps]``; it survives episode ends (see the module docstring)."""
+_PUSH_CLOCK_SALT = 0x9C5
+"""Folded into a reset key to draw the initial push countdown (leaves the reset's other draws unchanged)."""
+
+
+def tick_push_clock(countdown: jax.Array, interval: int) -> tuple[jax.Array, jax.Array]:
+    """One control step of a push clock: ``countdown`` int32 (any shape) → ``(due, next_countdown)``.
+
+    ``due`` (bool, same shape) is true where the countdown reaches 0 on this step (a step from countdown 1;
+    a countdown already at 0 or below, as in a state filled with zeros, fires too); there the next countdown
+    is ``interval``, elsewhere ``countdown − 1``. A clock started at ``c`` in ``[1, interval]`` is due on
+    steps ``c, c + interval, c + 2·interval, ...`` (counted from 1).
+    """
+    remaining = countdown - 1
+    due = remaining <= 0
+    return due, jnp.where(due, jnp.asarray(interval, countdown.dtype), remaining)
 
 
 @struct.dataclass
@@ -124,7 +154,8 @@ class A1AmpEnv(Env):
         return self.reset_to(rng, *state_from_frame(frame))
 
     def reset_to(self, rng: jax.Array, qpos: jax.Array, qvel: jax.Array) -> State:
-        """A new episode from the given ``qpos [19]``, ``qvel [18]``; commands, gains and noise drawn from ``rng``."""
+        """A new episode from the given ``qpos [19]``, ``qvel [18]``; commands, gains, noise and a push countdown
+        drawn from ``rng``."""
         k_command, k_gains, k_noise, k_next = jax.random.split(rng, 4)
         data = self._data_template.replace(qpos=qpos, qvel=qvel)
         kp_scale, kd_scale = randomize.draw_gain_multipliers(k_gains, self.cfg)
@@ -139,6 +170,7 @@ class A1AmpEnv(Env):
             "episode_step": jnp.zeros((), jnp.int32),
             "amp_obs": self.amp_observation(qpos, qvel),
             "truncation": jnp.zeros(()),
+            PUSH_COUNTDOWN: self.initial_push_countdown(jax.random.fold_in(rng, _PUSH_CLOCK_SALT)),
         }
         metrics = {f"reward/{name}": jnp.zeros(()) for name, s in self._reward_scales.items() if s != 0}
         obs = self._observe(qpos, qvel, command, last_action, k_noise)
@@ -146,7 +178,8 @@ class A1AmpEnv(Env):
                      info=info)
 
     def step(self, state: State, action: jax.Array) -> State:
-        """One control step: optional push, ``decimation`` physics steps under PD, then reward and checks."""
+        """One control step: a push if the env's push clock is due, ``decimation`` physics steps under PD, then
+        reward and checks."""
         return self.step_with_work(state, action)[0]
 
     def step_with_work(self, state: State, action: jax.Array) -> tuple[State, MotorWork]:
@@ -158,7 +191,8 @@ class A1AmpEnv(Env):
         action = jnp.clip(action, -cfg.clip_actions, cfg.clip_actions)
         step_count = info["episode_step"] + 1
         data = state.pipeline_state
-        data = data.replace(qvel=self.push(data.qvel, step_count, k_push))
+        push_due, push_countdown = tick_push_clock(info[PUSH_COUNTDOWN], cfg.push_interval_steps)
+        data = data.replace(qvel=self.push(data.qvel, push_due, k_push))
         data, work = self.simulate_with_work(data, action, info["kp_scale"], info["kd_scale"])
 
         qpos, qvel = data.qpos, data.qvel
@@ -178,6 +212,7 @@ class A1AmpEnv(Env):
             "episode_step": step_count,
             "amp_obs": self.amp_observation(qpos, qvel),
             "truncation": (timed_out & ~terminated).astype(jnp.float32),
+            PUSH_COUNTDOWN: push_countdown,
         }
         # keep metrics that wrappers added (brax's eval wrapper logs "reward" there)
         metrics = {**state.metrics, **{f"reward/{name}": value for name, value in terms.items()}}
@@ -188,12 +223,16 @@ class A1AmpEnv(Env):
     # ------------------------------------------------------------------------------------------------------
     # Pieces, public for tests and tools
 
-    def push(self, qvel: jax.Array, step_count: jax.Array, key: jax.Array) -> jax.Array:
-        """``qvel [18]`` with the base's world-frame xy velocity set to U[±max_push_vel_xy] when ``step_count``
-        (the control step about to be taken, counted from 1) is a multiple of ``push_interval_steps``."""
+    def initial_push_countdown(self, key: jax.Array) -> jax.Array:
+        """A push countdown drawn uniformly in ``[1, push_interval_steps]``, int32 scalar."""
+        return jax.random.randint(key, (), 1, self.cfg.push_interval_steps + 1, dtype=jnp.int32)
+
+    def push(self, qvel: jax.Array, push_now: jax.Array, key: jax.Array) -> jax.Array:
+        """``qvel [18]`` with the base's world-frame xy velocity set to U[±max_push_vel_xy] (drawn from ``key``)
+        where ``push_now`` (bool scalar: the push clock is due, :func:`tick_push_clock`) and ``push_robots``
+        is on; otherwise ``qvel`` unchanged."""
         if not self.cfg.push_robots:
             return qvel
-        push_now = step_count % self.cfg.push_interval_steps == 0
         push_vel = jax.random.uniform(key, (2,), minval=-self.cfg.max_push_vel_xy, maxval=self.cfg.max_push_vel_xy)
         return jnp.where(push_now, qvel.at[0:2].set(push_vel), qvel)
 

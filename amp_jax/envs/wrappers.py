@@ -3,7 +3,8 @@
 :class:`AutoResetWrapper` replaces each finished env by a fresh random reset inside ``step`` (brax's own
 auto-reset would swap in a cached first state, which reference-state initialisation must not do) and keeps
 the bookkeeping the AMP trainer needs: the terminal state's AMP observation and the finished episode's
-return and length. :class:`RandomInitialProgressWrapper` staggers episode clocks at the first reset.
+return and length; the env's push clock goes on across the reset. :class:`RandomInitialProgressWrapper`
+staggers episode clocks at the first reset.
 :func:`make_amp_training_env` assembles the A1 training env from a :class:`~amp_jax.config.Config`.
 
 Every wrapper here takes and returns *batched* states: ``reset(keys [N, 2])``, ``step(state [N], action
@@ -19,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from brax.envs.base import Env, State, Wrapper
 from brax.envs.wrappers.training import DomainRandomizationVmapWrapper, VmapWrapper
+
+from amp_jax.envs.a1_amp import PUSH_COUNTDOWN, A1AmpEnv
 
 if TYPE_CHECKING:
     from amp_jax.config import Config
@@ -38,8 +41,10 @@ TERMINAL_EPISODE_LENGTH = "terminal_episode_length"
 
 _WRAPPER_KEYS = (RNG, TERMINAL_AMP_OBS, EPISODE_RETURN, EPISODE_LENGTH, TERMINAL_EPISODE_RETURN,
                  TERMINAL_EPISODE_LENGTH)
-_KEPT_FROM_STEP = ("truncation",)
-"""Inner info keys that describe the step just taken and therefore survive a reset."""
+_KEPT_FROM_STEP = ("truncation", PUSH_COUNTDOWN)
+"""Inner info keys that survive a reset: ``truncation`` describes the step just taken; the A1 env's push clock
+(``push_countdown``) runs over the env's whole life, so a new episode goes on with the stepped countdown
+instead of the fresh reset's draw. Keys the wrapped env lacks are skipped."""
 
 
 def _select_where(done: jax.Array, on_done: Any, otherwise: Any) -> Any:
@@ -60,7 +65,8 @@ class AutoResetWrapper(Wrapper):
     Requires of the wrapped (batched) env only the brax contract plus ``info["amp_obs"] [N, 43]``.
     After ``step``: ``reward``, ``done``, ``metrics`` and ``info["truncation"]`` describe the step just
     taken; ``pipeline_state``, ``obs`` and the other info entries describe the state the policy acts from
-    next (a new episode's first state where ``done``); ``info["terminal_amp_obs"]`` is the AMP observation
+    next (a new episode's first state where ``done``), except ``info["push_countdown"]``, the env's push
+    clock, which goes on from the step across the reset; ``info["terminal_amp_obs"]`` is the AMP observation
     of the state the step ended in, before the reset.
     """
 
@@ -113,7 +119,8 @@ class RandomInitialProgressWrapper(Wrapper):
 
     The wrapped env counts its episode steps in ``info[step_key]`` and times out when that count reaches
     ``max_episode_steps``; this wrapper redraws the count uniformly in ``[0, max_episode_steps)`` after the
-    first reset. Place it *outside* :class:`AutoResetWrapper` so later resets start at step 0.
+    first reset. Place it *outside* :class:`AutoResetWrapper` so later resets start at step 0. It changes
+    nothing else (the A1 env's push clock, drawn at that reset, is independent of the episode clock).
     """
 
     def __init__(self, env: Env, max_episode_steps: int, step_key: str = "episode_step"):
@@ -142,7 +149,6 @@ def make_amp_training_env(cfg: Config, motion_library: Any, key: jax.Array) -> E
     Returns:
       An env whose ``reset`` takes ``keys [num_envs, 2]`` and whose ``step`` takes ``[num_envs, 12]`` actions.
     """
-    from amp_jax.envs.a1_amp import A1AmpEnv
     from amp_jax.envs.randomize import domain_randomize
 
     env: Env = A1AmpEnv(cfg.env, motion_library)

@@ -10,7 +10,7 @@ import pytest
 from amp_jax import a1
 from amp_jax.config import Config, EnvConfig
 from amp_jax.envs import base, observations, randomize
-from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.envs.a1_amp import A1AmpEnv, tick_push_clock
 from amp_jax.motion import amp_features, layout, load_clip, load_motion_library
 
 
@@ -156,8 +156,15 @@ def test_push_and_command_resampling_happen_at_their_periods(cfg, env):
     assert cfg.env.push_interval_steps == 500 and cfg.env.command_resample_steps == 333
     steps = jnp.arange(1, 1101)
     keys = jax.random.split(jax.random.PRNGKey(2), steps.shape[0])
+
+    def tick(countdown, _):
+        due, countdown = tick_push_clock(countdown, cfg.env.push_interval_steps)
+        return countdown, due
+
+    # a push clock started at the full interval is due on steps 500 and 1000
+    _, due = jax.lax.scan(tick, jnp.int32(cfg.env.push_interval_steps), None, length=steps.shape[0])
     qvel = jnp.full((18,), 5.0)
-    pushed = jax.jit(jax.vmap(env.push, in_axes=(None, 0, 0)))(qvel, steps, keys)
+    pushed = jax.jit(jax.vmap(env.push, in_axes=(None, 0, 0)))(qvel, due, keys)
     changed = np.flatnonzero(np.any(np.asarray(pushed) != 5.0, axis=1)) + 1
     np.testing.assert_array_equal(changed, [500, 1000])
     assert np.all(np.abs(np.asarray(pushed)[changed - 1, :2]) <= cfg.env.max_push_vel_xy)
