@@ -1,6 +1,7 @@
 """Train an A1 with AMP-PPO: ``python train.py --config a1_trot.yaml [--config cpu.yaml] [--set key=value ...]``.
 
-Resume an interrupted run with ``python train.py --resume runs/<run>`` (its saved config, plus any --set).
+Resume an interrupted run with ``python train.py --resume runs/<run>`` (its saved config, plus any --set): from
+its newest intact checkpoint (a corrupt newer one is skipped and set aside, with a message), or from ``--step N``.
 
 Several hosts (a TPU pod slice, GPU nodes): start the same command on every host with ``--distributed
 --run-dir <shared folder>``; ``jax.distributed.initialize`` finds the other processes (TPU, SLURM, Open MPI,
@@ -25,7 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                         help="override one field, e.g. --set ppo.learning_rate=3e-4 (repeatable)")
     parser.add_argument("--resume", type=pathlib.Path, metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR from its newest checkpoint")
+                        help="continue the run in RUN_DIR from its newest intact checkpoint")
+    parser.add_argument("--step", type=int, metavar="N",
+                        help="with --resume: start from checkpoint N (newer ones are moved to RUN_DIR/set_aside/)")
     parser.add_argument("--run-dir", type=pathlib.Path, help="folder of a new run (default: runs/<config>-<time>)")
     parser.add_argument("--minutes", type=float, metavar="M",
                         help="wall-clock budget: stop cleanly after M minutes (train.time_limit_s = 60·M)")
@@ -45,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("absl").setLevel(logging.WARNING)
     if args.resume is not None and args.config:
         print("train.py: --resume uses the run's own config.yaml; give changes with --set", file=sys.stderr)
+        return 2
+    if args.step is not None and args.resume is None:
+        print("train.py: --step N goes with --resume RUN_DIR (the checkpoint of that run to start from)",
+              file=sys.stderr)
         return 2
     if args.minutes is not None:
         if not args.minutes > 0:
@@ -80,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     name = "+".join(pathlib.Path(c).stem for c in args.config) or "a1_trot"
     try:
         run_dir = trainer.train(cfg, config_name=name, run_dir=args.resume or args.run_dir,
-                                resume=args.resume is not None, progress=not args.quiet)
+                                resume=args.resume is not None, resume_step=args.step,
+                                resume_overrides=args.overrides if args.resume is not None else (),
+                                progress=not args.quiet)
     except trainer.StopSignal as err:
         print(f"train.py: stopped by {err.reason}; resume with --resume RUN_DIR", file=sys.stderr)
         return err.exit_code

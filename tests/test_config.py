@@ -1,6 +1,7 @@
 """Config loading: defaults, YAML round trip, overrides and every kind of bad input."""
 
 import dataclasses
+import importlib.util
 
 import numpy as np
 import pytest
@@ -149,8 +150,8 @@ def test_env_impl_is_jax_or_warp_and_warp_needs_its_package(monkeypatch):
     assert load_config("a1_trot").env.impl == "jax"
     with pytest.raises(ConfigError, match="'jax' or 'warp'"):
         load_config("a1_trot", ["env.impl=cuda"])
-    monkeypatch.setattr(config_lib.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match="warp-lang"):
         load_config("a1_trot", ["env.impl=warp"])
-    monkeypatch.setattr(config_lib.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
     assert load_config("a1_trot", ["env.impl=warp"]).env.impl == "warp"

@@ -34,6 +34,7 @@ Layouts (what a checkpoint holds, :func:`to_checkpoint_layout` / :func:`from_che
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -203,6 +204,39 @@ def buffer_from_global(buffer: ReplayBuffer, num_devices: int) -> ReplayBuffer:
                         next_states=_deinterleave(buffer.next_states, num_devices),
                         insert_index=(buffer.insert_index // num_devices).astype(jnp.int32),
                         size=(buffer.size // num_devices).astype(jnp.int32))
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceLayout:
+    """Where a run's train state lives, and how a checkpoint stores it: the one object the rest of a run asks
+    about devices (the trainer builds it, the train step is compiled for its mesh, the checkpoints go through
+    :meth:`to_checkpoint` / :meth:`from_checkpoint`)."""
+
+    mesh: Mesh | None = None
+    """The 1-D mesh the iteration is split over; None: one device."""
+
+    @classmethod
+    def for_config(cls, cfg: Config) -> DeviceLayout:
+        """The first ``train.num_devices`` devices (0: all); a single device is the unsplit layout.
+
+        Raises:
+          ConfigError: more devices asked for than exist, or the config does not split evenly over them.
+        """
+        mesh = make_mesh(cfg.train.num_devices)
+        check_divisible(cfg, mesh.size)
+        return cls(mesh if mesh.size > 1 else None)
+
+    @property
+    def num_devices(self) -> int:
+        return 1 if self.mesh is None else self.mesh.size
+
+    def to_checkpoint(self, state: Any) -> Any:
+        """:func:`to_checkpoint_layout` for this layout."""
+        return to_checkpoint_layout(state, self.mesh)
+
+    def from_checkpoint(self, state: Any) -> Any:
+        """:func:`from_checkpoint_layout` for this layout."""
+        return from_checkpoint_layout(state, self.mesh)
 
 
 def to_checkpoint_layout(state: Any, mesh: Mesh | None) -> Any:

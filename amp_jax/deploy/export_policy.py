@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import pathlib
 import sys
+import uuid
 from typing import Any
 
+import jax
 import numpy as np
 
 from amp_jax import a1
@@ -124,14 +127,26 @@ def export_policy(policy: RunPolicy, out: str | pathlib.Path | None = None) -> E
         :data:`amp_jax.deploy.onnx_export.PARITY_TOLERANCE`.
     """
     out = pathlib.Path(out) if out is not None else policy.run_dir / ONNX_FILE
+    bad = [jax.tree_util.keystr(k) for k, v in jax.tree_util.tree_flatten_with_path(policy.params.actor)[0]
+           if not np.all(np.isfinite(np.asarray(v)))]
+    if bad:
+        raise onnx_export.ExportError(f"{policy.run_dir}: checkpoint step {policy.step} holds non-finite actor "
+                                      f"parameters ({', '.join(bad[:3])}): nothing exported")
     metadata = policy_metadata(policy.cfg, run_name=policy.run_dir.name, step=policy.step)
-    path = onnx_export.export_onnx(policy.policy_fn, policy.params, observations.POLICY_OBS_SIZE, out, metadata,
-                              check=False)
-    error = parity_error(path, policy)
-    if not error <= onnx_export.PARITY_TOLERANCE:
-        raise onnx_export.ExportError(f"{path}: onnxruntime differs from the Flax policy by {error:.3g} "
-                                 f"(expected at most {onnx_export.PARITY_TOLERANCE})")
-    return ExportResult(path=path, max_abs_diff=error, step=policy.step)
+    # Written under a temporary name and renamed only once it passed the parity check: a failed export leaves
+    # no file behind, and never replaces a good one.
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        onnx_export.export_onnx(policy.policy_fn, policy.params, observations.POLICY_OBS_SIZE, tmp, metadata,
+                                check=False)
+        error = parity_error(tmp, policy)
+        if not error <= onnx_export.PARITY_TOLERANCE:
+            raise onnx_export.ExportError(f"{out}: onnxruntime differs from the Flax policy by {error:.3g} "
+                                          f"(expected at most {onnx_export.PARITY_TOLERANCE}); nothing written")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(path=out, max_abs_diff=error, step=policy.step)
 
 
 def export_run(run_dir: str | pathlib.Path, out: str | pathlib.Path | None = None,

@@ -50,9 +50,10 @@ from amp_jax.analysis.rollout import (
     make_rollout,
     tracking_rms,
 )
+from amp_jax.config import ConfigError
 from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.evaluation import video
-from amp_jax.training.run_folder import RunPolicy, load_run_config, load_run_policy
+from amp_jax.training.run_folder import RunFolderError, RunPolicy, load_run_policy
 
 logger = logging.getLogger(__name__)
 
@@ -222,10 +223,11 @@ def plot_learning_curves(run_dir: pathlib.Path, report: Report, out_dir: pathlib
 def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] = command_schedule.DEFAULT_SCHEDULE,
                *, step: int | None = None, make_video: bool = True, export: bool = True,
                sim2sim: bool = True, out_dir: str | pathlib.Path | None = None,
-               sweep: sweep_lib.SweepSettings | None = None) -> dict[str, Any]:
+               sweep: sweep_lib.SweepSettings | None = None, policy: RunPolicy | None = None) -> dict[str, Any]:
     """Everything a finished run leaves behind (module docstring); never raises for a failed step.
 
     Args:
+      policy: the run's policy when the caller already loaded it (:func:`load_run_policy`).
       out_dir: where the outputs go (created if needed); default ``run_dir``, which is then only read.
       sweep: the speed sweep's settings; None: no sweep.
     Returns:
@@ -236,8 +238,9 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
     out_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
     plot_learning_curves(run_dir, report, out_dir)
-    policy = report.attempt("load_policy", lambda: load_run_policy(run_dir, step),
-                            hint="needs the run's config.yaml and a checkpoint in checkpoints/")
+    if policy is None:
+        policy = report.attempt("load_policy", lambda: load_run_policy(run_dir, step),
+                                hint="needs the run's config.yaml and a checkpoint in checkpoints/")
     if policy is not None:
         evaluate_policy(policy, report, schedule, make_video=make_video, out_dir=out_dir)
         if sweep is not None:
@@ -350,13 +353,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         schedule = tuple(command_schedule.parse_segment(t) for t in args.command) or command_schedule.DEFAULT_SCHEDULE
-        load_run_config(args.run_dir)
-    except Exception as err:
+    except ValueError as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
+    from amp_jax.training.checkpoint import CheckpointError
+
+    try:  # before anything is written: a run folder whose policy cannot be rebuilt is one line, exit 1
+        policy = load_run_policy(args.run_dir, args.step)
+    except (RunFolderError, ConfigError) as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        return 2
+    except CheckpointError as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        return 1
     summary = finish_run(args.run_dir, schedule, step=args.step, make_video=not args.no_video,
                          export=not args.no_export, sim2sim=not args.no_sim2sim, out_dir=args.out,
-                         sweep=sweep_lib.SweepSettings() if args.sweep else None)
+                         sweep=sweep_lib.SweepSettings() if args.sweep else None, policy=policy)
     return 1 if "rollout" in summary["problems"] or "load_policy" in summary["problems"] else 0
 
 

@@ -12,12 +12,13 @@ Without one, :func:`render_frames` raises :class:`VideoUnavailableError` saying 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pathlib
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 if "mujoco" not in sys.modules and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -117,6 +118,16 @@ def render_frames(model: mujoco.MjModel | str | os.PathLike, qpos: np.ndarray, *
     return frames
 
 
+@contextlib.contextmanager
+def ffmpeg_subprocess() -> Iterator[None]:
+    """Around a call that runs ffmpeg in a subprocess (imageio's MP4 reader and writer): JAX warns at every
+    fork of its multithreaded process, but the child only execs ffmpeg (no Python, no JAX), the case where a
+    fork is safe, so exactly that warning is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        yield
+
+
 def write_video(frames: np.ndarray | Sequence[np.ndarray], path: str | os.PathLike, fps: float) -> pathlib.Path:
     """Writes RGB frames ``[T, H, W, 3]`` uint8 as MP4 (H.264, ``.mp4``) or GIF (``.gif``)."""
     path = pathlib.Path(path)
@@ -134,10 +145,7 @@ def write_video(frames: np.ndarray | Sequence[np.ndarray], path: str | os.PathLi
             raise ValueError(f"{path}: frames are {frames.shape[2]}x{frames.shape[1]}: MP4 (yuv420p) needs an even "
                              "width and height")
         # yuv420p plays in every browser and player; macro_block_size=1 keeps the size as it is.
-        with warnings.catch_warnings():
-            # The encoder runs ffmpeg in a subprocess; JAX warns at every fork of its multithreaded process. The
-            # child only execs ffmpeg (no Python, no JAX), which is the case where a fork is safe.
-            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        with ffmpeg_subprocess():
             imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", pixelformat="yuv420p",
                              macro_block_size=1)
     elif suffix == ".gif":
@@ -165,7 +173,8 @@ def read_video(path: str | os.PathLike) -> np.ndarray:
     """The RGB frames ``[T, H, W, 3]`` uint8 of an MP4 or GIF file."""
     import imageio.v2 as imageio
 
-    frames = np.asarray(imageio.mimread(str(path), memtest=False))
+    with ffmpeg_subprocess():
+        frames = np.asarray(imageio.mimread(str(path), memtest=False))
     return frames[..., :3]
 
 

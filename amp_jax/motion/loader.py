@@ -2,8 +2,12 @@
 
 Each clip file is JSON (see ``motion_data/README.md``). Loading a clip
 
-1. validates it: the keys ``Frames``, ``FrameDuration`` and ``MotionWeight``; 61 finite numbers per frame;
-   unit root quaternions; a positive frame duration and weight; enough frames for one AMP transition;
+1. validates it: UTF-8 JSON with the keys ``Frames``, ``FrameDuration`` and ``MotionWeight``; 61 finite numbers
+   per frame; unit root quaternions; enough frames for one AMP transition; and physically plausible values
+   (:data:`PLAUSIBLE_FRAME_DURATION`, :data:`MAX_MOTION_WEIGHT`, :data:`PLAUSIBLE_ROOT_HEIGHT`, joint angles
+   within the URDF limits widened by :data:`JOINT_LIMIT_MARGIN`, feet within :data:`MAX_FOOT_DISTANCE` of the
+   trunk, and root and joint speeds between frames below :data:`MAX_ROOT_SPEED` and :data:`MAX_JOINT_SPEED`),
+   naming the frame and the file's column of the first value outside;
 2. converts it to the project's conventions: legs FR, FL, RR, RL → FL, FR, RL, RR for every per-leg quantity,
    quaternions x, y, z, w → w, x, y, z standardised to w >= 0;
 3. repairs velocity glitches. The files' velocities are forward differences of their poses:
@@ -37,6 +41,35 @@ REQUIRED_KEYS = ("Frames", "FrameDuration", "MotionWeight")
 
 QUATERNION_NORM_TOLERANCE = 1e-3
 """Largest accepted | ‖q‖ − 1 | of a root quaternion in a file (the files hold 5 decimals)."""
+
+# Physical plausibility of an A1 clip. The six clips lie well inside every bound (frame duration 0.021 s, weights
+# 0.5–1, root heights 0.28–0.32 m, joints at least 0.02 rad inside the URDF limits, feet within 0.41 m, root
+# speeds up to 1.4 m/s, joint speeds up to 12 rad/s); a value outside is a unit mistake or a broken file.
+PLAUSIBLE_FRAME_DURATION = (1e-3, 0.2)
+"""Accepted ``FrameDuration`` (s): 5 to 1000 frames per second."""
+MAX_MOTION_WEIGHT = 100.0
+"""Largest accepted ``MotionWeight`` (a relative sampling weight; the clips use 0.5 and 1)."""
+PLAUSIBLE_ROOT_HEIGHT = (0.05, 1.0)
+"""Accepted root height (m) of a 0.3 m tall robot."""
+JOINT_LIMIT_MARGIN = 0.5
+"""How far (rad) a joint angle may lie outside the URDF limits (retargeting error) before it is refused."""
+MAX_FOOT_DISTANCE = 1.0
+"""Largest accepted |coordinate| (m) of a foot position relative to the trunk (legs are 0.4 m long)."""
+MAX_ROOT_SPEED = 10.0
+"""Largest accepted root speed between consecutive frames (m/s), from the stored positions."""
+MAX_JOINT_SPEED = 100.0
+"""Largest accepted joint speed between consecutive frames (rad/s), from the stored angles."""
+
+
+def file_column_names() -> tuple[str, ...]:
+    """Names of the 61 columns of a clip *file* (its own leg order FR, FL, RR, RL and x, y, z, w quaternion)."""
+    legs, xyz = a1.DATA_LEG_ORDER, ("x", "y", "z")
+    per_joint = [f"{leg}_{kind}" for leg in legs for kind in a1.JOINT_KINDS]
+    per_foot = [f"{leg}_{axis}" for leg in legs for axis in xyz]
+    return (*(f"root_pos_{a}" for a in xyz), *(f"root_quat_{a}" for a in ("x", "y", "z", "w")),
+            *(f"joint_pos[{j}]" for j in per_joint), *(f"foot_pos[{f}]" for f in per_foot),
+            *(f"base_lin_vel_{a}" for a in xyz), *(f"base_ang_vel_{a}" for a in xyz),
+            *(f"joint_vel[{j}]" for j in per_joint), *(f"foot_vel[{f}]" for f in per_foot))
 
 
 class MotionDataError(ValueError):
@@ -180,11 +213,42 @@ def convert_from_file_layout(raw_frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def _positive_number(data: dict, key: str, path: pathlib.Path, expected: str) -> float:
+def _positive_number(data: dict, key: str, path: pathlib.Path, expected: str, high: float) -> float:
     value = data[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-        raise MotionDataError(path, f"{key} = {value!r}: expected {expected}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) < 1e300
+            or not 0 < value <= high):
+        shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
+        raise MotionDataError(path, f"{key} = {shown}: expected {expected}")
     return float(value)
+
+
+def _check_plausible(raw: np.ndarray, frame_duration: float, path: pathlib.Path) -> None:
+    """Raises MotionDataError at the first frame and file column outside the plausibility bounds (file layout)."""
+    names = file_column_names()
+    per_leg_lower = np.tile(a1.JOINT_LOWER_PER_LEG, a1.NUM_LEGS) - JOINT_LIMIT_MARGIN
+    per_leg_upper = np.tile(a1.JOINT_UPPER_PER_LEG, a1.NUM_LEGS) + JOINT_LIMIT_MARGIN
+    speeds = np.abs(np.diff(raw, axis=0)) / frame_duration
+    root_speed = np.linalg.norm(speeds[:, layout.ROOT_POS], axis=-1, keepdims=True)
+    checks = (  # (values [T', C], first file column, low, high, what is expected)
+        (raw[:, layout.ROOT_HEIGHT:layout.ROOT_HEIGHT + 1], layout.ROOT_HEIGHT, *PLAUSIBLE_ROOT_HEIGHT,
+         "m (root height of a standing or walking A1)"),
+        (raw[:, layout.JOINT_POS], layout.JOINT_POS.start, per_leg_lower, per_leg_upper,
+         f"rad (the URDF joint limits ± {JOINT_LIMIT_MARGIN})"),
+        (raw[:, layout.FOOT_POS], layout.FOOT_POS.start, -MAX_FOOT_DISTANCE, MAX_FOOT_DISTANCE,
+         "m (foot relative to the trunk)"),
+        (root_speed, layout.ROOT_POS.start, 0.0, MAX_ROOT_SPEED,
+         "m/s of root speed to the next frame (a jump in the root position)"),
+        (speeds[:, layout.JOINT_POS], layout.JOINT_POS.start, 0.0, MAX_JOINT_SPEED,
+         "rad/s of joint speed to the next frame (a jump in the joint angle)"),
+    )
+    for values, first, low, high, what in checks:
+        outside = np.argwhere((values < low) | (values > high))
+        if outside.size:
+            frame, col = map(int, outside[0])
+            lo = np.broadcast_to(low, values.shape[1:])[col]
+            hi = np.broadcast_to(high, values.shape[1:])[col]
+            raise MotionDataError(path, f"column {first + col} ({names[first + col]}) is "
+                                        f"{values[frame, col]:.6g}: expected {lo:.4g} to {hi:.4g} {what}", frame)
 
 
 def _parse_frames(frames: object, path: pathlib.Path) -> np.ndarray:
@@ -196,7 +260,11 @@ def _parse_frames(frames: object, path: pathlib.Path) -> np.ndarray:
             raise MotionDataError(path, f"frame width {width}: expected {layout.FRAME_WIDTH} numbers", index)
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in frame):
             raise MotionDataError(path, "expected only numbers in the frame", index)
-    array = np.asarray(frames, dtype=np.float64)
+    try:
+        array = np.asarray(frames, dtype=np.float64)
+    except OverflowError:  # an integer beyond float range
+        index = next(i for i, f in enumerate(frames) if any(isinstance(x, int) and abs(x) > 1e308 for x in f))
+        raise MotionDataError(path, "a number beyond the float range: expected finite numbers", index) from None
     bad = np.argwhere(~np.isfinite(array))
     if bad.size:
         frame, column = map(int, bad[0])
@@ -219,19 +287,29 @@ def load_clip(path: str | pathlib.Path, *, min_duration: float = 0.0, repair_thr
         text = path.read_text()
     except FileNotFoundError:
         raise MotionDataError(path, "file not found") from None
+    except UnicodeDecodeError as err:
+        raise MotionDataError(path, f"not UTF-8 text (byte {err.start}): expected a JSON clip file") from None
     except OSError as err:
         raise MotionDataError(path, f"cannot be read ({err.strerror})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise MotionDataError(path, f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except (RecursionError, ValueError) as err:  # nesting too deep, integers too long to parse
+        raise MotionDataError(path, f"not a readable JSON clip ({type(err).__name__})") from None
     if not isinstance(data, dict):
         raise MotionDataError(path, f"expected a JSON object with keys {', '.join(REQUIRED_KEYS)}")
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
         raise MotionDataError(path, f"missing key(s) {', '.join(missing)}: expected {', '.join(REQUIRED_KEYS)}")
-    frame_duration = _positive_number(data, "FrameDuration", path, "a positive number of seconds")
-    weight = _positive_number(data, "MotionWeight", path, "a positive sampling weight")
+    low, high = PLAUSIBLE_FRAME_DURATION
+    frame_duration = _positive_number(data, "FrameDuration", path,
+                                      f"seconds per frame, {low:g} to {high:g} (5 to 1000 frames per second)", high)
+    if frame_duration < low:
+        raise MotionDataError(path, f"FrameDuration = {frame_duration!r}: expected seconds per frame, {low:g} to "
+                                    f"{high:g} (5 to 1000 frames per second)")
+    weight = _positive_number(data, "MotionWeight", path, f"a positive sampling weight up to {MAX_MOTION_WEIGHT:g}",
+                              MAX_MOTION_WEIGHT)
     raw = _parse_frames(data["Frames"], path)
 
     norms = np.linalg.norm(raw[:, layout.ROOT_QUAT], axis=-1)
@@ -241,6 +319,7 @@ def load_clip(path: str | pathlib.Path, *, min_duration: float = 0.0, repair_thr
         raise MotionDataError(
             path, f"root quaternion norm {norms[frame]:.6g}: expected a unit quaternion "
                   f"(within {QUATERNION_NORM_TOLERANCE})", frame)
+    _check_plausible(raw, frame_duration, path)
     duration = (raw.shape[0] - 1) * frame_duration
     if raw.shape[0] < 2 or duration < min_duration:
         raise MotionDataError(

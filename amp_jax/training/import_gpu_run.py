@@ -76,7 +76,7 @@ def import_gpu_run(files_dir: str | pathlib.Path, run_dir: str | pathlib.Path) -
     if run_dir.exists() and any(run_dir.iterdir()):
         raise GpuRunImportError(f"{run_dir}: exists and is not empty; expected a new folder")
     saved = params_file.read_params_file(files_dir / PARAMS_FILE)
-    setup = trainer.build(saved.cfg)
+    setup = trainer.build(saved.cfg, probe=False)
     target = jax.eval_shape(setup.init_fn, jax.random.key(0))
     state = params_file.fill_state(placeholder_state(target), saved.arrays, str(files_dir / PARAMS_FILE))
     # The replay buffer goes to the checkpoint's heavy item, which is removed below: a stand-in keeps it small.

@@ -75,9 +75,10 @@ def load_run_policy(run_dir: str | pathlib.Path, step: int | None = None) -> Run
 
     run_dir = pathlib.Path(run_dir)
     cfg = load_run_config(run_dir)
-    setup = trainer.build(cfg)
+    setup = trainer.build(cfg, probe=False)
     target = jax.eval_shape(setup.init_fn, jax.random.key(0))
     with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=trainer.HEAVY_KEYS) as ckpt:
-        restored = ckpt.restore(target, step, warn_missing=False)  # the policy needs no replay buffer
+        # the policy needs no replay buffer, nor leaves added to the state since the checkpoint was written
+        restored = ckpt.restore(target, step, warn_missing=False, fill_missing=trainer.ADDED_STATE_LEAVES)
     nets = networks_lib.make_networks(cfg.networks, observations.NUM_ACTIONS)
     return RunPolicy(run_dir=run_dir, cfg=cfg, networks=nets, params=restored.state.params, step=restored.step)

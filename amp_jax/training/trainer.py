@@ -18,25 +18,27 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import os
 import pathlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh
 
 from amp_jax import config as config_lib
 from amp_jax.agents import distributed
 from amp_jax.agents.train_step import TrainingState, make_train_step
 from amp_jax.config import Config
+from amp_jax.envs import observations
 from amp_jax.envs.wrappers import make_amp_training_env
 from amp_jax.motion import library as motion_library_lib
 from amp_jax.motion.loader import load_motion_library
+from amp_jax.training import resume as resume_lib
 from amp_jax.training.checkpoint import CheckpointError, RunCheckpointer
 from amp_jax.training.metrics_log import MetricsLogger
 
@@ -47,7 +49,10 @@ CPU_ENV_WARNING_THRESHOLD = 1024
 ``configs/a1_trot_cpu.yaml``, steps 512)."""
 
 HEAVY_KEYS = ("replay_buffer",)
-"""Train-state fields kept in the newest checkpoint only."""
+"""Train-state fields kept in the newest checkpoints only."""
+ADDED_STATE_LEAVES = ("env_state/info/push_countdown",)
+"""Train-state leaves added after checkpoints were shipped: an older checkpoint restores with them taken from
+the new state (the per-env push clock: drawn afresh), so its runs still evaluate, export and resume."""
 
 
 _clock = time.monotonic
@@ -78,8 +83,9 @@ MEMORY_HEADROOM = 0.8
 def estimated_bytes(cfg: Config) -> dict[str, int]:
     """Device memory of the large arrays of a run (bytes): the replay buffer (two AMP observations of 43 floats
     per transition) and one iteration's rollout (observations, actions, AMP transitions per env and step)."""
-    amp_features = 43
-    per_step = 42 + 48 + 3 * 12 + 2 * amp_features + 8  # obs, critic obs, action/mean/noise, AMP s and s', scalars
+    amp_features = observations.AMP_OBS_SIZE
+    per_step = (observations.POLICY_OBS_SIZE + observations.CRITIC_OBS_SIZE  # obs, critic obs,
+                + 3 * observations.NUM_ACTIONS + 2 * amp_features + 8)  # action/mean/noise, AMP s and s', scalars
     return {"replay_buffer": cfg.amp.replay_buffer_size * 2 * amp_features * BYTES_PER_FLOAT,
             "rollout": cfg.batch_size * per_step * BYTES_PER_FLOAT}
 
@@ -142,30 +148,29 @@ class Setup:
     motion_library: motion_library_lib.MotionLibrary
     init_fn: Callable[[jax.Array], TrainingState]
     train_step: Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]
-    mesh: Mesh | None = None
-    """The devices the iteration is split over (None: one device)."""
+    devices: distributed.DeviceLayout = distributed.DeviceLayout()
+    """The devices the iteration is split over, and the checkpoints' layout of the state."""
     probe: Callable[[Any], dict[str, float]] | None = None
     """``probe(params) -> {"probe/...": value}``: the deterministic policy's tracking and gait
     (:mod:`amp_jax.analysis.speed`); None when ``train.probe_interval`` is 0."""
 
 
-def build(cfg: Config) -> Setup:
-    """Loads the motion clips and builds the env and the jitted ``init_fn`` / ``train_step`` of ``cfg``.
+def build(cfg: Config, *, probe: bool = True) -> Setup:
+    """Loads the motion clips and builds the env and the jitted ``init_fn`` / ``train_step`` of ``cfg``; with
+    ``probe`` (and ``train.probe_interval`` > 0) also the training probe (readers of a run folder need none).
 
     Raises:
       ConfigError: ``train.num_devices`` exceeds the devices, or the config does not split evenly over them.
     """
-    mesh = distributed.make_mesh(cfg.train.num_devices)
-    distributed.check_divisible(cfg, mesh.size)
-    mesh = mesh if mesh.size > 1 else None
+    devices = distributed.DeviceLayout.for_config(cfg)
     motion = load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
                                  repair_threshold=cfg.motion.velocity_repair_threshold)
     env_key = jax.random.fold_in(jax.random.key(cfg.train.seed), 1)
     env = make_amp_training_env(cfg, motion, env_key)
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
-    init_fn, train_step = make_train_step(env, cfg, sample_expert, mesh)
-    probe = make_policy_probe(cfg, motion) if cfg.train.probe_interval > 0 else None
-    return Setup(cfg, env, motion, init_fn, train_step, mesh, probe)
+    init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh)
+    policy_probe = make_policy_probe(cfg, motion) if probe and cfg.train.probe_interval > 0 else None
+    return Setup(cfg, env, motion, init_fn, train_step, devices, policy_probe)
 
 
 PROBE_SETTLE_S = 2.0
@@ -219,16 +224,6 @@ def backend_warning(cfg: Config) -> str | None:
             f"jax[cuda12] (pip install -e '.[cuda]').")
 
 
-def checkpoint_layout(setup: Setup, state: TrainingState) -> TrainingState:
-    """``state`` as a checkpoint stores it (independent of the device count; see ``amp_jax.agents.distributed``)."""
-    return distributed.to_checkpoint_layout(state, setup.mesh)
-
-
-def from_checkpoint_layout(setup: Setup, state: TrainingState) -> TrainingState:
-    """A state restored from a checkpoint, laid out over ``setup``'s devices."""
-    return distributed.from_checkpoint_layout(state, setup.mesh)
-
-
 class _NoMetricsLogger:
     """Stands in for the metrics logger on processes other than 0."""
 
@@ -246,6 +241,8 @@ def train(
     config_name: str = "run",
     run_dir: str | pathlib.Path | None = None,
     resume: bool = False,
+    resume_step: int | None = None,
+    resume_overrides: Sequence[str] = (),
     num_iterations: int | None = None,
     progress: bool = True,
 ) -> pathlib.Path:
@@ -255,12 +252,19 @@ def train(
       cfg: the resolved config.
       config_name: names a new run folder.
       run_dir: the run folder (default: a new one under ``cfg.train.run_root``).
-      resume: continue from the newest checkpoint in ``run_dir`` (which must exist).
+      resume: continue from the newest intact checkpoint in ``run_dir`` (which must exist); corrupt newer ones
+        are skipped with a warning and moved into ``run_dir/set_aside/``
+        (:func:`amp_jax.training.resume.restore_for_resume`).
+      resume_step: resume from this step instead; newer checkpoints are moved into ``run_dir/set_aside/``.
+      resume_overrides: the ``--set`` overrides given with the resume (already in ``cfg``): checked against
+        what the saved state owns (:func:`amp_jax.training.resume.apply_resume_overrides`) and recorded in
+        ``run_dir/resumes.jsonl``.
       num_iterations: stop after this many iterations in total (default ``cfg.train.num_iterations``).
       progress: print the live progress line.
     Raises:
       TrainingDivergedError: a loss became non-finite (the last good checkpoint is kept).
       CheckpointError: ``resume`` and no readable checkpoint.
+      ConfigError: a resume override that cannot apply to the saved state.
     """
     started = _clock()
     total = cfg.train.num_iterations if num_iterations is None else num_iterations
@@ -281,14 +285,25 @@ def train(
     setup = build(cfg)
     config_dict = config_lib.to_dict(cfg)
     state = initial_state(setup)
+    resume_record = None
     if resume:
+        resume_lib.check_resume_overrides(resume_overrides)
         with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as reader:
-            restored = reader.restore(checkpoint_layout(setup, state))
-        state = from_checkpoint_layout(setup, restored.state)
+            restored, newer = resume_lib.restore_for_resume(reader, setup.devices.to_checkpoint(state), resume_step,
+                                                            ADDED_STATE_LEAVES)
+            state = setup.devices.from_checkpoint(restored.state)
+            state, applied = resume_lib.apply_resume_overrides(state, cfg, resume_overrides)
+            # Every check passed: only now is the run folder changed.
+            reason = f"after-step-{restored.step}" if resume_step is not None else "corrupt"
+            set_aside = reader.set_aside(newer, reason) if lead else None
+        resume_record = resume_lib.resume_record(restored, resume_step, newer, set_aside, resume_overrides, applied)
         logger.info("resumed %s at iteration %d", run_dir, restored.step)
     if lead:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_atomically(run_dir / "config.yaml", config_lib.dump_yaml(cfg))
+        if resume_record is not None:
+            with open(run_dir / resume_lib.RESUMES_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(resume_record) + "\n")
     with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as checkpointer:
         start = int(state.iteration)
         deadline = started + cfg.train.time_limit_s if cfg.train.time_limit_s > 0 else None
@@ -297,7 +312,7 @@ def train(
             contextlib.nullcontext(_NoMetricsLogger()))
         with metrics_context as metrics_logger:
             state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict, deadline)
-        checkpointer.save(int(state.iteration), checkpoint_layout(setup, state), config_dict=config_dict)
+        checkpointer.save(int(state.iteration), setup.devices.to_checkpoint(state), config_dict=config_dict)
     return run_dir
 
 
@@ -328,7 +343,7 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
                 metrics = {**metrics, **setup.probe(state.params)}
             metrics_logger.log(iteration, metrics, env_steps=iteration * cfg.batch_size)
             if iteration % cfg.train.checkpoint_interval == 0 and iteration < total:
-                checkpointer.save(iteration, checkpoint_layout(setup, state), config_dict=config_dict)
+                checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
     except KeyboardInterrupt as interrupt:
         try:
             jax.block_until_ready(state)
@@ -337,7 +352,7 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
             done = int(jax.device_get(state.iteration))
             logger.warning("%s at iteration %d: writing a checkpoint before exiting",
                            getattr(interrupt, "reason", "interrupted"), done)
-            checkpointer.save(done, checkpoint_layout(setup, state), config_dict=config_dict)
+            checkpointer.save(done, setup.devices.to_checkpoint(state), config_dict=config_dict)
             checkpointer.wait()
         except Exception as err:  # the state of an interrupted dispatch may already be donated
             logger.warning("could not checkpoint the interrupted iteration (%s); the last checkpoint is step %s",

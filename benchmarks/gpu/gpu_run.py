@@ -311,7 +311,7 @@ def train_phase(plan: Plan, record: Recorder, args: argparse.Namespace) -> None:
                time_limit_s=round(time_limit_s, 1), overrides=[*plan.train_overrides, *args.overrides])
     _, train_s = _timed(lambda: trainer.train(cfg, config_name="a1_trot_gpu", run_dir=run_dir, progress=True))
     record.set(train_call_s=round(train_s, 1))
-    setup = trainer.build(cfg)
+    setup = trainer.build(cfg, probe=False)
     restored = checkpoint.restore(run_dir, jax.eval_shape(setup.init_fn, jax.random.key(0)),
                                   heavy_keys=trainer.HEAVY_KEYS)
     path = params_file.write_params_file(work / import_gpu_run.PARAMS_FILE, restored.state, cfg)

@@ -197,7 +197,7 @@ def a1_smoke(out: dict, folder: pathlib.Path) -> None:
     run = trainer.train(cfg4, run_dir=folder / "a1", num_iterations=2, progress=False)
     setup = trainer.build(cfg4)
     with checkpoint.RunCheckpointer(run, heavy_keys=trainer.HEAVY_KEYS) as ckpt:
-        state = ckpt.restore(trainer.checkpoint_layout(setup, trainer.initial_state(setup))).state
+        state = ckpt.restore(setup.devices.to_checkpoint(trainer.initial_state(setup))).state
     _leaves("a1/saved_params", state.params, out)
     out["a1/saved_buffer"] = np.asarray(state.replay_buffer.states)
     out["a1/saved_size"] = np.asarray(state.replay_buffer.size)

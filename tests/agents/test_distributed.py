@@ -42,7 +42,8 @@ FLOAT_RTOL, FLOAT_ATOL = 2e-5, 2e-6
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("distributed")
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests" / "agents" / "distributed_checks.py"), str(out), "--a1"],
+    script = PROJECT_ROOT / "tests" / "agents" / "distributed_checks.py"
+    proc = subprocess.run([sys.executable, str(script), str(out), "--a1"],
                           env=env, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     with np.load(out / "results.npz") as data:

@@ -99,3 +99,43 @@ def test_missing_config_and_missing_checkpoints_are_named(tiny_run_dir, tmp_path
         run_folder.load_run_policy(no_checkpoints)
     assert export_policy.main([str(no_checkpoints)]) == 1
     assert "checkpoint" in capsys.readouterr().err
+
+
+def _flip_a_byte_of_the_newest_checkpoint(run_dir):
+    newest = max((p for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    victim = max((p for p in (newest / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    victim.write_bytes(bytes(raw))
+    return victim
+
+
+def test_a_corrupt_checkpoint_is_one_line_from_export_and_evaluate_and_writes_nothing(tiny_run_dir, tmp_path, capsys):
+    from amp_jax.evaluation import evaluate
+
+    run = tmp_path / "run"
+    outputs = shutil.ignore_patterns("*.onnx", "*.png", "*.mp4", "*.gif", "evaluation.json")
+    shutil.copytree(tiny_run_dir, run, ignore=outputs)
+    victim = _flip_a_byte_of_the_newest_checkpoint(run)
+    capsys.readouterr()
+    assert export_policy.main([str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("export_policy: ") and f"{victim.name}: its SHA-256 differs" in err[0]
+    assert not list(run.glob("*.onnx")) and not list(run.glob(".*tmp"))
+    out = tmp_path / "report"
+    assert evaluate.main([str(run), "--out", str(out), "--no-video"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("evaluate: ") and "the checkpoint is corrupt" in err[0]
+    assert not out.exists()
+
+
+def test_an_export_that_fails_its_parity_check_leaves_no_file(tiny_run_policy, tmp_path, monkeypatch):
+    good = export_policy.export_policy(tiny_run_policy, tmp_path / "policy.onnx").path
+    before = good.read_bytes()
+    monkeypatch.setattr(export_policy, "parity_error", lambda path, policy: 0.5)
+    with pytest.raises(onnx_export.ExportError, match=r"policy.onnx: onnxruntime differs .* by 0.5.*nothing written"):
+        export_policy.export_policy(tiny_run_policy, tmp_path / "policy.onnx")
+    assert good.read_bytes() == before  # the good file is not replaced
+    with pytest.raises(onnx_export.ExportError):
+        export_policy.export_policy(tiny_run_policy, tmp_path / "other.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.onnx"]  # no half-written or temporary file

@@ -79,9 +79,10 @@ def test_finish_run_writes_every_artefact(finished, tiny_run_dir):
         expected.add("policy.mp4")
         import imageio.v2 as imageio
 
-        reader = imageio.get_reader(tiny_run_dir / "policy.mp4")
-        assert reader.count_frames() == 20  # one frame per control step
-        assert reader.get_data(0).shape == (480, 640, 3)
+        with video.ffmpeg_subprocess():  # the reader runs ffmpeg too
+            reader = imageio.get_reader(tiny_run_dir / "policy.mp4")
+            assert reader.count_frames() == 20  # one frame per control step
+            assert reader.get_data(0).shape == (480, 640, 3)
     assert expected <= set(finished["files"])
     for name in expected:
         assert (tiny_run_dir / name).stat().st_size > 1000, name

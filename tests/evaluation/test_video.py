@@ -72,10 +72,11 @@ def test_mp4_and_gif_round_trip(gl, tmp_path):
     qpos = box_trajectory(10)
     mp4 = video.render_video(BOX_SCENE, qpos, tmp_path / "out" / "cart.mp4", fps=20, width=160, height=120, body=1)
     gif = video.render_video(BOX_SCENE, qpos, tmp_path / "cart.gif", fps=20, width=160, height=120, body=1)
-    reader = imageio.get_reader(mp4)
-    mp4_frames = [frame for frame in reader]
-    assert reader.get_meta_data()["fps"] == pytest.approx(20.0)
-    reader.close()
+    with video.ffmpeg_subprocess():
+        reader = imageio.get_reader(mp4)
+        mp4_frames = [frame for frame in reader]
+        assert reader.get_meta_data()["fps"] == pytest.approx(20.0)
+        reader.close()
     assert len(mp4_frames) == 10 and mp4_frames[0].shape == (120, 160, 3)
     rendered = video.render_frames(BOX_SCENE, qpos, width=160, height=120, body=1)
     # Lossy H.264: close on average to what was rendered.
@@ -111,7 +112,7 @@ def test_bad_input_is_a_clear_error(tmp_path):
 
 def test_without_gl_the_error_says_how_to_get_videos():
     """With no usable GL (glfw and no display), rendering raises VideoUnavailableError naming the fix."""
-    script = ("import numpy as np\nfrom amp_jax import video\n"
+    script = ("import numpy as np\nfrom amp_jax.evaluation import video\n"
               "try:\n    video.render_frames(video.BOX, np.zeros((1, 7)))\n"
               "except video.VideoUnavailableError as err:\n    print('UNAVAILABLE', err)\n").replace(
                   "video.BOX", repr(BOX_SCENE))

@@ -6,6 +6,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from amp_jax import a1
 from amp_jax.motion import layout, loader
@@ -120,7 +122,7 @@ def test_planted_glitches_are_detected_and_reported(tmp_path):
         (lambda d: d["Frames"][6].__setitem__(5, 0.5), "frame 6: root quaternion norm"),
         (lambda d: d.__setitem__("MotionWeight", 0.0), "MotionWeight = 0.0: expected a positive sampling weight"),
         (lambda d: d.__setitem__("MotionWeight", -1), "MotionWeight = -1: expected a positive"),
-        (lambda d: d.__setitem__("FrameDuration", 0), "FrameDuration = 0: expected a positive number of seconds"),
+        (lambda d: d.__setitem__("FrameDuration", 0), "FrameDuration = 0: expected seconds per frame, 0.001 to 0.2"),
         (lambda d: d.__setitem__("Frames", d["Frames"][:1]), "1 frames last 0 s: expected at least 2 frames"),
         (lambda d: d.__setitem__("Frames", d["Frames"][:2]), "2 frames last 0.021 s: expected at least 2 frames"),
         (lambda d: d.__setitem__("Frames", []), "Frames: expected a non-empty list"),
@@ -145,3 +147,120 @@ def test_unreadable_files(tmp_path):
         load_clip(write(tmp_path, [1, 2], "list.txt"))
     with pytest.raises(MotionDataError, match="expected at least one motion file"):
         loader.load_clips([])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Physical plausibility, and fuzzing: a clip file either loads within the bounds or is the project's error.
+
+
+def _write(tmp_path, data, name="clip.txt"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("frame, column, value, message", [
+    (4, 2, 0.9 * 3, r"frame 4: column 2 \(root_pos_z\) is 2.7: expected 0.05 to 1 m"),
+    (6, 9, -4.0, r"frame 6: column 9 \(joint_pos\[FR_calf\]\) is -4: expected -3.197 to -0.4163 rad"),
+    (3, 22, 1.7, r"frame 3: column 22 \(foot_pos\[FL_x\]\) is 1.7: expected -1 to 1 m"),
+])
+def test_implausible_values_are_refused_with_frame_and_file_column(tmp_path, frame, column, value, message):
+    data = raw("trot0")
+    data["Frames"][frame][column] = value
+    with pytest.raises(MotionDataError, match=message):
+        load_clip(_write(tmp_path, data))
+
+
+def test_implausible_jumps_frame_durations_and_weights_are_refused(tmp_path):
+    data = raw("trot0")
+    data["Frames"][8][0] += 0.5  # the root jumps 0.5 m in one 21 ms frame: 24 m/s
+    with pytest.raises(MotionDataError, match=r"frame 7: column 0 \(root_pos_x\) is 2\d.\d+: expected 0 to 10 m/s"):
+        load_clip(_write(tmp_path, data))
+    for key, value, expected in (("FrameDuration", 2.1, "seconds per frame, 0.001 to 0.2"),
+                                 ("FrameDuration", 1e-5, "seconds per frame"),
+                                 ("MotionWeight", 1e30, "a positive sampling weight up to 100"),
+                                 ("MotionWeight", 10 ** 400, "a positive sampling weight")):
+        data = raw("trot0")
+        data[key] = value
+        with pytest.raises(MotionDataError, match=f"{key} = .*: expected {expected}"):
+            load_clip(_write(tmp_path, data))
+    # the file's column names follow its own leg order (FR first) and its x, y, z, w quaternion
+    names = loader.file_column_names()
+    assert len(names) == layout.FRAME_WIDTH and names[3:7] == tuple(f"root_quat_{a}" for a in "xyzw")
+    assert names[7] == "joint_pos[FR_hip]" and names[60] == "foot_vel[RL_z]"
+
+
+def test_files_that_are_not_text_or_json_clips(tmp_path):
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b'{"Frames": \xff\xfe}')
+    with pytest.raises(MotionDataError, match=r"binary.txt: not UTF-8 text \(byte 11\)"):
+        load_clip(binary)
+    deep = tmp_path / "deep.txt"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(MotionDataError, match=r"deep.txt: not a readable JSON clip|deep.txt: expected a JSON"):
+        load_clip(deep)
+    data = raw("trot0")
+    data["Frames"][2][5] = 10 ** 400
+    with pytest.raises(MotionDataError, match=r"frame 2: a number beyond the float range"):
+        load_clip(_write(tmp_path, data))
+
+
+def _load_plausible_or_error(path):
+    """The clip at ``path`` if it loads (then checked against the bounds), None if it is the project's error."""
+    try:
+        clip = load_clip(path)
+    except MotionDataError as err:
+        assert str(path) in str(err)
+        return None
+    frames = clip.frames
+    assert np.all(np.isfinite(frames))
+    assert np.all((frames[:, layout.ROOT_HEIGHT] >= loader.PLAUSIBLE_ROOT_HEIGHT[0])
+                  & (frames[:, layout.ROOT_HEIGHT] <= loader.PLAUSIBLE_ROOT_HEIGHT[1]))
+    assert np.allclose(np.linalg.norm(frames[:, layout.ROOT_QUAT], axis=-1), 1.0)
+    assert loader.PLAUSIBLE_FRAME_DURATION[0] <= clip.frame_duration <= loader.PLAUSIBLE_FRAME_DURATION[1]
+    return clip
+
+
+TROT0_TEXT = (MOTION_DIR / "trot0.txt").read_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.tuples(st.integers(0, len(TROT0_TEXT) - 1), st.integers(0, 255)), min_size=1, max_size=4),
+       truncate=st.one_of(st.none(), st.integers(0, len(TROT0_TEXT) - 1)))
+def test_fuzz_damaged_clip_bytes_load_plausibly_or_are_motion_data_errors(tmp_path, cuts, truncate):
+    damaged = bytearray(TROT0_TEXT)
+    for at, byte in cuts:
+        damaged[at] = byte
+    if truncate is not None:
+        damaged = damaged[:truncate]
+    path = tmp_path / "fuzzed.txt"
+    path.write_bytes(bytes(damaged))
+    _load_plausible_or_error(path)
+
+
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10 ** 400, 10 ** 400),
+                    st.floats(-5, 5), st.booleans(), st.none(), st.text(max_size=3), st.just([]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 32), st.integers(0, 60), NUMBERS), min_size=1, max_size=3),
+       header=st.one_of(st.none(), st.tuples(st.sampled_from(["FrameDuration", "MotionWeight"]), NUMBERS)))
+def test_fuzz_edited_clip_values_load_plausibly_or_are_motion_data_errors(tmp_path, edits, header):
+    data = raw("trot0")
+    for frame, column, value in edits:
+        data["Frames"][frame][column] = value
+    if header is not None:
+        data[header[0]] = header[1]
+    path = tmp_path / "edited.txt"
+    try:
+        path.write_text(json.dumps(data))
+    except (ValueError, OverflowError):  # json refuses to write it: nothing to load
+        return
+    clip = _load_plausible_or_error(path)
+    if clip is None:
+        return
+    for frame, column, _ in edits:  # what loaded is what the file says (file → project leg order)
+        if column in range(layout.JOINT_POS.start, layout.JOINT_POS.stop):
+            project = layout.JOINT_POS.start + int(np.flatnonzero(
+                a1.JOINT_PERMUTATION_FROM_DATA == column - layout.JOINT_POS.start)[0])
+            assert clip.frames[frame, project] == float(data["Frames"][frame][column])

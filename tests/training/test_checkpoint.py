@@ -1,5 +1,8 @@
-"""Checkpoints: bit-exact round trip, keep-last-K, heavy subtree in the newest only, interrupted saves, errors."""
+"""Checkpoints: bit-exact round trip, keep-last-K, heavy subtree in the newest two, digests and fallback,
+interrupted saves, errors, and fuzzing of damaged checkpoints."""
 
+import hashlib
+import json
 import os
 import pathlib
 import shutil
@@ -14,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from amp_jax.training import checkpoint
 
@@ -85,7 +90,7 @@ def test_round_trip_is_bit_exact(tmp_path):
                                   jax.random.normal(state.typed_key, (4,)))
 
 
-def test_keep_last_k_and_heavy_only_in_newest(tmp_path):
+def test_keep_last_k_and_heavy_only_in_the_newest_two(tmp_path):
     states = {step: make_state(step) for step in (1, 2, 3, 4, 5)}
     with checkpoint.RunCheckpointer(tmp_path, keep=3) as ckpt:
         for step, state in states.items():
@@ -93,29 +98,30 @@ def test_keep_last_k_and_heavy_only_in_newest(tmp_path):
         assert not ckpt.save(5, states[5])  # an existing step is not written again
         ckpt.wait()
         assert ckpt.steps() == [3, 4, 5]
-        assert [ckpt.has_heavy(s) for s in (3, 4, 5)] == [False, False, True]
+        assert [ckpt.has_heavy(s) for s in (3, 4, 5)] == [False, True, True]
     on_disk = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert on_disk == [3, 4, 5]
-    assert not (tmp_path / "checkpoints" / "4" / "heavy").exists()
+    assert not (tmp_path / "checkpoints" / "3" / "heavy").exists()
 
     newest = checkpoint.restore(tmp_path, make_state(0))
     assert newest.step == 5 and newest.complete
     assert leaves_equal_bitwise(newest.state, states[5])
 
+    assert leaves_equal_bitwise(checkpoint.restore(tmp_path, make_state(0), step=4).state, states[4])
     # An older step restores everything but the buffer, keeps the target's buffer and says so.
     target = make_state(0)
-    older = checkpoint.restore(tmp_path, target, step=4)
-    assert older.step == 4 and not older.complete and older.missing == ("replay_buffer",)
-    assert older.config == {"step": 4}
-    assert leaves_equal_bitwise(older.state.replace(replay_buffer=None), states[4].replace(replay_buffer=None))
+    older = checkpoint.restore(tmp_path, target, step=3)
+    assert older.step == 3 and not older.complete and older.missing == ("replay_buffer",)
+    assert older.config == {"step": 3} and older.verified  # the digest skips the pruned item
+    assert leaves_equal_bitwise(older.state.replace(replay_buffer=None), states[3].replace(replay_buffer=None))
     assert leaves_equal_bitwise(older.state.replay_buffer, target.replay_buffer)
 
 
 def test_heavy_item_is_most_of_the_bytes(tmp_path):
-    """The pruned checkpoints are small: the buffer's bytes live in the newest step only."""
-    with checkpoint.RunCheckpointer(tmp_path, keep=2) as ckpt:
-        ckpt.save(1, make_state(1, buffer_rows=40_000))
-        ckpt.save(2, make_state(2, buffer_rows=40_000))
+    """The pruned checkpoints are small: the buffer's bytes live in the newest two steps only."""
+    with checkpoint.RunCheckpointer(tmp_path, keep=3) as ckpt:
+        for step in (1, 2, 3):
+            ckpt.save(step, make_state(step, buffer_rows=40_000))
 
     def size(p: pathlib.Path) -> int:
         return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
@@ -159,8 +165,102 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, damage):
     for f in data_files:
         raw = f.read_bytes()
         f.write_bytes(raw[: len(raw) // 3] if damage == "truncate" else bytes(b ^ 0x5A for b in raw))
-    with pytest.raises(checkpoint.CheckpointError, match=r"checkpoints/2: the checkpoint is unreadable or corrupt"):
+    with pytest.raises(checkpoint.CorruptCheckpointError, match=r"checkpoints/2/state/.*: the checkpoint is corrupt"):
         checkpoint.restore(tmp_path, make_state(0))
+    # Without its digest, the same damage is still caught where the decoder notices it.
+    (tmp_path / "checkpoints" / "2" / checkpoint.DIGEST_FILE).unlink()
+    with pytest.raises(checkpoint.CorruptCheckpointError, match=r"checkpoints/2: the checkpoint is unreadable"):
+        checkpoint.restore(tmp_path, make_state(0))
+
+
+def _data_files(step_dir: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(f for f in step_dir.rglob("*") if f.is_file() and f.name != checkpoint.DIGEST_FILE)
+
+
+def test_every_saved_step_is_sealed_with_the_digest_of_its_files(tmp_path):
+    with checkpoint.RunCheckpointer(tmp_path, keep=3) as ckpt:
+        ckpt.save(1, make_state(1))
+        ckpt.save(2, make_state(2))
+    for step in (1, 2):
+        step_dir = tmp_path / "checkpoints" / str(step)
+        recorded = json.loads((step_dir / checkpoint.DIGEST_FILE).read_text())
+        files = {f.relative_to(step_dir).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+                 for f in _data_files(step_dir)}  # independent of the module's chunked hashing
+        assert recorded == {"algorithm": "sha256", "files": files} and any(n.startswith("state/") for n in files)
+        assert checkpoint.verify_step(step_dir)
+
+
+def test_a_single_flipped_byte_is_caught_and_named(tmp_path):
+    """The defect this guards against: a flipped byte in a raw array chunk decodes without complaint."""
+    state = make_state(2, buffer_rows=4096)
+    checkpoint.save(tmp_path, 2, state)
+    step_dir = tmp_path / "checkpoints" / "2"
+    victim = max((f for f in _data_files(step_dir) if f.parts[-3:-1] != ("config",)), key=lambda f: f.stat().st_size)
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    victim.write_bytes(bytes(raw))
+    with pytest.raises(checkpoint.CorruptCheckpointError, match=rf"{victim.name}: its SHA-256 differs"):
+        checkpoint.restore(tmp_path, make_state(0, buffer_rows=4096))
+
+
+def test_restore_newest_intact_steps_back_past_a_corrupt_step_and_set_aside_moves_it(tmp_path):
+    states = {step: make_state(step) for step in (1, 2, 3)}
+    with checkpoint.RunCheckpointer(tmp_path, keep=3) as ckpt:
+        for step, state in states.items():
+            ckpt.save(step, state)
+    (tmp_path / "checkpoints" / "3" / "state" / "_METADATA").write_text("{}")  # damaged
+    with checkpoint.RunCheckpointer(tmp_path, keep=3) as ckpt:
+        restored = ckpt.restore_newest_intact(make_state(0))
+        assert restored.step == 2 and restored.complete  # the previous step kept its replay buffer too
+        assert [s for s, _ in restored.skipped] == [3] and "_METADATA" in restored.skipped[0][1]
+        assert leaves_equal_bitwise(restored.state, states[2])
+        folder = ckpt.set_aside([3], "corrupt")
+        assert ckpt.steps() == [1, 2]
+    assert (folder / "3" / "state").is_dir() and folder.parent == tmp_path / checkpoint.SET_ASIDE_SUBDIR
+    for step in (1, 2):  # every step corrupt: the error says so
+        (tmp_path / "checkpoints" / str(step) / checkpoint.DIGEST_FILE).write_text("not json")
+    with pytest.raises(checkpoint.CorruptCheckpointError, match=r"all 2 checkpoints are corrupt"):
+        checkpoint.RunCheckpointer(tmp_path).restore_newest_intact(make_state(0))
+
+
+def test_a_step_without_digest_restores_unverified(tmp_path, caplog):
+    checkpoint.save(tmp_path, 1, make_state(1))
+    (tmp_path / "checkpoints" / "1" / checkpoint.DIGEST_FILE).unlink()
+    restored = checkpoint.restore(tmp_path, make_state(0))
+    assert not restored.verified and leaves_equal_bitwise(restored.state, make_state(1))
+    assert "restored without verifying its files" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def sealed_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("sealed") / "run"
+    checkpoint.save(run, 1, make_state(1, buffer_rows=256))
+    return run
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_damaged_checkpoints_fail_cleanly_or_restore_exactly(sealed_run, tmp_path_factory, data):
+    """Random truncations and byte flips of any file of a sealed step: the project's error, or (where the
+    damage touched nothing restored, e.g. a flip that re-flips) the exact state. Never another exception."""
+    run = tmp_path_factory.mktemp("fuzz") / "run"
+    shutil.copytree(sealed_run, run)
+    step_dir = run / "checkpoints" / "1"
+    files = sorted(f for f in step_dir.rglob("*") if f.is_file())
+    victim = data.draw(st.sampled_from(files), label="file")
+    raw = bytearray(victim.read_bytes())
+    if data.draw(st.booleans(), label="truncate") or not raw:
+        raw = raw[: data.draw(st.integers(0, max(len(raw) - 1, 0)), label="length")]
+    else:
+        for _ in range(data.draw(st.integers(1, 4), label="flips")):
+            raw[data.draw(st.integers(0, len(raw) - 1), label="at")] ^= data.draw(st.integers(1, 255), label="mask")
+    victim.write_bytes(bytes(raw))
+    try:
+        restored = checkpoint.restore(run, make_state(0, buffer_rows=256))
+    except checkpoint.CheckpointError as err:
+        assert str(step_dir) in str(err)
+        return
+    assert leaves_equal_bitwise(restored.state, make_state(1, buffer_rows=256))
 
 
 def test_leftover_temporary_folder_is_ignored_and_cleaned(tmp_path):

@@ -85,15 +85,61 @@ def test_resume_of_a_folder_without_checkpoints_is_a_clear_error(cfg, tmp_path):
         trainer.train(cfg, run_dir=tmp_path / "empty", resume=True, progress=False)
 
 
-def test_a_corrupt_checkpoint_is_a_clear_error(straight_run, cfg, tmp_path):
+def test_a_corrupt_newest_checkpoint_is_skipped_and_the_resume_from_the_one_before_is_exact(
+        straight_run, cfg, target, tmp_path):
     run = tmp_path / "corrupt"
     shutil.copytree(straight_run, run)
     newest = run / "checkpoints" / "4" / "state"
-    for path in newest.rglob("*"):
-        if path.is_file() and path.stat().st_size > 0:
-            path.write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match=str(run / "checkpoints" / "4")):
-        trainer.train(cfg, run_dir=run, resume=True, progress=False)
+    victim = max((p for p in newest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0x10  # one flipped bit: decodes fine, only the digest sees it
+    victim.write_bytes(bytes(raw))
+    trainer.train(cfg, run_dir=run, resume=True, progress=False)
+    record = json.loads((run / "resumes.jsonl").read_text().splitlines()[-1])
+    assert record["from_step"] == 2 and record["exact"] and record["verified"]
+    assert record["skipped_corrupt"][0]["step"] == 4 and victim.name in record["skipped_corrupt"][0]["why"]
+    assert (pathlib.Path(record["set_aside"]["folder"]) / "4" / "state").is_dir()  # kept, out of the way
+    a, b = restore(straight_run, target, cfg), restore(run, target, cfg)
+    assert b.step == 4 and leaves_equal(a.state.params, b.state.params)
+    assert leaves_equal(a.state.replay_buffer, b.state.replay_buffer)
+    lines = [json.loads(line)["iteration"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines == [1, 2, 3, 4]
+
+
+def test_resume_from_a_named_step_sets_the_newer_ones_aside(straight_run, cfg, target, tmp_path):
+    run = tmp_path / "named"
+    shutil.copytree(straight_run, run)
+    trainer.train(cfg, run_dir=run, resume=True, resume_step=2, progress=False)
+    record = json.loads((run / "resumes.jsonl").read_text().splitlines()[-1])
+    assert record["from_step"] == record["asked_step"] == 2 and record["set_aside"]["steps"] == [4]
+    assert leaves_equal(restore(straight_run, target, cfg).state.params, restore(run, target, cfg).state.params)
+    with pytest.raises(CheckpointError, match=r"no checkpoint for step 3"):
+        trainer.train(cfg, run_dir=run, resume=True, resume_step=3, progress=False)
+
+
+def test_resume_overrides_the_state_owns_apply_to_it_or_are_refused_before_anything_is_written(
+        straight_run, tmp_path):
+    from amp_jax.config import ConfigError
+
+    run = tmp_path / "overrides"
+    shutil.copytree(straight_run, run)
+    before = (run / "config.yaml").read_bytes()
+    reseeded = load_config(run / "config.yaml", ["train.seed=7"])
+    with pytest.raises(ConfigError, match=r"train.seed = 7: expected no change on resume"):
+        trainer.train(reseeded, run_dir=run, resume=True, resume_overrides=["train.seed=7"], progress=False)
+    assert (run / "config.yaml").read_bytes() == before and not (run / "resumes.jsonl").exists()
+
+    overrides = ["ppo.learning_rate=2e-4", "train.num_iterations=5"]
+    changed = load_config(run / "config.yaml", overrides)
+    trainer.train(changed, run_dir=run, resume=True, resume_overrides=overrides, progress=False)
+    record = json.loads((run / "resumes.jsonl").read_text())
+    assert record["overrides"] == overrides and record["applied"]["train.num_iterations"] == "from the config"
+    assert "replaced by 0.0002" in record["applied"]["ppo.learning_rate"]
+    fifth = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert fifth["iteration"] == 5
+    # The adaptive schedule moves the rate by at most one factor of 1.5 per minibatch step from the override.
+    steps = changed.ppo.num_epochs * changed.ppo.num_minibatches
+    assert 2e-4 / 1.5 ** steps <= fifth["optim/learning_rate"] <= 2e-4 * 1.5 ** steps
 
 
 def _failing_build(monkeypatch, fail_at, make_failure=None, interrupt_before=False):

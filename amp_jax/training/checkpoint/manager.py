@@ -1,25 +1,4 @@
-"""Checkpoints of a training run: exact resume, keep-last-K, the heavy part in the latest only.
-
-A run folder holds its checkpoints under ``<run_dir>/checkpoints/<step>/``, written by orbax's
-``CheckpointManager``: each step is written into a temporary folder and renamed into place when complete,
-so a save cut short (Ctrl-C, a killed process, a full disk) never looks like a checkpoint; leftover
-temporary folders are removed the next time the run folder is opened. Saves run in the background;
-:meth:`RunCheckpointer.wait` (also called by :meth:`RunCheckpointer.close`) blocks until the last one is on
-disk.
-
-Each step folder holds three orbax items:
-
-- ``state``: the whole pytree except the heavy subtrees (parameters, optimiser state, normalisers,
-  environment state, PRNG keys, counters): what evaluation, export and a resume need;
-- ``heavy``: the heavy subtrees (by default the replay buffer, ~344 MB at full size), kept in the newest
-  checkpoint only: once a newer step is complete, older steps lose their ``heavy`` item;
-- ``config``: the resolved run configuration as JSON, so a policy can be rebuilt from a checkpoint alone.
-
-Restoring a step without its heavy item restores everything else and keeps the caller's heavy subtrees
-(e.g. a freshly initialised, empty replay buffer); :class:`Restored` lists what was not restored and a
-warning is logged. PRNG key arrays with a key dtype are stored as their raw ``uint32`` key data and
-wrapped again on restore, so a restore is bit-exact for every leaf.
-"""
+"""The checkpointer of one run folder (:class:`RunCheckpointer`) and one-call helpers; see the package docstring."""
 
 from __future__ import annotations
 
@@ -28,13 +7,17 @@ import logging
 import os
 import pathlib
 import shutil
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
+
+from amp_jax.training.checkpoint import tree
+from amp_jax.training.checkpoint.digest import DIGEST_FILE, verify_step, write_digest
+from amp_jax.training.checkpoint.errors import CheckpointError, CorruptCheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +27,12 @@ _TRASH_SUBDIR = ".checkpoint_trash"
 """Where pruned heavy items are moved (atomically) before they are deleted."""
 _ITEMS = ("state", "heavy", "config")
 DEFAULT_HEAVY_KEYS = ("replay_buffer",)
-"""Subtrees kept in the newest checkpoint only."""
-
-
-class CheckpointError(RuntimeError):
-    """A run folder, a checkpoint or its contents is missing, unreadable or does not match the target."""
+"""Subtrees kept in the newest checkpoints only."""
+DEFAULT_HEAVY_KEEP = 2
+"""Newest checkpoints that keep their heavy subtrees."""
+SET_ASIDE_SUBDIR = "set_aside"
+"""Folder of the run folder that receives checkpoints a resume stepped past (corrupt ones, or newer ones than
+the step a resume was asked to start from)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,131 +44,25 @@ class Restored:
       step: the step that was restored.
       missing: heavy keys that the checkpoint no longer holds; these subtrees are the target's own.
       config: the run configuration saved with the step (``{}`` when none was given).
+      verified: whether the step's files were checked against its digest (False: it has none).
+      skipped: newer steps passed over as corrupt, ``(step, why)``, newest first
+        (:meth:`RunCheckpointer.restore_newest_intact`).
+      filled: leaves the checkpoint predates (``fill_missing``): taken from the target (zeros where the
+        target is abstract), so the state is not the one saved there.
     """
 
     state: Any
     step: int
     missing: tuple[str, ...]
     config: dict
+    verified: bool = True
+    skipped: tuple[tuple[int, str], ...] = ()
+    filled: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
         """True when every subtree came from the checkpoint (the only kind of checkpoint for an exact resume)."""
         return not self.missing
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Pytree surgery: heavy subtrees addressed by dotted paths through mappings and dataclasses.
-
-
-def _get_path(tree: Any, path: str) -> Any:
-    node = tree
-    for part in path.split("."):
-        if isinstance(node, Mapping):
-            if part not in node:
-                raise KeyError(part)
-            node = node[part]
-        elif dataclasses.is_dataclass(node):
-            if part not in {f.name for f in dataclasses.fields(node)}:
-                raise KeyError(part)
-            node = getattr(node, part)
-        else:
-            raise KeyError(part)
-    return node
-
-
-def _replace_path(tree: Any, path: str, value: Any) -> Any:
-    head, _, rest = path.partition(".")
-    child = value if not rest else _replace_path(_get_path(tree, head), rest, value)
-    if isinstance(tree, Mapping):
-        return {**tree, head: child}
-    return dataclasses.replace(tree, **{head: child})
-
-
-def _heavy_item_key(path: str) -> str:
-    return path.replace(".", "__")
-
-
-def _split(tree: Any, heavy_keys: Sequence[str], where: str) -> tuple[Any, dict[str, Any]]:
-    """(tree with each heavy subtree set to None, {item key: heavy subtree})."""
-    heavy = {}
-    for path in heavy_keys:
-        try:
-            heavy[_heavy_item_key(path)] = _get_path(tree, path)
-        except KeyError:
-            raise CheckpointError(f"{where}: heavy key {path!r} is not a field of the state "
-                                  f"(expected a dotted path through mappings/dataclasses, or heavy_keys=())") from None
-        tree = _replace_path(tree, path, None)
-    return tree, heavy
-
-
-def _is_key_array(x: Any) -> bool:
-    """A typed PRNG key array, concrete or abstract (``jax.eval_shape`` targets)."""
-    return isinstance(x, (jax.Array, jax.ShapeDtypeStruct)) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
-def _is_empty(x: Any) -> bool:
-    return hasattr(x, "shape") and hasattr(x, "dtype") and 0 in tuple(x.shape)
-
-
-def _keys_to_data(tree: Any) -> Any:
-    """Key arrays → their raw data; zero-size arrays (orbax cannot write them, e.g. the unused ``act`` of an
-    ``mjx.Data``) → a one-element stand-in that :func:`_data_to_keys` turns back into the target's shape."""
-    def encode(x):
-        if _is_key_array(x):
-            return jax.random.key_data(x) if isinstance(x, jax.Array) else jax.eval_shape(jax.random.key_data, x)
-        if _is_empty(x):
-            return np.zeros((1,), x.dtype) if isinstance(x, jax.Array | np.ndarray) else jax.ShapeDtypeStruct(
-                (1,), x.dtype)
-        return x
-    return jax.tree.map(encode, tree)
-
-
-def _data_to_keys(tree: Any, target: Any) -> Any:
-    def decode(x, t):
-        if _is_key_array(t):
-            impl = t.dtype._impl if isinstance(t, jax.ShapeDtypeStruct) else jax.random.key_impl(t)
-            return jax.random.wrap_key_data(x, impl=impl)
-        if _is_empty(t):
-            return jax.numpy.zeros(t.shape, t.dtype)
-        return x
-    return jax.tree.map(decode, tree, target)
-
-
-def _path_str(path: tuple) -> str:
-    parts = []
-    for entry in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(entry, attr):
-                parts.append(str(getattr(entry, attr)))
-                break
-        else:
-            parts.append(str(entry))
-    return "/".join(parts)
-
-
-def _leaf_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        shape = tuple(getattr(leaf, "shape", np.shape(leaf)))
-        dtype = getattr(leaf, "dtype", None)
-        out[_path_str(path)] = (shape, str(np.dtype(dtype)) if dtype is not None else type(leaf).__name__)
-    return out
-
-
-def _check_matches(saved_meta: Any, target: Any, where: str) -> None:
-    """Raises CheckpointError naming the first leaves whose path, shape or dtype differ."""
-    saved, wanted = _leaf_specs(saved_meta), _leaf_specs(target)
-    problems = [f"{p}: missing from the checkpoint (expected {wanted[p]})" for p in wanted if p not in saved]
-    problems += [f"{p}: in the checkpoint {saved[p]} but not in the target" for p in saved if p not in wanted]
-    for p in wanted.keys() & saved.keys():
-        (ws, wd), (ss, sd) = wanted[p], saved[p]
-        if ws != ss or (wd != sd and wd in np.sctypeDict and sd in np.sctypeDict):
-            problems.append(f"{p}: checkpoint has shape {ss} dtype {sd}, expected shape {ws} dtype {wd}")
-    if problems:
-        shown = "; ".join(sorted(problems)[:8]) + ("; ..." if len(problems) > 8 else "")
-        raise CheckpointError(f"{where}: the checkpoint does not match the target state "
-                              f"({len(problems)} leaves differ): {shown}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -198,15 +76,19 @@ class RunCheckpointer:
       run_dir: the run folder; ``checkpoints/`` is created under it.
       keep: checkpoints kept (``cfg.train.keep_checkpoints``); older ones are deleted.
       heavy_keys: dotted paths (through mappings and dataclass fields) of subtrees kept in the newest
-        checkpoint only.
+        checkpoints only.
+      heavy_keep: how many of the newest checkpoints keep them.
       async_save: write in a background thread (the arrays are copied to host memory before ``save``
         returns, so the caller may go on changing or donating them).
     """
 
     def __init__(self, run_dir: str | os.PathLike, *, keep: int = 5,
-                 heavy_keys: Sequence[str] = DEFAULT_HEAVY_KEYS, async_save: bool = True):
-        if keep < 1:
-            raise ValueError(f"keep = {keep}: expected an integer >= 1")
+                 heavy_keys: Sequence[str] = DEFAULT_HEAVY_KEYS, async_save: bool = True,
+                 heavy_keep: int = DEFAULT_HEAVY_KEEP):
+        if keep < 1 or heavy_keep < 1:
+            raise ValueError(f"keep = {keep}, heavy_keep = {heavy_keep}: expected integers >= 1")
+        self.heavy_keep = heavy_keep
+        self._to_seal: set[int] = set()  # steps this checkpointer saved and has not sealed yet
         self.run_dir = pathlib.Path(run_dir).resolve()
         self.directory = self.run_dir / CHECKPOINT_SUBDIR
         self.heavy_keys = tuple(heavy_keys)
@@ -228,23 +110,29 @@ class RunCheckpointer:
     def save(self, step: int, state: Any, *, config_dict: Mapping[str, Any] | None = None) -> bool:
         """Starts writing checkpoint ``step`` of ``state`` (any pytree); False if that step already exists.
 
-        Waits for the previous save first, then removes the heavy item of every complete step but the
-        newest. Call :meth:`wait` before reading the checkpoint back or exiting.
+        Waits for the previous save first and seals it (:func:`write_digest`), then removes the heavy item of
+        every complete step but the newest ``heavy_keep``. Call :meth:`wait` before reading the checkpoint back
+        or exiting.
         """
         self._manager.wait_until_finished()
+        self._seal()
         self._prune_heavy()
         if step in self._manager.all_steps():
             logger.info("checkpoint %d already exists in %s; not saved again", step, self.directory)
             return False
-        light, heavy = _split(_keys_to_data(state), self.heavy_keys, str(self.directory))
+        light, heavy = tree.split_heavy(tree.keys_to_data(state), self.heavy_keys, str(self.directory))
         items = {"state": ocp.args.StandardSave(light), "config": ocp.args.JsonSave(dict(config_dict or {}))}
         if heavy:
             items["heavy"] = ocp.args.StandardSave(heavy)
-        return bool(self._manager.save(int(step), args=ocp.args.Composite(**items), force=True))
+        saved = bool(self._manager.save(int(step), args=ocp.args.Composite(**items), force=True))
+        if saved:
+            self._to_seal.add(int(step))
+        return saved
 
     def wait(self) -> None:
-        """Blocks until the last save is complete on disk; then prunes heavy items of older steps."""
+        """Blocks until the last save is complete on disk, seals it, then prunes heavy items of older steps."""
         self._manager.wait_until_finished()
+        self._seal()
         self._prune_heavy()
 
     def close(self) -> None:
@@ -274,14 +162,20 @@ class RunCheckpointer:
         """Whether checkpoint ``step`` still holds its heavy subtrees."""
         return (self.directory / str(step) / "heavy").is_dir()
 
-    def restore(self, target_state: Any, step: int | None = None, *, warn_missing: bool = True) -> Restored:
-        """Restores ``step`` (default: the newest) into the structure, shapes and dtypes of ``target_state``.
+    def restore(self, target_state: Any, step: int | None = None, *, warn_missing: bool = True,
+                fill_missing: Sequence[str] = ()) -> Restored:
+        """Restores ``step`` (default: the newest) into the structure, shapes and dtypes of ``target_state``,
+        after checking its files against its digest.
 
         ``warn_missing``: log a warning when the step lacks its heavy item (a resume that needs it); readers
         that never use those subtrees (evaluation, export) pass False.
+        ``fill_missing``: path prefixes (``"env_state/info/push_countdown"``) of leaves the state gained after
+        older checkpoints were written; where the checkpoint lacks them they come from the target, with a
+        warning, and are listed in :attr:`Restored.filled`.
 
         Raises:
-          CheckpointError: no checkpoint, no such step, a corrupt checkpoint, or one that does not match.
+          CorruptCheckpointError: the step's files differ from its digest, or cannot be decoded.
+          CheckpointError: no checkpoint, no such step, or one that does not match the target.
         """
         self._manager.wait_until_finished()
         steps = self.steps()
@@ -292,45 +186,102 @@ class RunCheckpointer:
         if step not in steps:
             raise CheckpointError(f"{self.directory}: no checkpoint for step {step} (available: {steps})")
         where = str(self.directory / str(step))
-        target = _keys_to_data(target_state)
-        light_target, heavy_target = _split(target, self.heavy_keys, where)
+        target = tree.keys_to_data(target_state)
+        light_target, heavy_target = tree.split_heavy(target, self.heavy_keys, where)
         with_heavy = self.has_heavy(step) and bool(heavy_target)
+        verified = verify_step(self.directory / str(step), skip=() if self.has_heavy(step) else ("heavy",))
+        if not verified:
+            logger.warning("%s: no %s (written before digests, or the process stopped before sealing it): "
+                           "restored without verifying its files", where, DIGEST_FILE)
         try:
             meta = self._manager.item_metadata(step)
-            _check_matches(meta["state"], light_target, where + "/state")
+            filled = tree.check_matches(meta["state"], light_target, where + "/state", fill_missing)
             if with_heavy:
-                _check_matches(meta["heavy"], heavy_target, where + "/heavy")
+                tree.check_matches(meta["heavy"], heavy_target, where + "/heavy")
+            saved_abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), meta["state"])
             items = {
-                "state": ocp.args.StandardRestore(_abstract(light_target)),
+                "state": ocp.args.StandardRestore(saved_abstract if filled else _abstract(light_target)),
                 "config": ocp.args.JsonRestore(),
             }
             if with_heavy:
                 items["heavy"] = ocp.args.StandardRestore(_abstract(heavy_target))
             restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+            if filled:
+                restored = {**restored, "state": tree.fill_from_target(restored["state"], light_target)}
+                (logger.warning if warn_missing else logger.debug)(
+                    "%s predates %s: taken from the new state instead", where, ", ".join(filled))
         except CheckpointError:
             raise
         except Exception as err:  # orbax/tensorstore raise many types on damaged files
-            raise CheckpointError(f"{where}: the checkpoint is unreadable or corrupt "
+            raise CorruptCheckpointError(f"{where}: the checkpoint is unreadable or corrupt "
                                   f"(expected a complete checkpoint written by save): {type(err).__name__}: "
                                   f"{_first_line(err)}") from err
         state = restored["state"]
         heavy = restored["heavy"] if with_heavy else heavy_target
         for path in self.heavy_keys:
-            state = _replace_path(state, path, heavy[_heavy_item_key(path)])
+            state = tree.replace_path(state, path, heavy[tree.heavy_item_key(path)])
         missing = () if with_heavy else tuple(self.heavy_keys)
         if missing and warn_missing:
-            logger.warning("%s: restored without %s (kept in the newest checkpoint only); those subtrees are "
+            logger.warning("%s: restored without %s (kept in the newest checkpoints only); those subtrees are "
                            "the target's own", where, ", ".join(missing))
-        return Restored(state=_data_to_keys(state, target_state), step=step, missing=missing,
-                        config=dict(restored["config"] or {}))
+        return Restored(state=tree.data_to_keys(state, target_state), step=step, missing=missing,
+                        config=dict(restored["config"] or {}), verified=verified, filled=tuple(filled))
+
+    def restore_newest_intact(self, target_state: Any, *, warn_missing: bool = True,
+                              fill_missing: Sequence[str] = ()) -> Restored:
+        """:meth:`restore` of the newest step that is not corrupt; the steps passed over are in ``skipped``.
+
+        Raises:
+          CheckpointError: no checkpoint, every step corrupt (the newest one's error, with the count), or the
+            newest intact step does not match the target (not a corruption: no fallback).
+        """
+        skipped: list[tuple[int, str]] = []
+        steps = self.steps()
+        for step in reversed(steps):
+            try:
+                restored = self.restore(target_state, step, warn_missing=warn_missing, fill_missing=fill_missing)
+            except CorruptCheckpointError as err:
+                skipped.append((step, str(err)))
+                logger.warning("checkpoint %d is corrupt, trying the one before it: %s", step, err)
+                continue
+            return dataclasses.replace(restored, skipped=tuple(skipped))
+        if skipped:
+            raise CorruptCheckpointError(f"{self.directory}: all {len(skipped)} checkpoints are corrupt; the "
+                                         f"newest: {skipped[0][1]}")
+        return self.restore(target_state, fill_missing=fill_missing)  # raises: no checkpoint
+
+    def set_aside(self, steps: Sequence[int], reason: str) -> pathlib.Path | None:
+        """Moves the folders of ``steps`` into ``<run_dir>/set_aside/<time>-<reason>/`` (renames: nothing is
+        copied or deleted); returns that folder, or None when there was nothing to move."""
+        steps = [s for s in steps if (self.directory / str(s)).is_dir()]
+        if not steps or jax.process_index() != 0:
+            return None
+        self._manager.wait_until_finished()
+        dest = self.run_dir / SET_ASIDE_SUBDIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{reason}"
+        dest.mkdir(parents=True, exist_ok=True)
+        for step in steps:
+            (self.directory / str(step)).rename(dest / str(step))
+        self._manager.reload()
+        return dest
 
     # -- housekeeping -----------------------------------------------------------------------------------
+
+    def _seal(self) -> None:
+        """Writes the digest of each step this checkpointer saved, once its save has finished. (Steps found on
+        disk are never sealed after the fact: that could bless a file damaged in the meantime.)"""
+        if jax.process_index() != 0:  # with several processes, process 0 alone writes into the folder
+            self._to_seal.clear()
+            return
+        complete = set(self.steps())
+        for step in sorted(self._to_seal & complete):
+            write_digest(self.directory / str(step))
+        self._to_seal -= complete
 
     def _prune_heavy(self) -> None:
         if jax.process_index() != 0:  # with several processes, process 0 alone tidies the folder
             return
         steps = self.steps()
-        for step in steps[:-1]:
+        for step in steps[:-self.heavy_keep]:
             heavy_dir = self.directory / str(step) / "heavy"
             if heavy_dir.is_dir():
                 trash = self.run_dir / _TRASH_SUBDIR
@@ -354,8 +305,8 @@ def _item_handlers() -> dict[str, Any]:
     }
 
 
-def _abstract(tree: Any) -> Any:
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+def _abstract(state: Any) -> Any:
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
 def _first_line(err: BaseException) -> str:
