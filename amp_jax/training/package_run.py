@@ -7,8 +7,11 @@ run's evaluation wrote.
 - ``checkpoints/<step>/`` of the newest (or the given) step, without its ``heavy`` item (the replay buffer,
   tens of MB): parameters, optimiser and normaliser state, the env state and the PRNG key — enough to evaluate,
   export, and resume training (with an empty replay buffer, so not bit-exactly);
-- ``evaluation.json``, the learning curves, gait diagram and velocity-tracking plot, and ``policy.onnx``, when
-  the run has them.
+- ``evaluation.json``, the learning curves, gait diagram, velocity-tracking, speed-sweep and footfall plots, and
+  ``policy.onnx``, when the run has them.
+
+The step is checked against its ``digest.json`` first (a corrupt checkpoint is never shipped) and the digest
+travels with it (the missing ``heavy`` item is what a verifying reader skips).
 
 Nothing is half-written: the folder is assembled under a temporary name beside ``OUT_DIR`` and renamed at the
 end. The result is a run folder that ``python -m amp_jax.evaluate OUT_DIR --out DEMO`` and
@@ -24,12 +27,15 @@ import shutil
 import sys
 import tempfile
 
+from amp_jax.training.checkpoint.digest import verify_step
+from amp_jax.training.checkpoint.errors import CorruptCheckpointError
+
 CHECKPOINT_DIR = "checkpoints"
 HEAVY_ITEM = "heavy"
 RUN_FILES = ("config.yaml", "metrics.jsonl")
 """Files every packaged run has."""
 EVALUATION_FILES = ("evaluation.json", "learning_curves.png", "gait_diagram.png", "velocity_tracking.png",
-                    "policy.onnx")
+                    "speed_sweep.png", "footfall_phases.png", "policy.onnx")
 """Files of the run's evaluation, copied when present."""
 
 
@@ -50,7 +56,8 @@ def package_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, step: 
     """Writes the package of ``run_dir`` to ``out_dir`` (module docstring) and returns ``out_dir``.
 
     Raises:
-      PackageError: ``out_dir`` exists, or ``run_dir`` lacks ``config.yaml``, ``metrics.jsonl`` or the step.
+      PackageError: ``out_dir`` exists, or ``run_dir`` lacks ``config.yaml``, ``metrics.jsonl`` or the step,
+        or the step's files differ from its digest.
     """
     run_dir, out_dir = pathlib.Path(run_dir), pathlib.Path(out_dir)
     if out_dir.exists():
@@ -64,6 +71,13 @@ def package_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, step: 
     step = steps[-1] if step is None else step
     if step not in steps:
         raise PackageError(f"{run_dir / CHECKPOINT_DIR}: no complete step {step} (steps: {steps})")
+    step_dir = run_dir / CHECKPOINT_DIR / str(step)
+    try:
+        skip = () if (step_dir / HEAVY_ITEM).is_dir() else (HEAVY_ITEM,)
+        if not verify_step(step_dir, skip=skip):
+            print(f"package_run: {step_dir} has no digest.json: shipped unverified", file=sys.stderr)
+    except CorruptCheckpointError as err:
+        raise PackageError(f"{err}; not packaged") from None
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))

@@ -32,6 +32,21 @@ def test_packaging_refuses_what_it_cannot_do(tiny_run_dir, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exists"]
 
 
+def test_a_corrupt_step_is_never_shipped_and_the_digest_travels(tiny_run_dir, tmp_path):
+    import shutil
+
+    out = package_run.package_run(tiny_run_dir, tmp_path / "shipped")
+    assert (out / "checkpoints" / "2" / "digest.json").read_bytes() == (
+        tiny_run_dir / "checkpoints" / "2" / "digest.json").read_bytes()
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run_dir, run)
+    victim = next(f for f in (run / "checkpoints" / "2" / "state").rglob("*") if f.is_file())
+    victim.write_bytes(victim.read_bytes() + b"x")
+    with pytest.raises(package_run.PackageError, match=rf"{victim.name}: its SHA-256 differs.*not packaged"):
+        package_run.package_run(run, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_package_is_readable_by_others_as_its_files_are(tiny_run_dir, tmp_path):
     import os
     import stat
