@@ -75,9 +75,10 @@ def restore_for_resume(reader: RunCheckpointer, target: TrainingState, step: int
     newer = [s for s in reader.steps() if s > restored.step]
     if restored.skipped:
         steps = ", ".join(str(s) for s, _ in restored.skipped)
+        exact = "" if restored.missing or restored.filled else ", and the resume is exact"
         logger.warning("checkpoint %s skipped as corrupt (%s); resuming from step %d: iterations %d-%d will be "
                        "trained again%s", steps, restored.skipped[0][1], restored.step, restored.step + 1,
-                       restored.skipped[0][0], "" if restored.missing else ", and the resume is exact")
+                       restored.skipped[0][0], exact)
     elif newer:
         logger.warning("resuming from step %d as asked: the newer checkpoints %s are set aside", restored.step,
                        ", ".join(map(str, newer)))

@@ -188,8 +188,9 @@ class RunCheckpointer:
         where = str(self.directory / str(step))
         target = tree.keys_to_data(target_state)
         light_target, heavy_target = tree.split_heavy(target, self.heavy_keys, where)
-        with_heavy = self.has_heavy(step) and bool(heavy_target)
-        verified = verify_step(self.directory / str(step), skip=() if self.has_heavy(step) else ("heavy",))
+        step_has_heavy = self.has_heavy(step)
+        with_heavy = step_has_heavy and bool(heavy_target)
+        verified = verify_step(self.directory / str(step), skip=() if step_has_heavy else ("heavy",))
         if not verified:
             logger.warning("%s: no %s (written before digests, or the process stopped before sealing it): "
                            "restored without verifying its files", where, DIGEST_FILE)
@@ -198,9 +199,11 @@ class RunCheckpointer:
             filled = tree.check_matches(meta["state"], light_target, where + "/state", fill_missing)
             if with_heavy:
                 tree.check_matches(meta["heavy"], heavy_target, where + "/heavy")
-            saved_abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), meta["state"])
+            # An older checkpoint lacking ``filled`` leaves is read in its own structure, then mapped onto the target.
+            state_target = (jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), meta["state"]) if filled
+                            else _abstract(light_target))
             items = {
-                "state": ocp.args.StandardRestore(saved_abstract if filled else _abstract(light_target)),
+                "state": ocp.args.StandardRestore(state_target),
                 "config": ocp.args.JsonRestore(),
             }
             if with_heavy:
@@ -214,8 +217,8 @@ class RunCheckpointer:
             raise
         except Exception as err:  # orbax/tensorstore raise many types on damaged files
             raise CorruptCheckpointError(f"{where}: the checkpoint is unreadable or corrupt "
-                                  f"(expected a complete checkpoint written by save): {type(err).__name__}: "
-                                  f"{_first_line(err)}") from err
+                                         f"(expected a complete checkpoint written by save): "
+                                         f"{type(err).__name__}: {_first_line(err)}") from err
         state = restored["state"]
         heavy = restored["heavy"] if with_heavy else heavy_target
         for path in self.heavy_keys:
