@@ -401,7 +401,11 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         return new_state, metrics
 
     if axis_name is None:
-        return jax.jit(init_fn), jax.jit(train_step, donate_argnums=0)
+        # Pinned to one device, in and out: a state restored from a checkpoint arrives committed to the device
+        # while a fresh one would not be, and jit compiles the whole iteration once more for each variant.
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        return (jax.jit(init_fn, out_shardings=device),
+                jax.jit(train_step, in_shardings=device, out_shardings=device, donate_argnums=0))
 
     specs = distributed.state_specs(jax.eval_shape(init_fn, jax.random.key(0)))
     # check_vma off: the auto-reset's lax.cond has branches whose outputs differ in device-variance (a reset

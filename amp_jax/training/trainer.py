@@ -15,6 +15,7 @@ line, and orbax coordinates the checkpoint writes of all processes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -155,13 +156,56 @@ class Setup:
     (:mod:`amp_jax.analysis.speed`); None when ``train.probe_interval`` is 0."""
 
 
+HOST_ONLY_TRAIN_FIELDS = ("num_iterations", "checkpoint_interval", "keep_checkpoints", "run_root", "time_limit_s",
+                          "probe_interval")
+"""``train`` fields only the host loop reads: configs that differ in these alone share one build."""
+BUILD_CACHE_SIZE = 2
+"""Builds kept per process (each holds its compiled iteration)."""
+_builds: collections.OrderedDict[tuple, Setup] = collections.OrderedDict()
+
+
+def _build_key(cfg: Config) -> tuple | None:
+    """What a build depends on: the config less :data:`HOST_ONLY_TRAIN_FIELDS` (``train.num_devices`` as the count
+    it resolves to), and each clip file's path, size and modification time (an edited clip is read afresh); None
+    when a clip cannot be read (the build says why)."""
+    defaults = config_lib.TrainConfig()
+    train = dataclasses.replace(cfg.train, **{f: getattr(defaults, f) for f in HOST_ONLY_TRAIN_FIELDS},
+                                num_devices=cfg.train.num_devices or jax.device_count())  # 0: all of them
+    try:
+        clips = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in cfg.motion.resolved_files())
+    except (OSError, ValueError):
+        return None
+    return dataclasses.replace(cfg, train=train), clips
+
+
 def build(cfg: Config, *, probe: bool = True) -> Setup:
     """Loads the motion clips and builds the env and the jitted ``init_fn`` / ``train_step`` of ``cfg``; with
     ``probe`` (and ``train.probe_interval`` > 0) also the training probe (readers of a run folder need none).
 
+    Compiled once per process: a later call with a config that differs only in :data:`HOST_ONLY_TRAIN_FIELDS`
+    (a resume, the next chunk of a notebook's training, a longer run of the same recipe) returns the same jitted
+    functions, so nothing is traced or compiled again; the returned ``Setup.cfg`` is always ``cfg``.
+
     Raises:
       ConfigError: ``train.num_devices`` exceeds the devices, or the config does not split evenly over them.
     """
+    key = _build_key(cfg)
+    setup = _builds.get(key) if key is not None else None
+    if setup is None:
+        setup = _build(cfg)
+    want_probe = probe and cfg.train.probe_interval > 0
+    if want_probe and setup.probe is None:
+        setup = dataclasses.replace(setup, probe=make_policy_probe(cfg, setup.motion_library))
+    if key is not None:
+        _builds[key] = setup
+        _builds.move_to_end(key)
+        while len(_builds) > BUILD_CACHE_SIZE:
+            _builds.popitem(last=False)
+    return dataclasses.replace(setup, cfg=cfg, probe=setup.probe if want_probe else None)
+
+
+def _build(cfg: Config) -> Setup:
+    """:func:`build` without the cache and the probe."""
     devices = distributed.DeviceLayout.for_config(cfg)
     motion = load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
                                  repair_threshold=cfg.motion.velocity_repair_threshold)
@@ -169,8 +213,7 @@ def build(cfg: Config, *, probe: bool = True) -> Setup:
     env = make_amp_training_env(cfg, motion, env_key)
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
     init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh)
-    policy_probe = make_policy_probe(cfg, motion) if probe and cfg.train.probe_interval > 0 else None
-    return Setup(cfg, env, motion, init_fn, train_step, devices, policy_probe)
+    return Setup(cfg, env, motion, init_fn, train_step, devices)
 
 
 PROBE_SETTLE_S = 2.0

@@ -51,9 +51,17 @@ def _run(step, state, iterations):
     return state, history
 
 
-def replicated_shards(out: dict, env, mesh) -> None:
+def make_steps(env, mesh) -> dict:
+    """``name -> (mesh, init_fn, train_step)`` of the point-mass iteration on one, two and four devices, built once
+    and shared by the checks (each build is traced and compiled on its first call)."""
+    meshes = {"one": None, "two": distributed.make_mesh(2), "four": mesh}
+    return {name: (m, *ts.make_train_step(env, CFG, point_mass.sample_expert_transitions, m))
+            for name, m in meshes.items()}
+
+
+def replicated_shards(out: dict, steps: dict) -> None:
     """Every device's copy of the replicated state after 5 iterations, stacked ``[D, ...]``."""
-    init, step = ts.make_train_step(env, CFG, point_mass.sample_expert_transitions, mesh)
+    _, init, step = steps["four"]
     state, history = _run(step, init(jax.random.PRNGKey(0)), 5)
     replicated = (state.params, state.opt_state, state.learning_rate, state.normalizer, state.key)
     for i, leaf in enumerate(jax.tree.leaves(replicated)):
@@ -61,10 +69,10 @@ def replicated_shards(out: dict, env, mesh) -> None:
     out["shards/losses"] = np.array([h["loss/total"] for h in history])
 
 
-def one_iteration_both_ways(out: dict, env, mesh) -> None:
+def one_iteration_both_ways(out: dict, steps: dict) -> None:
     """The first iteration on one device and on four: rollout metrics, env state and replay rows."""
-    for name, m in (("one", None), ("four", mesh)):
-        init, step = ts.make_train_step(env, CFG, point_mass.sample_expert_transitions, m)
+    for name in ("one", "four"):
+        m, init, step = steps[name]
         state, history = _run(step, init(jax.random.PRNGKey(3)), 1)
         for key in ("reward/task", "reward/amp", "episode/finished", "episode/return"):
             out[f"first/{name}/{key}"] = history[0][key]
@@ -74,11 +82,12 @@ def one_iteration_both_ways(out: dict, env, mesh) -> None:
         out[f"first/{name}/buffer_size"] = np.asarray(stored.replay_buffer.size)
 
 
-def learn_step_both_ways(out: dict, env, mesh) -> None:
+def learn_step_both_ways(out: dict, env, steps: dict) -> None:
     """One optimiser step on the same global samples: unsplit, and split in four with collectives."""
     nets = networks.make_networks(CFG.networks, env.action_size)
     opt = optimizer.make_optimizer(CFG.ppo, CFG.amp)
-    init, _ = ts.make_train_step(env, CFG, point_mass.sample_expert_transitions)
+    _, init, _ = steps["one"]
+    mesh = steps["four"][0]
     state = init(jax.random.PRNGKey(5))
     keys = iter(jax.random.split(jax.random.PRNGKey(6), 16))
     b, a = 32, env.action_size
@@ -99,9 +108,11 @@ def learn_step_both_ways(out: dict, env, mesh) -> None:
     old_std = state.params.action_std * 1.1
 
     single = jax.jit(ts.make_learn_step(nets, opt, CFG))(learner, ppo, amp, old_std)
+    # init_fn's state is committed to device 0: replicate it for the split step.
+    replicated, replicated_std = jax.device_put((learner, old_std), distributed.shardings(mesh, P()))
     split = jax.jit(jax.shard_map(ts.make_learn_step(nets, opt, CFG, distributed.AXIS), mesh=mesh,
                                   in_specs=(P(), P(distributed.AXIS), P(distributed.AXIS), P()),
-                                  out_specs=P(), check_vma=False))(learner, ppo, amp, old_std)
+                                  out_specs=P(), check_vma=False))(replicated, ppo, amp, replicated_std)
     _leaves("learn/one", single, out)
     _leaves("learn/four", split, out)
 
@@ -112,16 +123,14 @@ def learn_step_both_ways(out: dict, env, mesh) -> None:
                                                        out_specs=P(distributed.AXIS)))(advantages))
 
 
-def checkpoints_across_device_counts(out: dict, env, mesh, folder: pathlib.Path) -> None:
-    """Save after 2 iterations, resume on the same count and on the other one."""
-    steps = {}
-    for name, m in (("one", None), ("four", mesh)):
-        steps[name] = ts.make_train_step(env, CFG, point_mass.sample_expert_transitions, m)
+READERS = {"four": ("one", "two"), "one": ("four",)}
+"""The device counts each writer's checkpoint is restored on."""
 
-    for writer, reader in (("four", "one"), ("one", "four")):
-        init, step = steps[writer]
-        mesh_w = mesh if writer == "four" else None
-        mesh_r = mesh if reader == "four" else None
+
+def checkpoints_across_device_counts(out: dict, steps: dict, folder: pathlib.Path) -> None:
+    """Save after 2 iterations, resume on the same count and on the other ones."""
+    for writer, readers in READERS.items():
+        mesh_w, init, step = steps[writer]
         state, _ = _run(step, init(jax.random.PRNGKey(9)), 2)
         saved = distributed.to_checkpoint_layout(state, mesh_w)
         _leaves(f"ckpt/{writer}/saved", saved, out)
@@ -135,16 +144,17 @@ def checkpoints_across_device_counts(out: dict, env, mesh, folder: pathlib.Path)
         resumed, _ = _run(step, resumed, 2)
         _leaves(f"ckpt/{writer}/resumed", resumed, out)
 
-        # The other count: restore, store again (must be what was saved), then train on.
-        init_r, step_r = steps[reader]
-        target = distributed.to_checkpoint_layout(init_r(jax.random.PRNGKey(0)), mesh_r)
-        restored = distributed.from_checkpoint_layout(checkpoint.restore(folder / writer, target).state, mesh_r)
-        _leaves(f"ckpt/{writer}/on_{reader}", distributed.to_checkpoint_layout(restored, mesh_r), out)
-        if reader == "four":  # device d's ring holds global rows d, d + 4, d + 8, ...
-            shards = restored.replay_buffer.states.addressable_shards
-            out["ckpt/one/device_rings"] = np.stack([np.asarray(s.data) for s in shards])
-        _, history = _run(step_r, restored, 1)
-        out[f"ckpt/{writer}/on_{reader}_loss"] = np.asarray(history[0]["loss/total"])
+        # Another count: restore, store again (must be what was saved), then train on.
+        for reader in readers:
+            mesh_r, init_r, step_r = steps[reader]
+            target = distributed.to_checkpoint_layout(init_r(jax.random.PRNGKey(0)), mesh_r)
+            restored = distributed.from_checkpoint_layout(checkpoint.restore(folder / writer, target).state, mesh_r)
+            _leaves(f"ckpt/{writer}/on_{reader}", distributed.to_checkpoint_layout(restored, mesh_r), out)
+            if reader == "four":  # device d's ring holds global rows d, d + 4, d + 8, ...
+                shards = restored.replay_buffer.states.addressable_shards
+                out["ckpt/one/device_rings"] = np.stack([np.asarray(s.data) for s in shards])
+            _, history = _run(step_r, restored, 1)
+            out[f"ckpt/{writer}/on_{reader}_loss"] = np.asarray(history[0]["loss/total"])
 
 
 class _EmptyFieldEnv(Wrapper):
@@ -186,26 +196,22 @@ def config_errors(env, mesh) -> dict[str, str]:
 
 
 def a1_smoke(out: dict, folder: pathlib.Path) -> None:
-    """The real A1 run through the trainer: 2 iterations on 4 devices, resumed for a third on 2."""
+    """The real A1 run through the trainer at the suite's tiny size: 2 iterations on 4 devices into
+    ``folder/a1`` (test_distributed.py resumes it on its one device, with the build the rest of the suite uses)."""
     from amp_jax.config import load_config
     from amp_jax.training import trainer
 
-    tiny = ["env.num_envs=4", "ppo.num_steps=4", "ppo.num_minibatches=1", "ppo.num_epochs=1",
-            "networks.actor_hidden=[32, 32]", "networks.critic_hidden=[32, 32]", "networks.disc_hidden=[32]",
-            "amp.replay_buffer_size=64", "train.num_iterations=3", "train.checkpoint_interval=1"]
-    cfg4 = load_config(["a1_trot", "cpu.yaml"], tiny + ["train.num_devices=4"])
-    run = trainer.train(cfg4, run_dir=folder / "a1", num_iterations=2, progress=False)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+    from conftest import TINY_RUN_OVERRIDES
+
+    cfg4 = load_config(["a1_trot", "cpu.yaml"], [*TINY_RUN_OVERRIDES, "train.num_devices=4"])
+    run = trainer.train(cfg4, run_dir=folder / "a1", progress=False)
     setup = trainer.build(cfg4)
     with checkpoint.RunCheckpointer(run, heavy_keys=trainer.HEAVY_KEYS) as ckpt:
         state = ckpt.restore(setup.devices.to_checkpoint(trainer.initial_state(setup))).state
     _leaves("a1/saved_params", state.params, out)
     out["a1/saved_buffer"] = np.asarray(state.replay_buffer.states)
     out["a1/saved_size"] = np.asarray(state.replay_buffer.size)
-    cfg2 = load_config(["a1_trot", "cpu.yaml"], tiny + ["train.num_devices=2"])
-    trainer.train(cfg2, run_dir=run, resume=True, progress=False)
-    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    out["a1/iterations"] = np.array([line["iteration"] for line in lines])
-    out["a1/losses"] = np.array([line["loss/total"] for line in lines])
 
 
 def main() -> None:
@@ -216,11 +222,12 @@ def main() -> None:
     assert jax.device_count() == NUM_DEVICES, (jax.devices(), os.environ.get("XLA_FLAGS"))
     env = AutoResetWrapper(VmapWrapper(point_mass.PointMassEnv()))
     mesh = distributed.make_mesh()
+    steps = make_steps(env, mesh)
     out: dict[str, np.ndarray] = {}
-    replicated_shards(out, env, mesh)
-    one_iteration_both_ways(out, env, mesh)
-    learn_step_both_ways(out, env, mesh)
-    checkpoints_across_device_counts(out, env, mesh, folder / "checkpoints")
+    replicated_shards(out, steps)
+    one_iteration_both_ways(out, steps)
+    learn_step_both_ways(out, env, steps)
+    checkpoints_across_device_counts(out, steps, folder / "checkpoints")
     layout_survives_iterations(out, mesh)
     if "--a1" in sys.argv:
         a1_smoke(out, folder)

@@ -1,5 +1,6 @@
 """The training run on the real A1 env at a tiny size: trains, checkpoints, resumes bit-exactly, stops cleanly."""
 
+import dataclasses
 import json
 import pathlib
 import shutil
@@ -194,6 +195,32 @@ def test_backend_warning_names_the_remedy(cfg):
     big = load_config("a1_trot")
     message = trainer.backend_warning(big)
     assert jax.default_backend() == "cpu" and "5480 envs" in message and "cpu.yaml" in message
+
+
+def test_a_build_is_shared_by_configs_that_differ_only_in_the_host_loop(cfg, tmp_path):
+    setup = trainer.build(cfg)
+    longer = dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, num_iterations=9, checkpoint_interval=3, keep_checkpoints=1, time_limit_s=5.0,
+        run_root=str(tmp_path), probe_interval=0))
+    again = trainer.build(longer)
+    assert again.train_step is setup.train_step and again.init_fn is setup.init_fn
+    assert again.cfg is longer and again.probe is None  # the caller's config, and its probe_interval = 0
+    reseeded = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + 1))
+    assert trainer.build(reseeded).train_step is not setup.train_step  # the seed draws the env's randomisation
+
+
+def test_an_edited_clip_is_read_afresh_by_the_next_build(cfg, tmp_path):
+    clip = tmp_path / "trot0.txt"
+    shutil.copy(cfg.motion.resolved_files()[0], clip)
+    own = dataclasses.replace(cfg, motion=dataclasses.replace(cfg.motion, files=(str(clip),)))
+    first = trainer.build(own, probe=False)
+    assert trainer.build(own, probe=False).train_step is first.train_step
+    data = json.loads(clip.read_text())
+    data["Frames"] = data["Frames"][: len(data["Frames"]) // 2]
+    clip.write_text(json.dumps(data))
+    edited = trainer.build(own, probe=False)
+    assert edited.train_step is not first.train_step
+    assert int(edited.motion_library.num_frames[0]) < int(first.motion_library.num_frames[0])
 
 
 def test_new_run_dirs_are_unique(cfg, tmp_path):
