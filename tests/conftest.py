@@ -1,12 +1,20 @@
-"""Shared test set-up: CPU only, JAX's persistent compilation cache, 64-bit off."""
+"""Shared test set-up: CPU only, JAX's persistent compilation cache, XLA's cheap compiles, 64-bit off."""
 
 import os
 import pathlib
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MUJOCO_GL", "egl")
+# Most of the suite's time is XLA compiling (the MJX step, the training iteration) for programs that then run a
+# few steps, so the tests compile with XLA's backend optimisations off: on 2 cores from an empty cache the whole
+# suite took 550 s instead of 717 s (docs/BENCHMARKS.md), while steps run up to 3x slower. Numerics stay float32
+# and every assertion is the same. Set as an environment variable so that the subprocesses and notebook kernels
+# the tests start compile alike (and share the persistent cache); `optimized_compiles` turns the optimisations
+# back on for a test module whose runs outlast its compiles.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 _CACHE = pathlib.Path(os.environ.get("AMP_JAX_TEST_CACHE", pathlib.Path.home() / ".cache" / "amp_jax_jit"))
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))
@@ -16,11 +24,20 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module")
+def optimized_compiles():
+    """XLA's full optimisations for the programs a module compiles (for modules whose runs outlast compiling,
+    such as the learning tests' hundreds of iterations); the suite's cheap compiles again afterwards."""
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # A finished tiny training run, shared by the tests of what a run leaves behind (test_evaluate,
 # test_export_policy, test_sim2sim): trained once per session.
 
-import pytest  # noqa: E402
 
 TINY_RUN_OVERRIDES = (
     "env.num_envs=4", "ppo.num_steps=4", "ppo.num_minibatches=2",
@@ -46,3 +63,32 @@ def tiny_run_policy(tiny_run_dir):
     from amp_jax.training import run_folder
 
     return run_folder.load_run_policy(tiny_run_dir)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The order files reach the two workers (``--dist loadfile --no-loadscope-reorder``: a worker takes the next file
+# when it has two tests left). The longest files go first, so that the workers finish together, and the first
+# file of the second worker trains the tiny run, so that the persistent compilation cache holds its training
+# iteration before the other files that build the same one (trainer, notebook, GPU rehearsal, speed probe,
+# export, sim-to-sim) start. The rest follow in collection order.
+
+LONGEST_FIRST = (
+    "tests/agents/test_distributed.py",  # a four-device subprocess that compiles six programs
+    "tests/evaluation/test_evaluate.py",  # trains the tiny run
+    "tests/envs/test_brax_ppo.py",
+    "tests/test_notebooks.py",
+    "tests/test_gpu_bundle.py",
+    "tests/training/test_trainer.py",
+    "tests/agents/test_train_step.py",
+    "tests/envs/test_a1_env.py",
+    "tests/envs/test_push_clock.py",
+    "tests/analysis/test_gait_sweep.py",
+    "tests/analysis/test_speed_sweep.py",
+    "tests/deploy/test_sim2sim.py",
+    "tests/test_pretrained.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))

@@ -94,3 +94,15 @@ def test_the_checker_sees_a_lazy_upward_import(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    from amp_jax.training import trainer\n    return trainer\n")
     assert project_imports(probe) == {"amp_jax.training.trainer"}
+
+
+def test_the_suite_s_scheduling_order_names_test_files_that_exist():
+    """tests/conftest.py hands the longest files to the workers first; a renamed file would silently lose its
+    place (and the tiny run its head start), so each name must still be a test file."""
+    from conftest import LONGEST_FIRST
+
+    root = PACKAGE.parent
+    assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST)
+    assert [p for p in LONGEST_FIRST if not (root / p).is_file() or not pathlib.Path(p).name.startswith("test_")] == []
+    # The second worker starts with a file that trains the tiny run, so its iteration is compiled early.
+    assert "tiny_run_dir" in (root / LONGEST_FIRST[1]).read_text()

@@ -13,7 +13,8 @@ from amp_jax.config import AMPConfig, Config, EnvConfig, NetworkConfig, PPOConfi
 from amp_jax.envs import point_mass
 from amp_jax.envs.wrappers import AutoResetWrapper
 
-pytestmark = pytest.mark.slow
+# Hundreds of iterations each: these outlast their compiles, so they compile with XLA's optimisations.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("optimized_compiles")]
 
 SMALL = Config(env=EnvConfig(num_envs=64),
                networks=NetworkConfig(actor_hidden=(64, 64), critic_hidden=(64, 64), disc_hidden=(128, 64)),

@@ -30,7 +30,10 @@ def _device_put_replicated(tree, devices):
 def test_brax_ppo_trains_a_few_iterations(monkeypatch):
     if not hasattr(jax, "device_put_replicated") or _removed(jax, "device_put_replicated"):
         monkeypatch.setattr(jax, "device_put_replicated", _device_put_replicated, raising=False)
-    env_cfg = dataclasses.replace(EnvConfig(), rsi_probability=0.0)
+    # Episodes of 20 control steps (0.6 s): brax evaluates a whole episode per evaluation, and the point is that
+    # its trainer drives the env, not how long it is driven.
+    env_cfg = dataclasses.replace(EnvConfig(), rsi_probability=0.0, episode_length_s=0.6)
+    assert env_cfg.max_episode_steps == 20
     env = A1AmpEnv(env_cfg)
     network_factory = functools.partial(
         ppo_networks.make_ppo_networks, policy_hidden_layer_sizes=(8,), value_hidden_layer_sizes=(8,),
