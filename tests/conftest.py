@@ -7,7 +7,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MUJOCO_GL", "egl")
 # Most of the suite's time is XLA compiling (the MJX step, the training iteration) for programs that then run a
 # few steps, so the tests compile with XLA's backend optimisations off: on 2 cores from an empty cache the whole
-# suite took 550 s instead of 717 s (docs/BENCHMARKS.md), while steps run up to 3x slower. Numerics stay float32
+# suite took 551 s instead of 717 s (docs/BENCHMARKS.md), while steps run up to 3x slower. Numerics stay float32
 # and every assertion is the same. Set as an environment variable so that the subprocesses and notebook kernels
 # the tests start compile alike (and share the persistent cache); `optimized_compiles` turns the optimisations
 # back on for a test module whose runs outlast its compiles.
@@ -73,7 +73,7 @@ def tiny_run_policy(tiny_run_dir):
 # export, sim-to-sim) start. The rest follow in collection order.
 
 LONGEST_FIRST = (
-    "tests/agents/test_distributed.py",  # a four-device subprocess that compiles six programs
+    "tests/agents/test_distributed.py",  # a four-device subprocess: point-mass on 1, 2, 4 devices, A1 on 4
     "tests/evaluation/test_evaluate.py",  # trains the tiny run
     "tests/envs/test_brax_ppo.py",
     "tests/test_notebooks.py",
