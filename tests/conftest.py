@@ -75,6 +75,7 @@ def tiny_run_policy(tiny_run_dir):
 LONGEST_FIRST = (
     "tests/agents/test_distributed.py",  # a four-device subprocess: point-mass on 1, 2, 4 devices, A1 on 4
     "tests/evaluation/test_evaluate.py",  # trains the tiny run
+    "tests/envs/test_split_step.py",  # two processes at 512 envs, beside the distributed checks
     "tests/envs/test_brax_ppo.py",
     "tests/test_notebooks.py",
     "tests/test_gpu_bundle.py",

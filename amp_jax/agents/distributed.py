@@ -43,9 +43,11 @@ import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, Wrapper
 from brax.envs.wrappers.training import DomainRandomizationVmapWrapper
+from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from amp_jax.agents import normalizer
 from amp_jax.agents.normalizer import NormalizerState
 from amp_jax.agents.replay_buffer import ReplayBuffer
 from amp_jax.config import Config, ConfigError
@@ -116,14 +118,31 @@ def merge_normalizer(state: NormalizerState, batch: jax.Array, axis_name: str = 
     summation order: the global batch mean and population variance come from summed counts, sums and
     squared deviations from the global mean.
     """
-    batch_count = jax.lax.psum(batch.shape[0], axis_name)
-    batch_mean = jax.lax.psum(jnp.sum(batch, axis=0), axis_name) / batch_count
-    batch_var = jax.lax.psum(jnp.sum(jnp.square(batch - batch_mean), axis=0), axis_name) / batch_count
-    total = state.count + batch_count
-    delta = batch_mean - state.mean
-    mean = state.mean + delta * (batch_count / total)
-    m2 = state.var * state.count + batch_var * batch_count + jnp.square(delta) * (state.count * batch_count / total)
-    return NormalizerState(mean=mean, var=m2 / total, count=total)
+    return reduce_and_merge(None, state, (batch,), axis_name)[1]
+
+
+def reduce_and_merge(tree: Any, state: NormalizerState, batches: Sequence[jax.Array], axis_name: str = AXIS
+                     ) -> tuple[Any, NormalizerState]:
+    """The collectives of one optimiser step, as two all-reduces: the device mean of ``tree`` (gradients and loss
+    terms) and the merge of every device's ``batches`` (each ``[b, F]``, merged in order) into ``state``.
+
+    The first all-reduce sums ``tree`` and the batches' feature sums in one flat vector; the second sums the
+    squared deviations from the global means. Each value equals what :func:`jax.lax.pmean` of ``tree`` and
+    :func:`merge_normalizer` of each batch in turn give (the same sums, divided the same way); the fewer, larger
+    all-reduces matter across processes, where each one costs a round trip.
+    """
+    num_devices = jax.lax.axis_size(axis_name)
+    sums = [jnp.sum(batch, axis=0) for batch in batches]
+    flat, unflatten = ravel_pytree((tree, sums))
+    tree_sum, sums = unflatten(jax.lax.psum(flat, axis_name))
+    tree_mean = jax.tree.map(lambda x: x / num_devices, tree_sum)
+    counts = [batch.shape[0] * num_devices for batch in batches]
+    means = [total / count for total, count in zip(sums, counts)]
+    deviations = jax.lax.psum(jnp.stack([jnp.sum(jnp.square(batch - mean), axis=0)
+                                         for batch, mean in zip(batches, means)]), axis_name)
+    for count, mean, squares in zip(counts, means, deviations):
+        state = normalizer.merge_moments(state, count, mean, squares / count)
+    return tree_mean, state
 
 
 def localize_env(env: Env, num_local_envs: int, axis_name: str = AXIS) -> Env:

@@ -42,9 +42,14 @@ def init(num_features: int, epsilon: float) -> NormalizerState:
 
 def update(state: NormalizerState, batch: jax.Array) -> NormalizerState:
     """Merges ``batch [B, F]`` into the statistics (parallel rule; batch variance with ``ddof = 0``)."""
-    batch_count = batch.shape[0]
     batch_mean = jnp.mean(batch, axis=0)
     batch_var = jnp.mean(jnp.square(batch - batch_mean), axis=0)
+    return merge_moments(state, batch.shape[0], batch_mean, batch_var)
+
+
+def merge_moments(state: NormalizerState, batch_count: int | jax.Array, batch_mean: jax.Array,
+                  batch_var: jax.Array) -> NormalizerState:
+    """Merges a batch given by its size, mean ``[F]`` and population variance ``[F]`` (the parallel rule)."""
     total = state.count + batch_count
     delta = batch_mean - state.mean
     mean = state.mean + delta * (batch_count / total)

@@ -202,22 +202,19 @@ def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg:
     loss terms are averaged over the devices and the normaliser merges every device's states.
     """
 
-    def merge(stats: NormalizerState, batch: jax.Array) -> NormalizerState:
-        if axis_name is None:
-            return normalizer.update(stats, batch)
-        return distributed.merge_normalizer(stats, batch, axis_name)
-
     def learn_step(learner: Learner, ppo_samples: PPOSamples, amp: AMPSamples,
                    old_std: jax.Array) -> tuple[Learner, LossTerms]:
         grads, terms = jax.grad(amp_ppo_loss, has_aux=True)(learner.params, nets, cfg, ppo_samples, amp,
                                                             learner.normalizer, old_std)
-        if axis_name is not None:
-            grads, terms = jax.lax.pmean((grads, terms), axis_name)
+        if axis_name is None:
+            stats = normalizer.update(normalizer.update(learner.normalizer, amp.policy_state), amp.expert_state)
+        else:  # two all-reduces for the device mean of the gradients and terms and the normaliser's merge
+            (grads, terms), stats = distributed.reduce_and_merge(
+                (grads, terms), learner.normalizer, (amp.policy_state, amp.expert_state), axis_name)
         learning_rate = optimizer.adapt_learning_rate(learner.learning_rate, terms.kl, cfg.ppo)
         updates, opt_state = opt.update(grads, optimizer.with_learning_rate(learner.opt_state, learning_rate),
                                         learner.params)
         params = optimizer.apply_std_floor(optax.apply_updates(learner.params, updates), nets.min_std)
-        stats = merge(merge(learner.normalizer, amp.policy_state), amp.expert_state)
         return Learner(params=params, opt_state=opt_state, learning_rate=learning_rate, normalizer=stats), terms
 
     return learn_step
@@ -269,6 +266,52 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     return update
 
 
+RolloutFn = Callable[[Env, AgentParams, EnvState, jax.Array], tuple[EnvState, Rollout]]
+"""``(env, params, env_state [N/D], key) -> (env_state [N/D], rollout [T, N/D])``."""
+
+
+def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis_name: str | None = None,
+                 num_devices: int = 1) -> RolloutFn:
+    """The experience-collection phase of an iteration: ``num_steps`` control steps of the stochastic policy in a
+    batched, auto-resetting env, as one ``lax.scan``.
+
+    The action noise is drawn for the global ``[num_envs, A]`` batch and, with ``axis_name`` (inside
+    ``shard_map`` over ``num_devices``), this device's rows are sliced from it, so env ``i`` sees the same noise
+    on any device count.
+    """
+
+    def action_noise(step_key: jax.Array, action_size: int) -> jax.Array:
+        """Standard normal noise of this device's envs, ``[N/D, A]``: the global draw's rows of these envs."""
+        noise = jax.random.normal(step_key, (num_envs, action_size))
+        if axis_name is None:
+            return noise
+        return distributed.local_block(noise, num_envs // num_devices, axis_name)
+
+    def rollout(env: Env, params: AgentParams, env_state: EnvState, key: jax.Array) -> tuple[EnvState, Rollout]:
+        def env_step(env_state: EnvState, step_key: jax.Array) -> tuple[EnvState, Rollout]:
+            mean = networks.policy_mean(nets, params, env_state.obs["state"])
+            action = mean + params.action_std * action_noise(step_key, mean.shape[-1])
+            next_state = env.step(env_state, action)
+            done = next_state.done
+            info = next_state.info
+            amp_next = jnp.where(done[:, None] > 0, info[TERMINAL_AMP_OBS], info["amp_obs"])
+            zeros = jnp.zeros_like(done)
+            return next_state, Rollout(
+                state_obs=env_state.obs["state"], privileged_obs=env_state.obs["privileged_state"],
+                action=action, action_mean=mean,
+                log_prob=networks.gaussian_log_prob(action, mean, params.action_std),
+                value=networks.value(nets, params, env_state.obs["privileged_state"]),
+                task_reward=next_state.reward, done=done, truncation=info["truncation"],
+                amp_state=env_state.info["amp_obs"], amp_next_state=amp_next,
+                episode_return=info.get(TERMINAL_EPISODE_RETURN, zeros),
+                episode_length=info.get(TERMINAL_EPISODE_LENGTH, zeros).astype(jnp.float32))
+
+        return jax.lax.scan(env_step, env_state, jax.random.split(key, num_steps))
+
+    return rollout
+
+
+
 def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mesh: Mesh | None = None
                     ) -> tuple[Callable[[jax.Array], TrainingState],
                                Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]]:
@@ -297,6 +340,7 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
     num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
     local_envs = num_envs // num_devices
     update = make_update(nets, opt, cfg, sample_expert_fn, axis_name, num_devices)
+    rollout = make_rollout(nets, num_envs, num_steps, axis_name, num_devices)
 
     def init_fn(key: jax.Array) -> TrainingState:
         k_params, k_env, k_next = jax.random.split(key, 3)
@@ -309,32 +353,6 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
                              normalizer=normalizer.init(amp_size, cfg.amp.normalizer_epsilon),
                              replay_buffer=replay_buffer.init(cfg.amp.replay_buffer_size, amp_size),
                              env_state=env_state, key=k_next, iteration=jnp.zeros((), jnp.int32))
-
-    def action_noise(step_key: jax.Array, action_size: int) -> jax.Array:
-        """Standard normal noise of this device's envs, ``[N/D, A]``: the global draw's rows of these envs."""
-        noise = jax.random.normal(step_key, (num_envs, action_size))
-        return noise if axis_name is None else distributed.local_block(noise, local_envs, axis_name)
-
-    def rollout(env: Env, params: AgentParams, env_state: EnvState, key: jax.Array) -> tuple[EnvState, Rollout]:
-        def env_step(env_state: EnvState, step_key: jax.Array) -> tuple[EnvState, Rollout]:
-            mean = networks.policy_mean(nets, params, env_state.obs["state"])
-            action = mean + params.action_std * action_noise(step_key, mean.shape[-1])
-            next_state = env.step(env_state, action)
-            done = next_state.done
-            info = next_state.info
-            amp_next = jnp.where(done[:, None] > 0, info[TERMINAL_AMP_OBS], info["amp_obs"])
-            zeros = jnp.zeros_like(done)
-            return next_state, Rollout(
-                state_obs=env_state.obs["state"], privileged_obs=env_state.obs["privileged_state"],
-                action=action, action_mean=mean,
-                log_prob=networks.gaussian_log_prob(action, mean, params.action_std),
-                value=networks.value(nets, params, env_state.obs["privileged_state"]),
-                task_reward=next_state.reward, done=done, truncation=info["truncation"],
-                amp_state=env_state.info["amp_obs"], amp_next_state=amp_next,
-                episode_return=info.get(TERMINAL_EPISODE_RETURN, zeros),
-                episode_length=info.get(TERMINAL_EPISODE_LENGTH, zeros).astype(jnp.float32))
-
-        return jax.lax.scan(env_step, env_state, jax.random.split(key, num_steps))
 
     def mean_over_devices(x: jax.Array) -> jax.Array:
         return x if axis_name is None else jax.lax.pmean(x, axis_name)

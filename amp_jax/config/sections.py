@@ -145,6 +145,10 @@ class EnvConfig:
     """A push sets the base's world-frame xy velocity to U[−max, max] (m/s)."""
     randomize_initial_episode_length: bool = True
     """Start training with episode lengths drawn uniformly, so time-outs don't arrive in lock-step."""
+    reset_batch_size: int = 16
+    """Envs of one device (or process) that a control step restarts by a gathered reset of this many; a step in
+    which more finish resets the whole batch and keeps the finished rows, one in which none finish resets
+    nothing. Every path gives the same states (0 = always the whole-batch path)."""
     solver_iterations: int = 4
     """Newton iterations of MuJoCo's constraint solver per physics step (the scene's value; 3 is the fewest
     that keeps every stand/fall outcome of the converged solve, ``docs/BENCHMARKS.md``)."""
@@ -208,6 +212,7 @@ class EnvConfig:
         yield "kd_multiplier_range", self.kd_multiplier_range[0] >= 0, "non-negative multipliers"
         yield "solver_iterations", 1 <= self.solver_iterations <= 100, "an integer in [1, 100]"
         yield "solver_ls_iterations", 1 <= self.solver_ls_iterations <= 100, "an integer in [1, 100]"
+        yield "reset_batch_size", self.reset_batch_size >= 0, "an integer >= 0 (0 = reset the whole batch)"
         yield "impl", self.impl in ("jax", "warp"), "'jax' or 'warp'"
         yield ("impl", self.impl != "warp" or importlib.util.find_spec("warp") is not None,
                "'jax', or 'warp' with the warp-lang package installed (pip install warp-lang, about 150 MB)")
@@ -371,6 +376,12 @@ class TrainConfig:
     """Devices the envs, rollouts and minibatches are split over (data parallel): 0 = every device JAX sees
     (every host's under ``train.py --distributed``), n = the first n. env.num_envs, the minibatch and
     amp.replay_buffer_size must be multiples of the count."""
+    processes: int = 0
+    """Processes of one run on a CPU host, one CPU device each, joined by JAX's distributed runtime (XLA steps
+    one device's envs on one core, so a second process uses a second core): 0 = automatic, one per core while
+    each gets at least 128 envs and the config splits evenly, one process on an accelerator; n = n processes.
+    ``train.py`` starts them (``--processes N`` sets this); env.num_envs, the minibatch and
+    amp.replay_buffer_size must be multiples of the count."""
     time_limit_s: float = 0.0
     """Wall-clock budget of the run's training loop (s, counted from the start of this invocation, compilation
     included; 0 = none). When it is spent the run stops after the iteration in progress, as if it had reached
@@ -391,6 +402,7 @@ class TrainConfig:
         yield "checkpoint_interval", self.checkpoint_interval >= 1, "an integer >= 1"
         yield "keep_checkpoints", self.keep_checkpoints >= 1, "an integer >= 1"
         yield "num_devices", self.num_devices >= 0, "0 (every device) or a device count >= 1"
+        yield "processes", self.processes >= 0, "0 (automatic) or a process count >= 1"
 
 
 @dataclasses.dataclass(frozen=True)

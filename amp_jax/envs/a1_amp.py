@@ -99,9 +99,12 @@ class A1AmpEnv(Env):
         self.mj_model.opt.timestep = cfg.physics_dt
         self.mj_model.opt.iterations = cfg.solver_iterations
         self.mj_model.opt.ls_iterations = cfg.solver_ls_iterations
-        self.sys = mjx.put_model(self.mj_model, impl=cfg.impl)
+        # On this process's first device: MJX's default, the first device of every process, belongs to process 0
+        # when several processes train one run, and the others could not read a model kept there.
+        device = jax.local_devices()[0]
+        self.sys = mjx.put_model(self.mj_model, device=device, impl=cfg.impl)
         """The MJX model; brax's domain-randomisation wrapper swaps in a per-env one while tracing."""
-        self._data_template = mjx.make_data(self.mj_model, impl=cfg.impl)
+        self._data_template = mjx.make_data(self.mj_model, device=device, impl=cfg.impl)
         self._geometry = base.leg_geometry(self.mj_model)
         self._default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
         self._effort_limit = jnp.asarray(a1.EFFORT_LIMIT, jnp.float32)

@@ -59,6 +59,43 @@ def _select_where(done: jax.Array, on_done: Any, otherwise: Any) -> Any:
     return jax.tree.map(select, on_done, otherwise)
 
 
+def _scatter_rows(rows: jax.Array, values: Any, into: Any) -> Any:
+    """``into`` with rows ``rows [K]`` of every batched leaf replaced by ``values`` (leaves ``[K, ...]``); a row
+    index past the batch (the padding of :func:`jnp.nonzero`) writes nothing. Leaves not batched over the ``[N]``
+    envs of ``into`` are kept."""
+    num_envs = jax.tree.leaves(into)[0].shape[0]
+
+    def scatter(value: jax.Array, target: jax.Array) -> jax.Array:
+        if target.ndim == 0 or target.shape[0] != num_envs:
+            return target
+        return target.at[rows].set(value.astype(target.dtype), mode="drop")
+
+    return jax.tree.map(scatter, values, into)
+
+
+def reset_rows(env: Env, keys: jax.Array, rows: jax.Array) -> State:
+    """The reset of envs ``rows [K]`` of a batched ``env`` with ``keys [K, 2]``: row ``k`` of the result is what
+    ``env.reset`` of the whole batch gives env ``rows[k]`` from key ``keys[k]`` (its own row of a domain-randomised
+    model table included). Indices past the batch are clipped to its last env.
+
+    Raises:
+      TypeError: ``env`` is neither brax's ``VmapWrapper`` nor its ``DomainRandomizationVmapWrapper``.
+    """
+    if isinstance(env, DomainRandomizationVmapWrapper):
+        model_rows = jax.tree.map(lambda table, axis: table if axis is None else jnp.take(table, rows, 0, mode="clip"),
+                                  env._sys_v, env._in_axes, is_leaf=lambda x: x is None)
+
+        def reset(model, key):
+            with env.v_env_fn(model) as one_env:
+                return one_env.reset(key)
+
+        return jax.vmap(reset, in_axes=[env._in_axes, 0])(model_rows, keys)
+    if isinstance(env, VmapWrapper) and env.batch_size is None:
+        return env.reset(keys)
+    raise TypeError(f"{type(env).__name__}: a reset of some envs needs brax's VmapWrapper or "
+                    "DomainRandomizationVmapWrapper underneath the auto-reset")
+
+
 class AutoResetWrapper(Wrapper):
     """Resets each finished env with fresh randomness inside ``step``; keeps terminal AMP obs and returns.
 
@@ -68,7 +105,18 @@ class AutoResetWrapper(Wrapper):
     next (a new episode's first state where ``done``), except ``info["push_countdown"]``, the env's push
     clock, which goes on from the step across the reset; ``info["terminal_amp_obs"]`` is the AMP observation
     of the state the step ended in, before the reset.
+
+    Only what finished is reset: a step in which no env finished computes no reset; one in which at most
+    ``reset_batch_size`` envs finished resets just those, as one batch of that size gathered from the finished
+    envs' keys (and model rows) and scattered back (:func:`reset_rows`); a step in which more finished resets the
+    whole batch and keeps the finished envs' rows. The three give every env the same state bit for bit: a
+    finished env's new episode comes from its own reset key whichever path ran, and the other envs are left as
+    stepped. ``reset_batch_size`` 0 always takes the whole-batch path.
     """
+
+    def __init__(self, env: Env, reset_batch_size: int = 0):
+        super().__init__(env)
+        self.reset_batch_size = reset_batch_size
 
     def reset(self, rng: jax.Array) -> State:
         """``rng [N, 2]``: one key per env."""
@@ -89,13 +137,31 @@ class AutoResetWrapper(Wrapper):
         inner_info = {k: v for k, v in state.info.items() if k not in _WRAPPER_KEYS}
         stepped = self.env.step(state.replace(info=inner_info), action)
         done = stepped.done > 0
+        num_envs = done.shape[0]
 
         keys = jax.vmap(jax.random.split)(state.info[RNG])  # [N, 2, 2]
         next_rng, reset_keys = keys[:, 0], keys[:, 1]
-        # Skip the reset computation entirely in the (frequent) steps where no env finished.
-        fresh = jax.lax.cond(jnp.any(done), self.env.reset, lambda _: stepped, reset_keys)
+        carried = (stepped.pipeline_state, stepped.obs, stepped.info)
 
-        info = _select_where(done, fresh.info, stepped.info)
+        def no_reset() -> tuple:
+            return carried
+
+        def reset_all() -> tuple:
+            fresh = self.env.reset(reset_keys)
+            return _select_where(done, (fresh.pipeline_state, fresh.obs, fresh.info), carried)
+
+        def reset_finished() -> tuple:
+            rows = jnp.nonzero(done, size=self.reset_batch_size, fill_value=num_envs)[0]
+            fresh = reset_rows(self.env, jnp.take(reset_keys, rows, 0, mode="clip"), rows)
+            return _scatter_rows(rows, (fresh.pipeline_state, fresh.obs, fresh.info), carried)
+
+        finished = jnp.sum(done)
+        if self.reset_batch_size > 0:
+            path = jnp.where(finished == 0, 0, jnp.where(finished <= self.reset_batch_size, 1, 2))
+            pipeline_state, obs, info = jax.lax.switch(path, (no_reset, reset_finished, reset_all))
+        else:
+            pipeline_state, obs, info = jax.lax.cond(finished > 0, reset_all, no_reset)
+        info = dict(info)
         for key in _KEPT_FROM_STEP:
             if key in stepped.info:
                 info[key] = stepped.info[key]
@@ -107,11 +173,7 @@ class AutoResetWrapper(Wrapper):
         info[EPISODE_LENGTH] = jnp.where(done, 0, episode_length)
         info[TERMINAL_EPISODE_RETURN] = jnp.where(done, episode_return, state.info[TERMINAL_EPISODE_RETURN])
         info[TERMINAL_EPISODE_LENGTH] = jnp.where(done, episode_length, state.info[TERMINAL_EPISODE_LENGTH])
-        return stepped.replace(
-            pipeline_state=_select_where(done, fresh.pipeline_state, stepped.pipeline_state),
-            obs=_select_where(done, fresh.obs, stepped.obs),
-            info=info,
-        )
+        return stepped.replace(pipeline_state=pipeline_state, obs=obs, info=info)
 
 
 class RandomInitialProgressWrapper(Wrapper):
@@ -138,7 +200,7 @@ class RandomInitialProgressWrapper(Wrapper):
         return state.replace(info=info)
 
 
-def make_amp_training_env(cfg: Config, motion_library: Any, key: jax.Array) -> Env:
+def make_amp_training_env(cfg: Config, motion_library: Any, key: jax.Array, num_devices: int = 1) -> Env:
     """The A1 AMP env batched over ``cfg.env.num_envs``, domain-randomised, with the project's auto-reset.
 
     Args:
@@ -146,6 +208,8 @@ def make_amp_training_env(cfg: Config, motion_library: Any, key: jax.Array) -> E
       motion_library: a ``MotionLibrary`` for reference-state initialisation, or None when
         ``cfg.env.rsi_probability`` is 0.
       key: PRNG key of the per-env model randomisation (friction, base mass), drawn once here.
+      num_devices: devices (or processes) the envs are split over: each resets at most
+        ``min(env.reset_batch_size, num_envs / num_devices)`` envs per step by a gathered batch.
     Returns:
       An env whose ``reset`` takes ``keys [num_envs, 2]`` and whose ``step`` takes ``[num_envs, 12]`` actions.
     """
@@ -158,7 +222,7 @@ def make_amp_training_env(cfg: Config, motion_library: Any, key: jax.Array) -> E
         env = DomainRandomizationVmapWrapper(env, randomizer)
     else:
         env = VmapWrapper(env)
-    env = AutoResetWrapper(env)
+    env = AutoResetWrapper(env, min(cfg.env.reset_batch_size, cfg.env.num_envs // num_devices))
     if cfg.env.randomize_initial_episode_length:
         env = RandomInitialProgressWrapper(env, cfg.env.max_episode_steps)
     return env

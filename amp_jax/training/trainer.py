@@ -61,7 +61,7 @@ _clock = time.monotonic
 
 
 class StopSignal(KeyboardInterrupt):
-    """SIGTERM or SIGHUP arrived: the run checkpoints its latest finished iteration and stops, as on Ctrl-C."""
+    """SIGTERM, SIGHUP or SIGINT arrived: the run checkpoints its latest finished iteration and stops."""
 
     def __init__(self, signum: int):
         import signal
@@ -74,6 +74,52 @@ class StopSignal(KeyboardInterrupt):
     def exit_code(self) -> int:
         """The shell's convention for death by a signal: 128 + its number."""
         return 128 + self.signum
+
+
+_stop_requests: list[int] = []
+"""Signals received while the training loop runs, in order; acted on at the next iteration boundary."""
+_in_loop = False
+"""Whether the training loop is running (signals then only ask it to stop at the next iteration boundary)."""
+
+
+def handle_stop_signal(signum: int, frame: Any = None) -> None:
+    """The handler ``train.py`` installs for SIGTERM, SIGHUP and SIGINT.
+
+    While the training loop runs, the first signal only asks it to stop: it finishes the iteration in flight,
+    writes its metrics line, checkpoints that iteration and raises :class:`StopSignal` (every process of a run
+    at the same iteration). A second signal ends the process at once, leaving the newest checkpoint on disk as
+    it is. Outside the loop (building, compiling, restoring, evaluating) the signal raises :class:`StopSignal`
+    where the program is, which loses no finished iteration.
+    """
+    del frame
+    import signal
+
+    if _stop_requests:
+        print(f"train.py: {signal.Signals(signum).name} again: exiting now; the newest checkpoint in the run "
+              f"folder is kept", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+    if _in_loop:
+        _stop_requests.append(signum)
+        return
+    raise StopSignal(signum)
+
+
+def stop_requested() -> int | None:
+    """The signal that asked the run to stop (see :func:`handle_stop_signal`), or None."""
+    return _stop_requests[0] if _stop_requests else None
+
+
+def _agree_to_stop(out_of_time: bool) -> tuple[int, bool]:
+    """``(signal number or 0, out of time)`` as every process of the run sees it: the first signal any process
+    received, and whether any process's clock passed the deadline (one process: its own)."""
+    signum = stop_requested() or 0
+    if jax.process_count() == 1:
+        return signum, out_of_time
+    from jax.experimental import multihost_utils
+
+    votes = np.asarray(multihost_utils.process_allgather(np.array([signum, int(out_of_time)], np.int32)))
+    signals = votes[:, 0][votes[:, 0] > 0]
+    return (int(signals[0]) if signals.size else 0), bool(votes[:, 1].any())
 
 
 BYTES_PER_FLOAT = 4
@@ -157,7 +203,7 @@ class Setup:
 
 
 HOST_ONLY_TRAIN_FIELDS = ("num_iterations", "checkpoint_interval", "keep_checkpoints", "run_root", "time_limit_s",
-                          "probe_interval")
+                          "probe_interval", "processes")
 """``train`` fields only the host loop reads: configs that differ in these alone share one build."""
 BUILD_CACHE_SIZE = 2
 """Builds kept per process (each holds its compiled iteration)."""
@@ -210,7 +256,7 @@ def _build(cfg: Config) -> Setup:
     motion = load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
                                  repair_threshold=cfg.motion.velocity_repair_threshold)
     env_key = jax.random.fold_in(jax.random.key(cfg.train.seed), 1)
-    env = make_amp_training_env(cfg, motion, env_key)
+    env = make_amp_training_env(cfg, motion, env_key, devices.num_devices)
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
     init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh)
     return Setup(cfg, env, motion, init_fn, train_step, devices)
@@ -310,6 +356,7 @@ def train(
       ConfigError: a resume override that cannot apply to the saved state.
     """
     started = _clock()
+    _stop_requests.clear()
     total = cfg.train.num_iterations if num_iterations is None else num_iterations
     lead = jax.process_index() == 0
     if run_dir is None and jax.process_count() > 1:
@@ -356,18 +403,36 @@ def train(
         with metrics_context as metrics_logger:
             state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict, deadline)
         checkpointer.save(int(state.iteration), setup.devices.to_checkpoint(state), config_dict=config_dict)
+    signum, _ = _agree_to_stop(False)  # a signal during the last iteration: the run stops before its evaluation
+    if signum:
+        raise StopSignal(signum)
     return run_dir
 
 
 def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpointer: RunCheckpointer,
           metrics_logger: MetricsLogger, config_dict: dict, deadline: float | None = None) -> TrainingState:
     """Iterations ``start + 1 .. total``; stops early, between iterations, once :func:`_clock` passes
-    ``deadline``."""
+    ``deadline`` or a signal asked it to (:func:`handle_stop_signal`: checkpoint, then :class:`StopSignal`).
+
+    Every process of a run takes the same decisions at the same iteration boundary (:func:`_agree_to_stop`).
+    """
+    global _in_loop
     cfg = setup.cfg
     iteration = start
+    lead = jax.process_index() == 0
+    saved = start
+    _in_loop = True
     try:
         while iteration < total:
-            if deadline is not None and _clock() >= deadline:
+            signum, out_of_time = _agree_to_stop(deadline is not None and _clock() >= deadline)
+            if signum:
+                logger.warning("%s at iteration %d: writing a checkpoint before exiting", StopSignal(signum).reason,
+                               iteration)
+                if saved != iteration:
+                    checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
+                checkpointer.wait()
+                raise StopSignal(signum)
+            if out_of_time:
                 logger.info("train.time_limit_s = %g s spent after iteration %d of %d: stopping here, as if the "
                             "run had finished (final checkpoint, then the evaluation)",
                             cfg.train.time_limit_s, iteration, total)
@@ -382,12 +447,16 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
                     f"The last good checkpoint is step {checkpointer.latest_step()} in {checkpointer.directory}. "
                     f"Try a lower ppo.learning_rate or amp.grad_penalty_coef.")
             iteration += 1
-            if setup.probe is not None and iteration % cfg.train.probe_interval == 0:
-                metrics = {**metrics, **setup.probe(state.params)}
+            if setup.probe is not None and lead and iteration % cfg.train.probe_interval == 0:
+                params = state.params if jax.process_count() == 1 else jax.device_get(state.params)
+                metrics = {**metrics, **setup.probe(params)}
             metrics_logger.log(iteration, metrics, env_steps=iteration * cfg.batch_size)
             if iteration % cfg.train.checkpoint_interval == 0 and iteration < total:
                 checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
-    except KeyboardInterrupt as interrupt:
+                saved = iteration
+    except StopSignal:
+        raise
+    except KeyboardInterrupt as interrupt:  # Ctrl-C without train.py's handler (a notebook, a direct call)
         try:
             jax.block_until_ready(state)
             # The state's own counter, not the loop's: an interrupt between the step's return and the count's
@@ -401,4 +470,6 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
             logger.warning("could not checkpoint the interrupted iteration (%s); the last checkpoint is step %s",
                            err, checkpointer.latest_step())
         raise
+    finally:
+        _in_loop = False
     return state

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import runpy
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -196,22 +198,34 @@ def config_errors(env, mesh) -> dict[str, str]:
 
 
 def a1_smoke(out: dict, folder: pathlib.Path) -> None:
-    """The real A1 run through the trainer at the suite's tiny size: 2 iterations on 4 devices into
-    ``folder/a1`` (test_distributed.py resumes it on its one device, with the build the rest of the suite uses)."""
+    """The real A1 run through the trainer at the suite's tiny size: 4 iterations on 2 of the devices into
+    ``folder/a1`` (test_distributed.py resumes it on its one device, with the build the rest of the suite uses, and
+    compares it with the same run as two processes of one device each)."""
     from amp_jax.config import load_config
     from amp_jax.training import trainer
 
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
     from conftest import TINY_RUN_OVERRIDES
 
-    cfg4 = load_config(["a1_trot", "cpu.yaml"], [*TINY_RUN_OVERRIDES, "train.num_devices=4"])
-    run = trainer.train(cfg4, run_dir=folder / "a1", progress=False)
-    setup = trainer.build(cfg4)
+    cfg2 = load_config(["a1_trot", "cpu.yaml"], [*TINY_RUN_OVERRIDES, "train.num_devices=2",
+                                                 "train.num_iterations=4"])
+    run = trainer.train(cfg2, run_dir=folder / "a1", progress=False)
+    setup = trainer.build(cfg2)
     with checkpoint.RunCheckpointer(run, heavy_keys=trainer.HEAVY_KEYS) as ckpt:
         state = ckpt.restore(setup.devices.to_checkpoint(trainer.initial_state(setup))).state
     _leaves("a1/saved_params", state.params, out)
     out["a1/saved_buffer"] = np.asarray(state.replay_buffer.states)
     out["a1/saved_size"] = np.asarray(state.replay_buffer.size)
+
+
+def a1_step_at_512_envs_on_two_devices(out: dict) -> None:
+    """The A1 training env's step at 512 envs on two of the forced devices (256 each), which deadlocked XLA's CPU
+    thread pool before amp_jax sized it (amp_jax/cpu_threads.py); the test's timeout turns a hang into a failure."""
+    script = pathlib.Path(__file__).resolve().parent.parent / "envs" / "split_step_check.py"
+    sys.argv = [str(script), "512", "2"]
+    start = time.perf_counter()
+    runpy.run_path(str(script), run_name="__main__")
+    out["hang/two_devices_s"] = np.asarray(time.perf_counter() - start)
 
 
 def main() -> None:
@@ -231,6 +245,7 @@ def main() -> None:
     layout_survives_iterations(out, mesh)
     if "--a1" in sys.argv:
         a1_smoke(out, folder)
+        a1_step_at_512_envs_on_two_devices(out)
     (folder / "errors.json").write_text(json.dumps(config_errors(env, mesh)))
     np.savez(folder / "results.npz", **out)
 

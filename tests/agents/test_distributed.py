@@ -1,4 +1,5 @@
-"""Data parallelism on four forced CPU devices: replicas agree, results match one device, checkpoints move.
+"""Data parallelism on forced CPU devices and over processes: replicas agree, results match one device, checkpoints
+move between layouts, a dead process ends the run.
 
 JAX fixes its device count when it starts, and this test session's JAX has one CPU device, so the
 four-device runs happen in one subprocess (tests/agents/distributed_checks.py) with
@@ -15,7 +16,13 @@ Invariants (see amp_jax/agents/distributed.py):
   reduction order (gradients, KL and learning rate, normaliser merge, advantage normalisation);
 * a checkpoint resumes bit-exactly on the same device count, and on the other count restores parameters,
   optimiser, normaliser, key and counters exactly, env ``i`` as env ``i`` and the replay buffer as the
-  same global ring.
+  same global ring;
+* two processes of one device each (``train.py --processes 2``, amp_jax/training/processes.py) run the two-device
+  iteration: the same metrics as two forced devices in one process, checkpoints that move between the layouts,
+  and a run that ends with one clear line, its newest checkpoint intact, when one of its processes dies.
+
+The A1 env step at 512 envs split in two, over two forced devices and over two processes, must finish (each under
+a timeout): it deadlocked XLA's CPU thread pool before amp_jax/cpu_threads.py sized it.
 """
 
 import json
@@ -30,6 +37,7 @@ import pytest
 
 from amp_jax.agents import distributed
 from amp_jax.config import AMPConfig, Config, ConfigError, EnvConfig, PPOConfig, load_config
+from amp_jax.training import checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -136,23 +144,23 @@ def test_state_layout_is_unchanged_by_an_iteration(results):
     assert arrays["layout/same"].size > 0 and bool(np.all(arrays["layout/same"]))
 
 
-def test_a1_run_on_four_devices_resumes_on_one(results, checks_dir, tmp_path):
+def test_a1_run_on_two_devices_resumes_on_one(results, checks_dir, tmp_path):
     from amp_jax.training import trainer
 
     arrays, _ = results
-    assert int(arrays["a1/saved_size"]) == 2 * 4 * 4  # 2 iterations × 4 envs × 4 steps, global count
-    assert np.count_nonzero(np.any(arrays["a1/saved_buffer"] != 0, axis=-1)) == 32
+    assert int(arrays["a1/saved_size"]) == 4 * 4 * 4  # 4 iterations × 4 envs × 4 steps, global count
+    assert np.count_nonzero(np.any(arrays["a1/saved_buffer"] != 0, axis=-1)) == 64
     assert all(np.all(np.isfinite(p)) for p in _group(arrays, "a1/saved_params"))
     run = tmp_path / "a1"
     shutil.copytree(checks_dir / "a1", run)
-    assert load_config(run / "config.yaml").train.num_devices == 4
-    one = load_config(run / "config.yaml", ["train.num_devices=1", "train.num_iterations=4"])
+    assert load_config(run / "config.yaml").train.num_devices == 2
+    one = load_config(run / "config.yaml", ["train.num_devices=1", "train.num_iterations=6"])
     trainer.train(one, run_dir=run, resume=True, progress=False)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [line["iteration"] for line in lines] == [1, 2, 3, 4]
+    assert [line["iteration"] for line in lines] == [1, 2, 3, 4, 5, 6]
     assert all(np.isfinite(line["loss/total"]) for line in lines)
     with trainer.RunCheckpointer(run, heavy_keys=trainer.HEAVY_KEYS) as ckpt:
-        assert ckpt.latest_step() == 4
+        assert ckpt.latest_step() == 6
 
 
 def test_config_errors_name_field_value_and_device_count(results):
@@ -176,3 +184,123 @@ def test_divisibility_check_without_devices():
                                            amp=AMPConfig(replay_buffer_size=96)), 8)
     with pytest.raises(ConfigError, match="train.num_devices = 9"):
         distributed.make_mesh(9)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Two processes of one device each.
+
+TWO_PROCESS_TIMEOUT_S = 600
+
+
+def _train_py(args, cache, timeout=TWO_PROCESS_TIMEOUT_S, **kwargs):
+    """``train.py ARGS`` in a subprocess sharing the suite's compilation cache."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(cache)}
+    env.pop("XLA_FLAGS", None)
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env, capture_output=True,
+                          text=True, cwd=PROJECT_ROOT, timeout=timeout, **kwargs)
+
+
+def _tiny_args(*extra):
+    import conftest
+
+    args = ["--config", "a1_trot.yaml", "--config", "cpu.yaml", "--no-eval", "--quiet"]
+    for override in conftest.TINY_RUN_OVERRIDES:
+        args += ["--set", override]
+    return [*args, *extra]
+
+
+def _metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def two_process_run(checks_dir, tmp_path_factory):
+    """The two-forced-device run of ``checks_dir/a1`` (4 iterations) resumed from its step 3 (the older steps no
+    longer hold the replay buffer) by ``train.py --processes 2``: iteration 4 again, as two processes of one
+    device each."""
+    cache = pathlib.Path(os.environ.get("AMP_JAX_TEST_CACHE", pathlib.Path.home() / ".cache" / "amp_jax_jit"))
+    moved = tmp_path_factory.mktemp("two_processes") / "moved"
+    shutil.copytree(checks_dir / "a1", moved)
+    proc = _train_py(["--resume", str(moved), "--step", "3", "--processes", "2", "--set", "train.num_devices=0",
+                      "--no-eval", "--quiet"], cache)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return moved, proc, cache
+
+
+def test_two_processes_continue_a_two_device_run_as_it_went_on(two_process_run, checks_dir):
+    """Iteration 4 of a two-device run, redone from its checkpoint 3 by two processes: the same metrics (the same
+    mesh and random draws, to float tolerance), and the checkpoint moved between the layouts."""
+    moved, proc, _ = two_process_run
+    two_devices = _metrics(checks_dir / "a1")
+    two_processes = _metrics(moved)
+    assert [line["iteration"] for line in two_processes] == [1, 2, 3, 4]
+    assert load_config(moved / "config.yaml").train.processes == 2
+    for one, other in zip(two_devices[3:], two_processes[3:]):
+        for key, value in one.items():
+            if key not in ("wall_time", "steps_per_second"):
+                np.testing.assert_allclose(other[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+    with checkpoint.RunCheckpointer(moved) as ckpt:
+        assert ckpt.latest_step() == 4
+    # what a user reads: nothing from the runtime's set-up, nothing from process 1
+    assert "[Gloo]" not in proc.stdout and "process 1:" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_dead_process_ends_the_run_with_its_newest_checkpoint_intact(two_process_run, tmp_path):
+    import signal
+    import time
+
+    from amp_jax.training.checkpoint.digest import verify_step
+    from amp_jax.training.processes import PROCESS_ID_ENV
+
+    *_, cache = two_process_run
+    run = tmp_path / "killed"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(cache)}
+    env.pop("XLA_FLAGS", None)
+    args = _tiny_args("--processes", "2", "--run-dir", str(run), "--set", "train.num_iterations=100000",
+                      "--set", "train.checkpoint_interval=2")
+    launcher = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *args], env=env, cwd=PROJECT_ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + TWO_PROCESS_TIMEOUT_S
+        while not ((run / "metrics.jsonl").exists() and len(_metrics(run)) >= 5):
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[1][-3000:]
+            time.sleep(0.2)
+        victim = next(pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                      if _environ(pid).get(PROCESS_ID_ENV) == "1" and _environ(pid).get("AMP_JAX_COORDINATOR")
+                      and str(run) in _cmdline(pid))
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert time.monotonic() - killed_at < 60
+    assert launcher.returncode == 128 + signal.SIGKILL
+    assert "process 1 of 2 was killed by SIGKILL; stopping the other processes" in stderr
+    with checkpoint.RunCheckpointer(run) as ckpt:
+        steps = ckpt.steps()
+    # complete checkpoints only (orbax renames a finished save into place; the one in flight at the kill never
+    # completes); the newest may not be sealed with its digest yet (the next save seals it)
+    assert steps and steps[-1] >= 2 and all(step % 2 == 0 for step in steps)
+    # each raises if its files differ from the digest it has; the newest sealed one verifies
+    assert any([verify_step(run / "checkpoints" / str(step)) for step in steps[-2:]])
+
+
+def _environ(pid):
+    try:
+        raw = pathlib.Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def _cmdline(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_the_a1_step_at_512_envs_finishes_on_two_devices(results):
+    arrays, _ = results
+    assert float(arrays["hang/two_devices_s"]) > 0  # (the four-device subprocess ran it under its timeout)

@@ -187,3 +187,28 @@ def test_rollout_episode_bookkeeping(cfg, rollout):
     # the logged terms are the reward
     total = sum(r["metrics"].values())
     np.testing.assert_allclose(r["reward"], np.maximum(total, 0), rtol=1e-6)
+
+
+def test_gathered_reset_of_the_training_env_is_the_whole_batch_reset_bit_for_bit(cfg, library):
+    """On the randomised A1 training env (its own model row per env, RSI), resetting some rows by a gathered batch
+    gives exactly those rows of the whole batch's reset; the RSI share of many gathered resets is the config's."""
+    num_envs, rows = 64, jnp.array([3, 17, 40, 63, 64])  # 64: padding past the batch, clipped to the last env
+    run_cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, num_envs=num_envs))
+    autoreset = wrappers.make_amp_training_env(run_cfg, library, jax.random.PRNGKey(0))
+    while not isinstance(autoreset, wrappers.AutoResetWrapper):
+        autoreset = autoreset.env
+    batched = autoreset.env  # brax's DomainRandomizationVmapWrapper
+    keys = jax.random.split(jax.random.PRNGKey(11), num_envs)
+    whole = jax.device_get(jax.jit(batched.reset)(keys))
+    some = jax.device_get(jax.jit(wrappers.reset_rows, static_argnums=0)(batched, keys[jnp.minimum(rows, 63)],
+                                                                          rows))
+    picked = np.minimum(np.asarray(rows), num_envs - 1)
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(whole), jax.tree.leaves(some)):
+        np.testing.assert_array_equal(np.asarray(a)[picked], b, err_msg=jax.tree_util.keystr(path))
+    # RSI share: a default-pose reset puts the base at exactly init_height, a clip frame anywhere else
+    many_rows = jnp.arange(4096) % num_envs
+    many = jax.jit(wrappers.reset_rows, static_argnums=0)(batched, jax.random.split(jax.random.PRNGKey(12), 4096),
+                                                          many_rows)
+    from_rsi = np.asarray(many.pipeline_state.qpos[:, 2]) != np.float32(cfg.env.init_height)
+    p = cfg.env.rsi_probability
+    assert abs(from_rsi.mean() - p) < 4 * math.sqrt(p * (1 - p) / 4096)

@@ -118,3 +118,46 @@ def test_random_initial_progress_only_at_first_reset():
     state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(1), 256))
     t = np.asarray(state.info["t"])
     assert t.min() >= 0 and t.max() < 667 and len(np.unique(t)) > 100
+
+
+def _run_with_reset_batch(reset_batch_size: int, num_envs: int = 8, num_steps: int = 40):
+    """``num_steps`` steps of ``num_envs`` CounterEnvs under the auto-reset with ``reset_batch_size``: every
+    state, and the inner env's own step of each state (before any reset)."""
+    inner = VmapWrapper(CounterEnv())
+    env = wrappers.AutoResetWrapper(inner, reset_batch_size)
+    actions = jax.random.uniform(jax.random.PRNGKey(4), (num_steps, num_envs, 1))
+
+    @jax.jit
+    def run(keys):
+        def body(s, a):
+            plain = inner.step(s.replace(info={k: v for k, v in s.info.items() if k in ("amp_obs", "t", "limit",
+                                                                                        "truncation")}), a)
+            return env.step(s, a), (env.step(s, a), plain)
+
+        return jax.lax.scan(body, env.reset(keys), actions)[1]
+
+    return jax.device_get(run(jax.random.split(jax.random.PRNGKey(9), num_envs)))
+
+
+def test_gathered_resets_give_the_whole_batch_reset_bit_for_bit():
+    """Steps where none, at most 2 and more than 2 of 8 envs finish: the gathered reset of 2 (with its fallback)
+    and the whole-batch reset give identical states; envs that did not finish are exactly the inner env's step."""
+    whole, _ = _run_with_reset_batch(0)
+    gathered, plain = _run_with_reset_batch(2)
+    finished = whole.done.sum(axis=1)
+    assert (finished == 0).any() and ((finished >= 1) & (finished <= 2)).any() and (finished > 2).any()
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(whole), jax.tree.leaves(gathered)):
+        np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+    kept = ~gathered.done.astype(bool)
+    np.testing.assert_array_equal(gathered.pipeline_state[kept], plain.pipeline_state[kept])
+    np.testing.assert_array_equal(gathered.info["t"][kept], plain.info["t"][kept])
+    np.testing.assert_array_equal(gathered.info["limit"][kept], plain.info["limit"][kept])
+    # finished envs start afresh: step 0, a new position and limit drawn from their own keys
+    done = gathered.done.astype(bool)
+    assert np.all(gathered.info["t"][done] == 0)
+    assert not np.isin(np.round(gathered.pipeline_state[done], 6), np.round(plain.pipeline_state[done], 6)).any()
+
+
+def test_reset_rows_needs_a_batching_wrapper():
+    with pytest.raises(TypeError, match="VmapWrapper"):
+        wrappers.reset_rows(CounterEnv(), jnp.zeros((2, 2), jnp.uint32), jnp.arange(2))

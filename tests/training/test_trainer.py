@@ -280,14 +280,14 @@ def test_sigterm_checkpoints_the_latest_iteration_and_resumes_exactly(straight_r
     run = tmp_path / "terminated"
     real_build = trainer.build
 
-    def build(cfg):  # SIGTERM arrives while the loop waits for iteration 4
+    def build(cfg):  # SIGTERM arrives while iteration 3 runs
         setup = real_build(cfg)
         calls = {"n": 0}
 
         def train_step(state):
             calls["n"] += 1
-            if calls["n"] == 4:
-                raise trainer.StopSignal(signal.SIGTERM)
+            if calls["n"] == 3:
+                trainer.handle_stop_signal(signal.SIGTERM)
             return setup.train_step(state)
 
         return trainer.Setup(setup.cfg, setup.env, setup.motion_library, setup.init_fn, train_step)
@@ -297,13 +297,24 @@ def test_sigterm_checkpoints_the_latest_iteration_and_resumes_exactly(straight_r
         with pytest.raises(trainer.StopSignal) as stopped:
             trainer.train(cfg, run_dir=run, progress=False)
     assert stopped.value.exit_code == 143 and stopped.value.reason == "SIGTERM"
+    # The iteration in flight finished and was logged; the checkpoint holds it.
     assert restore(run, target, cfg).step == 3
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
     trainer.train(cfg, run_dir=run, resume=True, progress=False)
     assert leaves_equal(restore(run, target, cfg).state.params, restore(straight_run, target, cfg).state.params)
     straight = [json.loads(x) for x in (straight_run / "metrics.jsonl").read_text().splitlines()]
     resumed = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in resumed] == [1, 2, 3, 4]
     assert [r["loss/total"] for r in resumed] == [r["loss/total"] for r in straight]
+
+
+def test_a_signal_outside_the_loop_stops_where_the_program_is():
+    import signal
+
+    assert trainer.stop_requested() is None
+    with pytest.raises(trainer.StopSignal) as stopped:
+        trainer.handle_stop_signal(signal.SIGHUP)
+    assert stopped.value.exit_code == 129 and trainer.stop_requested() is None
 
 
 def test_ctrl_c_between_iterations_labels_the_checkpoint_with_the_state_it_holds(straight_run, cfg, target,
