@@ -87,7 +87,7 @@ def main() -> None:
         return env_state
 
     t0 = time.perf_counter()
-    env_state = jax.block_until_ready(rollout(params or state.params, env_state, jax.random.key(0)))
+    env_state = jax.block_until_ready(rollout(state.params if params is None else params, env_state, jax.random.key(0)))
     compile_rollout_s = time.perf_counter() - t0
 
     def best(fn) -> float:
@@ -107,7 +107,7 @@ def main() -> None:
     def rollout_round():
         nonlocal env_state
         for i in range(args.iterations):
-            env_state = rollout(params or state.params, env_state, jax.random.key(i))
+            env_state = rollout(state.params if params is None else params, env_state, jax.random.key(i))
         jax.block_until_ready(env_state)
 
     def together():  # the processes start each timed round at the same time
