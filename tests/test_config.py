@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from amp_jax import config as config_lib
-from amp_jax.config import ConfigError, load_config
+from amp_jax.config import Config, ConfigError, load_config
 
 
 def test_shipped_configs_load_with_reference_values():
@@ -65,6 +65,11 @@ def write(tmp_path, data):
         ({"networks": {"actor_hidden": []}}, "networks.actor_hidden", "one or more positive layer widths"),
         ({"env": {"reward_scales": {"feet_air_time": 1.0}}}, "env.reward_scales.feet_air_time", "a field of"),
         ({"env": 3}, "env", "a mapping of the fields of EnvConfig"),
+        ({"symmetry": {"mirror_loss": 1.0}}, "symmetry.mirror_loss", "a field of SymmetryConfig"),
+        ({"symmetry": {"mirror_loss_coef": -0.1}}, "symmetry.mirror_loss_coef", "a non-negative weight"),
+        ({"symmetry": {"discriminator": "yes"}}, "symmetry.discriminator", "bool"),
+        ({"train": {"probe_commands": [[0.5, 0.0]]}}, "train.probe_commands[0]", "a list of 3 values"),
+        ({"train": {"probe_commands": [[0.5, 0.0, 9.0]]}}, "train.probe_commands", "each entry within ±5"),
     ],
 )
 def test_bad_files_name_the_file_key_value_and_expectation(tmp_path, data, key, expected):
@@ -90,6 +95,14 @@ def test_bad_overrides(override, key, expected):
     with pytest.raises(ConfigError) as err:
         load_config("a1_trot", [override])
     assert err.value.source == "--set" and err.value.key == key and expected in str(err.value), str(err.value)
+
+
+def test_symmetry_overlay_turns_every_kind_on_and_defaults_are_off():
+    assert not Config().symmetry.enabled and not Config().symmetry.reference_state_init
+    cfg = load_config(["a1_trot_cpu", "omni_commands", "symmetry"])
+    assert cfg.symmetry.ppo_augmentation and cfg.symmetry.discriminator and cfg.symmetry.reference_state_init
+    assert cfg.env.command_lin_vel_y == (-0.3, 0.3) and cfg.env.command_ang_vel_yaw == (-1.0, 1.0)
+    assert (0.5, 0.0, -1.0) in cfg.train.probe_commands
 
 
 def test_overrides_apply_and_parse_yaml_values():
@@ -130,8 +143,10 @@ def test_layered_configs_apply_in_order_and_name_the_file_at_fault(tmp_path):
 def test_repeated_yaml_keys_and_files_that_are_not_yaml_are_config_errors(tmp_path):
     repeated = tmp_path / "repeated.yaml"
     repeated.write_text("ppo:\n  learning_rate: 1.0e-3\n  learning_rate: 1.0e-2\n")
-    with pytest.raises(ConfigError, match=r"repeated.yaml: <file> .*duplicate key 'learning_rate' \(line 3\)"):
+    with pytest.raises(ConfigError, match=r"repeated.yaml: <file> .*duplicate key 'learning_rate' \(line 3\)\)$"
+                       ) as err:
         load_config(repeated)
+    assert "\n" not in str(err.value)  # one line, like every other config error
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"env:\n  num_envs: \xff\xfe\n")
     with pytest.raises(ConfigError, match="binary.yaml: <file> = 'byte 17': expected UTF-8 text"):

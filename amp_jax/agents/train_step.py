@@ -26,11 +26,12 @@ from flax import struct
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from amp_jax.agents import distributed, losses, networks, normalizer, optimizer, replay_buffer
+from amp_jax.agents import distributed, losses, networks, normalizer, optimizer, replay_buffer, symmetry
 from amp_jax.agents.networks import AgentNetworks, AgentParams
 from amp_jax.agents.normalizer import NormalizerState
 from amp_jax.agents.replay_buffer import ReplayBuffer
-from amp_jax.config import Config
+from amp_jax.agents.symmetry import MirrorMaps
+from amp_jax.config import Config, ConfigError
 from amp_jax.envs.wrappers import TERMINAL_AMP_OBS, TERMINAL_EPISODE_LENGTH, TERMINAL_EPISODE_RETURN
 
 SampleExpertFn = Callable[[jax.Array, int], tuple[jax.Array, jax.Array]]
@@ -137,6 +138,8 @@ class LossTerms:
     grad_penalty: jax.Array
     d_expert: jax.Array
     d_policy: jax.Array
+    mirror: jax.Array | None = None
+    """The mirror loss (before its weight), when ``symmetry.mirror_loss_coef`` > 0."""
 
 
 def normalized_transition(stats: NormalizerState, state: jax.Array, next_state: jax.Array,
@@ -150,12 +153,20 @@ def normalized_transition(stats: NormalizerState, state: jax.Array, next_state: 
 
 
 def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPOSamples, amp: AMPSamples,
-                 stats: NormalizerState, old_std: jax.Array) -> tuple[jax.Array, LossTerms]:
-    """surrogate + c_v · value − c_e · entropy + LSGAN discriminator loss + gradient penalty (one backward pass).
+                 stats: NormalizerState, old_std: jax.Array, mirror: MirrorMaps | None = None
+                 ) -> tuple[jax.Array, LossTerms]:
+    """surrogate + c_v · value − c_e · entropy + LSGAN discriminator loss + gradient penalty (one backward pass),
+    + the weighted mirror loss when ``cfg.symmetry.mirror_loss_coef`` > 0.
 
     The expert transitions go through the discriminator once: the same forward gives ``D(x_e)`` for the loss
-    and, by its vector–Jacobian product, ``∇ₓD(x_e)`` for the penalty.
+    and, by its vector–Jacobian product, ``∇ₓD(x_e)`` for the penalty. With ``cfg.symmetry.ppo_augmentation``
+    (and ``mirror``) the surrogate and value losses also cover the mirrored samples
+    (:func:`amp_jax.agents.symmetry.with_mirrored_samples`); the KL is the original half's.
     """
+    num_original = ppo.advantage.shape[0]
+    augment = mirror is not None and cfg.symmetry.ppo_augmentation
+    if augment:
+        ppo = symmetry.with_mirrored_samples(ppo, mirror)
     mean = networks.policy_mean(nets, params, ppo.state_obs)
     std = params.action_std
     log_prob = networks.gaussian_log_prob(ppo.action, mean, std)
@@ -163,8 +174,15 @@ def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPO
     value = networks.value(nets, params, ppo.privileged_obs)
     value_loss = losses.clipped_value_loss(value, ppo.value, ppo.returns, cfg.ppo.value_clip)
     entropy = losses.mean_entropy(jnp.broadcast_to(networks.gaussian_entropy(std), log_prob.shape))
-    kl = jnp.mean(networks.gaussian_kl(ppo.action_mean, old_std, jax.lax.stop_gradient(mean),
-                                       jax.lax.stop_gradient(std)))
+    original_mean = mean[:num_original] if augment else mean
+    old_mean = ppo.action_mean[:num_original] if augment else ppo.action_mean
+    kl = jnp.mean(networks.gaussian_kl(old_mean, old_std,
+                                       jax.lax.stop_gradient(original_mean), jax.lax.stop_gradient(std)))
+    mirror_term = None
+    if mirror is not None and cfg.symmetry.mirror_loss_coef > 0:
+        mean_of_mirrored = (mean[num_original:] if augment else
+                            networks.policy_mean(nets, params, mirror.policy_obs(ppo.state_obs)))
+        mirror_term = symmetry.mirror_loss(mean_of_mirrored, original_mean, mirror)
 
     def score(x: jax.Array) -> jax.Array:
         return networks.discriminator_score(nets, params.discriminator, x)
@@ -177,9 +195,11 @@ def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPO
 
     total = (surrogate + cfg.ppo.value_coef * value_loss - cfg.ppo.entropy_coef * entropy
              + disc_loss + grad_penalty)
+    if mirror_term is not None:
+        total = total + cfg.symmetry.mirror_loss_coef * mirror_term
     return total, LossTerms(total=total, surrogate=surrogate, value=value_loss, entropy=entropy, kl=kl,
                             discriminator=disc_loss, grad_penalty=grad_penalty, d_expert=jnp.mean(d_expert),
-                            d_policy=jnp.mean(d_policy))
+                            d_policy=jnp.mean(d_policy), mirror=mirror_term)
 
 
 UpdateFn = Callable[[Learner, PPOSamples, ReplayBuffer, jax.Array, jax.Array], tuple[Learner, LossTerms]]
@@ -191,21 +211,25 @@ def _flatten_time(x: jax.Array) -> jax.Array:
     return x.reshape((-1,) + x.shape[2:])
 
 
+LearnStepFn = Callable[[Learner, PPOSamples, AMPSamples, jax.Array], tuple[Learner, LossTerms]]
+"""``(learner, ppo [b], amp [b], old_std [A]) -> (learner, terms)``: one optimiser step."""
+
+
 def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
-                    axis_name: str | None = None) -> Callable[[Learner, PPOSamples, AMPSamples, jax.Array],
-                                                              tuple[Learner, LossTerms]]:
+                    axis_name: str | None = None, mirror: MirrorMaps | None = None) -> LearnStepFn:
     """One optimiser step on given samples: ``(learner, ppo [b], amp [b], old_std [A]) -> (learner, terms)``.
 
     Takes the gradient of :func:`amp_ppo_loss`, adapts the learning rate from the minibatch's KL, applies the
     step, floors the std and merges the minibatch's policy and expert AMP states into the normaliser. With
     ``axis_name`` (inside ``shard_map``) the samples are this device's share of the minibatch: gradients and
-    loss terms are averaged over the devices and the normaliser merges every device's states.
+    loss terms are averaged over the devices and the normaliser merges every device's states. ``mirror``: the
+    env's mirror maps, used as ``cfg.symmetry`` asks (:func:`amp_ppo_loss`).
     """
 
     def learn_step(learner: Learner, ppo_samples: PPOSamples, amp: AMPSamples,
                    old_std: jax.Array) -> tuple[Learner, LossTerms]:
         grads, terms = jax.grad(amp_ppo_loss, has_aux=True)(learner.params, nets, cfg, ppo_samples, amp,
-                                                            learner.normalizer, old_std)
+                                                            learner.normalizer, old_std, mirror)
         if axis_name is None:
             stats = normalizer.update(normalizer.update(learner.normalizer, amp.policy_state), amp.expert_state)
         else:  # two all-reduces for the device mean of the gradients and terms and the normaliser's merge
@@ -221,7 +245,8 @@ def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg:
 
 
 def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
-                sample_expert_fn: SampleExpertFn, axis_name: str | None = None, num_devices: int = 1) -> UpdateFn:
+                sample_expert_fn: SampleExpertFn, axis_name: str | None = None, num_devices: int = 1,
+                mirror: MirrorMaps | None = None) -> UpdateFn:
     """The learning phase of an iteration: ``cfg.ppo.num_epochs`` × ``num_minibatches`` optimiser steps.
 
     Each epoch reshuffles the ``B`` samples into minibatches of ``B/M``. Each minibatch step draws ``B/M``
@@ -232,9 +257,13 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     With ``axis_name`` (inside ``shard_map`` over ``num_devices``) ``samples`` and ``buffer`` are this
     device's: it shuffles its ``B/D`` samples into minibatches of ``B/(M·D)``, draws as many replay and expert
     transitions with its own keys, and :func:`make_learn_step` combines the devices' shares.
+
+    With ``cfg.symmetry.discriminator`` (and ``mirror``) the policy and the expert transitions of each minibatch
+    are joined by their mirror images (:func:`amp_jax.agents.symmetry.with_mirror_image`).
     """
     num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size // num_devices
-    learn_step = make_learn_step(nets, opt, cfg, axis_name)
+    learn_step = make_learn_step(nets, opt, cfg, axis_name, mirror)
+    mirror_transitions = mirror is not None and cfg.symmetry.discriminator
 
     def per_device(key: jax.Array) -> jax.Array:
         return key if axis_name is None else distributed.device_key(key, axis_name)
@@ -245,6 +274,9 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
         k_policy, k_expert = jax.random.split(per_device(key))
         policy_s, policy_next = replay_buffer.sample(buffer, k_policy, minibatch_size)
         expert_s, expert_next = sample_expert_fn(k_expert, minibatch_size)
+        if mirror_transitions:
+            policy_s, policy_next, expert_s, expert_next = (
+                symmetry.with_mirror_image(x, mirror.amp_obs) for x in (policy_s, policy_next, expert_s, expert_next))
         amp = AMPSamples(policy_state=policy_s, policy_next_state=policy_next, expert_state=expert_s,
                          expert_next_state=expert_next)
         return learn_step(learner, ppo_samples, amp, old_std)
@@ -312,8 +344,8 @@ def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis_name: 
 
 
 
-def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mesh: Mesh | None = None
-                    ) -> tuple[Callable[[jax.Array], TrainingState],
+def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mesh: Mesh | None = None,
+                    mirror: MirrorMaps | None = None) -> tuple[Callable[[jax.Array], TrainingState],
                                Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]]:
     """``(init_fn, train_step)`` for a batched, auto-resetting ``env`` of ``cfg.env.num_envs`` envs.
 
@@ -325,12 +357,19 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
       sample_expert_fn: ``(key, batch) -> (s, s_next)``, each ``[batch, F]``.
       mesh: a 1-D mesh over axis :data:`~amp_jax.agents.distributed.AXIS` to split the iteration over
         (see :mod:`amp_jax.agents.distributed`); None or one device: the single-device iteration.
+      mirror: the env's mirror maps, needed when ``cfg.symmetry`` asks for any mirrored samples.
     Returns:
       ``init_fn(key) -> TrainingState`` and ``train_step(state) -> (state, metrics)``, both jitted. On a mesh
       the state's env state and replay rows are split over the devices and the rest is replicated.
     Raises:
-      ConfigError: envs, minibatch or replay buffer do not split evenly over the mesh's devices.
+      ConfigError: envs, minibatch or replay buffer do not split evenly over the mesh's devices, or
+        ``cfg.symmetry`` asks for mirrored samples of an env without mirror maps.
     """
+    if cfg.symmetry.enabled and mirror is None:
+        field = next(f for f in ("ppo_augmentation", "mirror_loss_coef", "discriminator")
+                     if getattr(cfg.symmetry, f))
+        raise ConfigError("config", f"symmetry.{field}", getattr(cfg.symmetry, field),
+                          "off: this env has no mirror maps")
     num_devices = 1 if mesh is None else mesh.size
     axis_name = None if num_devices == 1 else distributed.AXIS
     if num_devices > 1:
@@ -339,7 +378,7 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
     opt = optimizer.make_optimizer(cfg.ppo, cfg.amp)
     num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
     local_envs = num_envs // num_devices
-    update = make_update(nets, opt, cfg, sample_expert_fn, axis_name, num_devices)
+    update = make_update(nets, opt, cfg, sample_expert_fn, axis_name, num_devices, mirror)
     rollout = make_rollout(nets, num_envs, num_steps, axis_name, num_devices)
 
     def init_fn(key: jax.Array) -> TrainingState:
@@ -399,7 +438,8 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
             return sum_over_devices(jnp.sum(x * data.done)) / jnp.maximum(finished, 1.0)
 
         metrics = {f"loss/{name}": jnp.mean(getattr(terms, name))
-                   for name in ("total", "surrogate", "value", "entropy", "discriminator", "grad_penalty")}
+                   for name in ("total", "surrogate", "value", "entropy", "discriminator", "grad_penalty", "mirror")
+                   if getattr(terms, name) is not None}
         metrics.update({
             "policy/kl": jnp.mean(terms.kl),
             "policy/mean_std": jnp.mean(learner.params.action_std),

@@ -136,18 +136,48 @@ def probe_metrics(results: Sequence[SpeedResult], reference_contacts: np.ndarray
     return metrics
 
 
+def command_label(command: Sequence[float]) -> str:
+    """A probe command's name in metric keys: ``(0.5, 0, -1)`` → ``0.5_0_-1``."""
+    return "_".join(f"{float(c):g}" for c in command)
+
+
+def command_tracking_metrics(commands: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Per-axis tracking of held commands ``[K, 3]`` from the measured (v_x, v_y, yaw rate) ``[K, T_m, 3]``:
+    ``probe/vy_rms`` and ``probe/yaw_rms`` (RMS error over the window, mean over commands), and per command its
+    mean response ``probe/vy_<label>`` and ``probe/yaw_<label>`` (:func:`command_label`)."""
+    commands, measured = np.asarray(commands, np.float64), np.asarray(measured, np.float64)
+    rms = np.sqrt(np.mean((measured - commands[:, None, :]) ** 2, axis=1))  # [K, 3]
+    metrics = {"probe/vy_rms": float(np.mean(rms[:, 1])), "probe/yaw_rms": float(np.mean(rms[:, 2]))}
+    for command, response in zip(commands, np.mean(measured, axis=1)):
+        label = command_label(command)
+        metrics[f"probe/vy_{label}"] = float(response[1])
+        metrics[f"probe/yaw_{label}"] = float(response[2])
+    return metrics
+
+
 def make_probe(env: Any, policy_fn: Callable, speeds: Sequence[float], settle_s: float, measure_s: float,
-               reference_contacts: np.ndarray | None = None, seed: int = 0) -> Callable[[Any], dict[str, float]]:
-    """``probe(params) -> probe_metrics`` of a sweep at ``speeds``; compiles on its first call."""
+               reference_contacts: np.ndarray | None = None, seed: int = 0,
+               commands: Sequence[Sequence[float]] = ()) -> Callable[[Any], dict[str, float]]:
+    """``probe(params) -> metrics``: :func:`probe_metrics` of a sweep at forward ``speeds`` and, for the extra
+    held ``commands`` ``[(v_x, v_y, yaw rate), ...]`` rolled out beside them, :func:`command_tracking_metrics`;
+    compiles on its first call."""
     dt = env.cfg.control_dt
-    commands = jnp.asarray(sweep_commands(speeds, settle_s + measure_s, dt))
+    steps = int(round((settle_s + measure_s) / dt))
+    extra = np.broadcast_to(np.asarray(commands, np.float32).reshape(-1, 1, 3), (len(commands), steps, 3))
+    all_commands = jnp.asarray(np.concatenate([sweep_commands(speeds, settle_s + measure_s, dt), extra]))
     settle_steps = int(round(settle_s / dt))
     rollout = make_sweep_rollout(env, policy_fn)
     key = jax.random.key(seed)
+    num_speeds = len(speeds)
 
     def probe(params: Any) -> dict[str, float]:
-        trajectory = jax.device_get(rollout(params, commands, key))
-        return probe_metrics(summarize(trajectory, settle_steps), reference_contacts)
+        trajectory = jax.device_get(rollout(params, all_commands, key))
+        forward = jax.tree.map(lambda x: x[:num_speeds], trajectory)
+        metrics = probe_metrics(summarize(forward, settle_steps), reference_contacts)
+        if len(commands):
+            measured = np.asarray(trajectory.measured)[num_speeds:, settle_steps:]
+            metrics.update(command_tracking_metrics(np.asarray(commands, np.float64), measured))
+        return metrics
 
     return probe
 

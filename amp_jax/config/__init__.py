@@ -16,11 +16,12 @@ from amp_jax.config.sections import (
     NetworkConfig,
     PPOConfig,
     RewardScales,
+    SymmetryConfig,
     TrainConfig,
 )
 
 __all__ = [
     "CONFIG_DIR", "PROJECT_ROOT", "AMPConfig", "Config", "ConfigError", "EnvConfig", "MotionConfig", "NetworkConfig",
-    "PPOConfig", "RewardScales", "TrainConfig", "dump_yaml", "from_dict", "load_config", "parse_override",
-    "resolve_config_path", "to_dict",
+    "PPOConfig", "RewardScales", "SymmetryConfig", "TrainConfig", "dump_yaml", "from_dict", "load_config",
+    "parse_override", "resolve_config_path", "to_dict",
 ]

@@ -140,7 +140,18 @@ def _read_yaml(path: pathlib.Path) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
-        raise ConfigError(source, "<file>", "<unparsable>", f"valid YAML without repeated keys ({err})") from None
+        raise ConfigError(source, "<file>", "<unparsable>",
+                          f"valid YAML without repeated keys ({_one_line(err)})") from None
+
+
+def _one_line(err: yaml.YAMLError) -> str:
+    """The YAML library's problem and where it is, without its multi-line drawing of the text."""
+    problem = getattr(err, "problem", None)
+    if not problem:
+        return " ".join(str(err).split())
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None and "(line" not in problem else ""
+    return f"{problem}{where}"
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -359,6 +359,32 @@ class AMPConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SymmetryConfig:
+    """Left-right mirror symmetry in training (the A1's maps: :mod:`amp_jax.a1_mirror`); all off by default."""
+
+    ppo_augmentation: bool = False
+    """Each PPO minibatch also carries its mirrored samples (mirrored observations and actions, with the original
+    samples' advantages, returns, values and log-probabilities); the KL of the adaptive learning rate is measured
+    on the original half."""
+    mirror_loss_coef: float = 0.0
+    """Weight of the mirror loss ``mean ‖μ(M s) − M μ(s)‖²`` on the policy means of each minibatch (0 = none)."""
+    discriminator: bool = False
+    """Each discriminator minibatch also holds the mirror image of its policy transitions, and the expert
+    transitions come from the clips and their mirror images (same weights; a mirrored left turn is a right
+    turn)."""
+    reference_state_init: bool = False
+    """Reference-state initialisation draws from the clips and their mirror images."""
+
+    def _checks(self) -> Iterator[Check]:
+        yield "mirror_loss_coef", self.mirror_loss_coef >= 0, "a non-negative weight"
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the training step uses any mirror map."""
+        return self.ppo_augmentation or self.mirror_loss_coef > 0 or self.discriminator
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The training run."""
 
@@ -391,6 +417,9 @@ class TrainConfig:
     at each of probe_forward_speeds and its tracking and gait are logged as ``probe/...`` metrics (0 = never)."""
     probe_forward_speeds: tuple[float, ...] = (0.4, 0.8, 1.2)
     """Forward-speed commands of the probe (m/s); one noise-free env each, vmapped."""
+    probe_commands: tuple[tuple[float, float, float], ...] = ()
+    """More probe commands (v_x m/s, v_y m/s, yaw rate rad/s), one env each: their tracking per axis is logged as
+    ``probe/vy_rms`` and ``probe/yaw_rms``, their responses as ``probe/vy_<command>`` and ``probe/yaw_<command>``."""
 
     def _checks(self) -> Iterator[Check]:
         yield "seed", self.seed >= 0, "a non-negative integer"
@@ -398,6 +427,8 @@ class TrainConfig:
         yield "probe_interval", self.probe_interval >= 0, "an integer >= 0 (0 = no probe)"
         yield ("probe_forward_speeds", len(self.probe_forward_speeds) >= 1
                and all(abs(v) <= 5.0 for v in self.probe_forward_speeds), "one or more speeds within ±5 m/s")
+        yield ("probe_commands", all(len(c) == 3 and all(abs(v) <= 5.0 for v in c) for c in self.probe_commands),
+               "a list of [v_x, v_y, yaw rate] commands, each entry within ±5")
         yield "num_iterations", self.num_iterations >= 1, "an integer >= 1"
         yield "checkpoint_interval", self.checkpoint_interval >= 1, "an integer >= 1"
         yield "keep_checkpoints", self.keep_checkpoints >= 1, "an integer >= 1"
@@ -419,6 +450,8 @@ class Config:
     """PPO."""
     amp: AMPConfig = dataclasses.field(default_factory=AMPConfig)
     """The adversarial motion prior."""
+    symmetry: SymmetryConfig = dataclasses.field(default_factory=SymmetryConfig)
+    """Left-right mirror symmetry."""
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     """The run."""
 

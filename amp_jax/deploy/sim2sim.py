@@ -131,6 +131,10 @@ class Sim2SimResult:
     """``[T, 3]`` (v_x, v_y, yaw rate), base frame."""
     actions: np.ndarray
     """``[T, 12]`` clipped actions."""
+    foot_forces: np.ndarray
+    """``[T, 4]`` normal force of the floor on each foot at the control step's last physics step (N), legs FL, FR,
+    RL, RR: one sample per control step, so the share of steps in contact estimates the duty factor
+    (:func:`contacts_from_forces`)."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready scalars."""
@@ -142,6 +146,29 @@ def tracking_rms(commands: np.ndarray, measured: np.ndarray) -> dict[str, float]
     """RMS of ``commands − measured`` per axis (``[T, 3]`` each) as ``{vx, vy, yaw_rate}``."""
     err = np.sqrt(np.mean(np.square(np.asarray(commands, np.float64) - np.asarray(measured, np.float64)), axis=0))
     return {"vx": float(err[0]), "vy": float(err[1]), "yaw_rate": float(err[2])}
+
+
+CONTACT_FORCE_THRESHOLD = 1.0
+"""A foot is in contact in a control step when the floor pushed it with more than this normal force (N): about 2 %
+of the robot's weight on one foot, well above the solver's residual forces of a foot just above the floor."""
+
+
+def contacts_from_forces(foot_forces: np.ndarray, threshold: float = CONTACT_FORCE_THRESHOLD) -> np.ndarray:
+    """Contact booleans ``[T, 4]`` from foot normal forces ``[T, 4]`` (N)."""
+    return np.asarray(foot_forces) > threshold
+
+
+def foot_normal_forces(model: mujoco.MjModel, data: mujoco.MjData, foot_geoms: np.ndarray) -> np.ndarray:
+    """Normal force of the floor on each foot geom ``foot_geoms [4]`` in the current ``data`` (N), ``[4]``."""
+    forces = np.zeros(len(foot_geoms))
+    wrench = np.zeros(6)
+    for i in range(data.ncon):
+        contact = data.contact[i]
+        for leg, geom in enumerate(foot_geoms):
+            if geom in (contact.geom1, contact.geom2):
+                mujoco.mj_contactForce(model, data, i, wrench)
+                forces[leg] += abs(wrench[0])
+    return forces
 
 
 def initial_state(spec: RunnerSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +209,8 @@ def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, comma
     commands = np.asarray(commands, np.float64)
     steps = commands.shape[0]
     qpos_log, measured, actions = np.empty((steps, model.nq)), np.empty((steps, 3)), np.empty((steps, 12))
+    foot_geoms = np.array([model.geom(name).id for name in a1.FOOT_GEOMS])
+    foot_forces = np.zeros((steps, len(foot_geoms)))
     last_action = np.zeros(12)
     fell_at = None
     for k in range(steps):
@@ -192,13 +221,14 @@ def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, comma
             torque = spec.kp * (target - data.qpos[7:19]) - spec.kd * data.qvel[6:18]
             data.ctrl[:] = np.clip(torque, -spec.effort_limits, spec.effort_limits)
             mujoco.mj_step(model, data)
+        foot_forces[k] = foot_normal_forces(model, data, foot_geoms)
         last_action = action
         qpos_log[k], measured[k], actions[k] = data.qpos, base_velocity(data.qpos, data.qvel), action
         if fell_at is None and not upright.is_upright(data.qpos):
             fell_at = (k + 1) * spec.control_dt
     return Sim2SimResult(duration_s=steps * spec.control_dt, upright=fell_at is None, fell_at_s=fell_at,
                          tracking_rms=tracking_rms(commands, measured), qpos=qpos_log, commands=commands,
-                         measured=measured, actions=actions)
+                         measured=measured, actions=actions, foot_forces=foot_forces)
 
 
 def trot_check_c_mujoco(onnx_path: Any, reference_contacts: np.ndarray | None = None) -> dict[str, Any]:

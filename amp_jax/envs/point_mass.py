@@ -17,6 +17,9 @@ AMP observation ``[43]``, a function of the velocities only: vel (12), vel² (12
 summaries (mean, std, min, max, rms and mean absolute value of vel; mean of even minus odd entries).
 :func:`sample_expert_transitions` draws the "expert": velocities scattered around ``expert_velocity``.
 
+Its mirror (:func:`mirror_maps`) swaps the masses pairwise (0↔1, 2↔3, ...) and reverses every velocity,
+command and position: the task, the reward and the expert's alternating velocities are all symmetric under it.
+
 The env is unbatched and never resets itself (brax's contract); wrap it with brax's ``VmapWrapper`` and the
 project's :class:`~amp_jax.envs.wrappers.AutoResetWrapper` to train on it.
 """
@@ -25,8 +28,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from brax.envs.base import Env, State
 from flax import struct
+
+from amp_jax.envs import mirror
+from amp_jax.envs.mirror import MirrorMaps
 
 NUM_MASSES = 12
 AMP_FEATURES = 43
@@ -125,3 +132,17 @@ class PointMassEnv(Env):
     @property
     def backend(self) -> str:
         return "synthetic"
+
+
+def _pair_swap(sign: float) -> mirror.SignedPermutation:
+    """12 per-mass values: masses swapped pairwise, each multiplied by ``sign``."""
+    return mirror.signed_permutation(np.arange(NUM_MASSES) ^ 1, np.full(NUM_MASSES, sign))
+
+
+def mirror_maps() -> MirrorMaps:
+    """The env's mirror (module docstring) for every vector the training step handles."""
+    odd, even = _pair_swap(-1.0), _pair_swap(1.0)
+    # summaries (mean, std, min, max, rms, mean |v|, mean of even − odd) of the mirrored velocities
+    summaries = mirror.signed_permutation([0, 1, 3, 2, 4, 5, 6], [-1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0])
+    return MirrorMaps(policy_obs=mirror.concatenate(odd, odd), critic_obs=mirror.concatenate(odd, odd, odd),
+                      action=odd, amp_obs=mirror.concatenate(odd, even, odd, summaries))

@@ -27,7 +27,7 @@ import dataclasses
 import json
 import logging
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -339,15 +339,26 @@ def load_clips(paths: Sequence[str | pathlib.Path], **kwargs) -> tuple[Clip, ...
     return tuple(load_clip(p, **kwargs) for p in paths)
 
 
-def load_motion_library(paths: Sequence[str | pathlib.Path], *, dt_amp: float = 0.0, repair_threshold: float = 1.0):
+def load_motion_library(paths: Sequence[str | pathlib.Path], *, dt_amp: float = 0.0, repair_threshold: float = 1.0,
+                        mirror_frames: Callable[[np.ndarray], np.ndarray] | None = None):
     """Loads clips on the host and stacks them into a device-side :class:`~amp_jax.motion.library.MotionLibrary`.
 
     Args:
       paths: clip files.
       dt_amp: AMP transition length (s); every clip must last at least this long.
       repair_threshold: see :func:`load_clip`.
+      mirror_frames: ``frames [T, 61] -> [T, 61]``, the robot's mirror (``amp_jax.envs.mirror.frame_map()``):
+        the library then also holds each clip's mirror image (:func:`mirrored_clip`) after the clips.
     """
     from amp_jax.motion.library import MotionLibrary
 
     clips = load_clips(paths, min_duration=dt_amp, repair_threshold=repair_threshold)
+    if mirror_frames is not None:
+        clips = (*clips, *(mirrored_clip(c, mirror_frames) for c in clips))
     return MotionLibrary.from_clips(clips)
+
+
+def mirrored_clip(clip: Clip, mirror_frames: Callable[[np.ndarray], np.ndarray]) -> Clip:
+    """The clip's mirror image, named ``<name>_mirrored``, with the clip's weight and timing."""
+    return dataclasses.replace(clip, name=f"{clip.name}_mirrored", frames=np.asarray(mirror_frames(clip.frames)),
+                               repairs=())

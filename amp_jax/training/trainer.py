@@ -24,8 +24,9 @@ import logging
 import os
 import pathlib
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -35,7 +36,7 @@ from amp_jax import config as config_lib
 from amp_jax.agents import distributed
 from amp_jax.agents.train_step import TrainingState, make_train_step
 from amp_jax.config import Config
-from amp_jax.envs import observations
+from amp_jax.envs import mirror, observations
 from amp_jax.envs.wrappers import make_amp_training_env
 from amp_jax.motion import library as motion_library_lib
 from amp_jax.motion.loader import load_motion_library
@@ -102,6 +103,57 @@ def handle_stop_signal(signum: int, frame: Any = None) -> None:
         _stop_requests.append(signum)
         return
     raise StopSignal(signum)
+
+
+STOP_SAVE_TIMEOUT_S = float(os.environ.get("AMP_JAX_STOP_SAVE_TIMEOUT_S", 120.0))
+"""Longest the checkpoint written on a stop signal may take (s): past it the process exits with the signal's code,
+leaving the newest intact checkpoint as it is (a save that hangs on a full or failing disk must not keep a
+preempted job alive until its SIGKILL). ``AMP_JAX_STOP_SAVE_TIMEOUT_S`` sets it."""
+
+
+def _exit_unless_saved_within(seconds: float, signum: int, iteration: int) -> threading.Timer:
+    """A started watchdog that ends the process if it is not cancelled within ``seconds``."""
+    import signal
+
+    def give_up() -> None:
+        print(f"train.py: the checkpoint of iteration {iteration} did not finish within {seconds:g} s after "
+              f"{signal.Signals(signum).name}: exiting now; the newest intact checkpoint in the run folder is kept",
+              file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _interrupt_at_iteration_boundary(signum: int, frame: Any = None) -> None:
+    """The SIGINT handler :func:`train` installs when called from a program's main thread without ``train.py``'s
+    handlers (a notebook, a script): the first Ctrl-C during the loop stops the run at the iteration boundary
+    with a checkpoint, as :func:`handle_stop_signal` does; outside the loop, or a second time, it interrupts
+    where the program is (``KeyboardInterrupt``), and the process (a notebook's kernel) lives on."""
+    del frame
+    if _in_loop and not _stop_requests:
+        _stop_requests.append(signum)
+        return
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _ctrl_c_at_iteration_boundary() -> Iterator[None]:
+    """Installs :func:`_interrupt_at_iteration_boundary` for SIGINT while the block runs, where it can (main
+    thread) and where ``train.py`` has not installed :func:`handle_stop_signal`; restores the previous handler."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous is None or previous is handle_stop_signal:
+        yield
+        return
+    signal.signal(signal.SIGINT, _interrupt_at_iteration_boundary)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def stop_requested() -> int | None:
@@ -253,12 +305,15 @@ def build(cfg: Config, *, probe: bool = True) -> Setup:
 def _build(cfg: Config) -> Setup:
     """:func:`build` without the cache and the probe."""
     devices = distributed.DeviceLayout.for_config(cfg)
-    motion = load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
-                                 repair_threshold=cfg.motion.velocity_repair_threshold)
+    load = functools.partial(load_motion_library, cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
+                             repair_threshold=cfg.motion.velocity_repair_threshold)
+    motion = load()
+    # reference-state initialisation from the clips and their mirror images when the config asks for it
+    start_motion = load(mirror_frames=mirror.frame_map()) if cfg.symmetry.reference_state_init else motion
     env_key = jax.random.fold_in(jax.random.key(cfg.train.seed), 1)
-    env = make_amp_training_env(cfg, motion, env_key, devices.num_devices)
+    env = make_amp_training_env(cfg, start_motion, env_key, devices.num_devices)
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
-    init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh)
+    init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh, mirror.a1_mirror_maps())
     return Setup(cfg, env, motion, init_fn, train_step, devices)
 
 
@@ -281,7 +336,7 @@ def make_policy_probe(cfg: Config, motion: motion_library_lib.MotionLibrary) -> 
     frames = np.asarray(motion.frames[ref, : int(motion.num_frames[ref])], np.float64)
     reference_contacts = gait.contacts_from_heights(gait.clip_foot_heights(frames))
     return speed.make_probe(env, networks.make_policy_fn(nets), cfg.train.probe_forward_speeds,
-                                  PROBE_SETTLE_S, PROBE_MEASURE_S, reference_contacts)
+                            PROBE_SETTLE_S, PROBE_MEASURE_S, reference_contacts, commands=cfg.train.probe_commands)
 
 
 def _sample_expert(motion, dt_amp: float, key: jax.Array, batch: int):
@@ -400,9 +455,8 @@ def train(
         metrics_context = MetricsLogger(run_dir, total_iterations=total, stream=sys.stdout if progress else None,
                                         resume_from=start if resume else None, deadline=deadline) if lead else (
             contextlib.nullcontext(_NoMetricsLogger()))
-        with metrics_context as metrics_logger:
+        with metrics_context as metrics_logger, _ctrl_c_at_iteration_boundary():
             state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict, deadline)
-        checkpointer.save(int(state.iteration), setup.devices.to_checkpoint(state), config_dict=config_dict)
     signum, _ = _agree_to_stop(False)  # a signal during the last iteration: the run stops before its evaluation
     if signum:
         raise StopSignal(signum)
@@ -428,9 +482,13 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
             if signum:
                 logger.warning("%s at iteration %d: writing a checkpoint before exiting", StopSignal(signum).reason,
                                iteration)
-                if saved != iteration:
-                    checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
-                checkpointer.wait()
+                watchdog = _exit_unless_saved_within(STOP_SAVE_TIMEOUT_S, signum, iteration)
+                try:
+                    if saved != iteration:
+                        checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
+                    checkpointer.wait()
+                finally:
+                    watchdog.cancel()
                 raise StopSignal(signum)
             if out_of_time:
                 logger.info("train.time_limit_s = %g s spent after iteration %d of %d: stopping here, as if the "
@@ -454,6 +512,10 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
             if iteration % cfg.train.checkpoint_interval == 0 and iteration < total:
                 checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
                 saved = iteration
+        # The final checkpoint, written while signals still wait for the boundary: one arriving now is acted on
+        # when the save has finished (train() raises StopSignal after it), never in the middle of it.
+        checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
+        checkpointer.wait()
     except StopSignal:
         raise
     except KeyboardInterrupt as interrupt:  # Ctrl-C without train.py's handler (a notebook, a direct call)

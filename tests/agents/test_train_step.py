@@ -9,7 +9,7 @@ import pytest
 from brax.envs.wrappers.training import VmapWrapper
 
 from amp_jax.agents import train_step as ts
-from amp_jax.config import AMPConfig, Config, EnvConfig, NetworkConfig, PPOConfig
+from amp_jax.config import AMPConfig, Config, EnvConfig, NetworkConfig, PPOConfig, SymmetryConfig
 from amp_jax.envs import point_mass
 from amp_jax.envs.wrappers import AutoResetWrapper
 
@@ -57,6 +57,21 @@ def test_ppo_alone_learns_velocity_tracking(ppo_only):
     assert np.mean(returns) > 10.0, returns
     assert float(history[-1]["policy/mean_std"]) < 0.8  # noise costs reward, so the std shrinks
     assert np.all(np.asarray(state.params.action_std) >= SMALL.networks.min_std - 1e-7)
+
+
+def test_ppo_with_every_kind_of_symmetry_still_learns_velocity_tracking(env):
+    """Augmented minibatches, the mirror loss and mirrored discriminator samples on the point-mass env, whose mirror
+    keeps its task: the learning test's thresholds still hold."""
+    cfg = dataclasses.replace(_cfg(task_reward_lerp=1.0), symmetry=SymmetryConfig(
+        ppo_augmentation=True, mirror_loss_coef=0.1, discriminator=True))
+    init_fn, step_fn = ts.make_train_step(env, cfg, point_mass.sample_expert_transitions,
+                                          mirror=point_mass.mirror_maps())
+    _, history = _train(init_fn, step_fn, seed=0, iterations=150)
+    last = np.mean([m["reward/task"] for m in history[-10:]])
+    returns = [m["episode/return"] for m in history[-10:] if m["episode/finished"] > 0]
+    assert last > 0.25, last
+    assert np.mean(returns) > 10.0, returns
+    assert float(history[-1]["loss/mirror"]) < float(history[0]["loss/mirror"])
 
 
 def test_amp_transitions_use_the_terminal_state(ppo_only):

@@ -74,7 +74,8 @@ def test_the_training_probe_logs_the_deterministic_policy(tmp_path):
     from amp_jax.training import trainer
 
     cfg = load_config(["a1_trot", "cpu.yaml"], [*TINY_RUN_OVERRIDES, "train.probe_interval=2",
-                                                 "train.probe_forward_speeds=[0.5, 1.0]"])
+                                                 "train.probe_forward_speeds=[0.5, 1.0]",
+                                                 "train.probe_commands=[[0.5, 0, 1], [0.3, -0.3, 0]]"])
     run = trainer.train(cfg, run_dir=tmp_path / "probed", progress=False)
     first, second = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert not any(k.startswith("probe/") for k in first)
@@ -83,3 +84,21 @@ def test_the_training_probe_logs_the_deterministic_policy(tmp_path):
     # An untrained policy does not track 0.5 and 1.0 m/s: the RMS error is of the order of the commands.
     assert 0.2 < second["probe/vx_rms"] < 2.0
     assert 0.0 <= second["probe/duty"] <= 1.0 and 0.0 <= second["probe/contact_similarity"] <= 1.0
+    # ... nor turns or side-steps: the errors are about the commands' sizes (yaw 1 and 0, v_y 0 and 0.3)
+    assert {"probe/vy_rms", "probe/yaw_rms", "probe/yaw_0.5_0_1", "probe/vy_0.3_-0.3_0"} <= set(second)
+    assert 0.3 < second["probe/yaw_rms"] < 1.0 and 0.08 < second["probe/vy_rms"] < 0.5
+    assert abs(second["probe/yaw_0.5_0_1"]) < 0.5
+
+
+def test_command_tracking_metrics_match_a_plain_loop():
+    rng = np.random.default_rng(0)
+    commands = np.array([[0.5, 0.0, 1.0], [0.3, -0.3, 0.0]])
+    measured = rng.normal(size=(2, 50, 3))
+    metrics = speed.command_tracking_metrics(commands, measured)
+    for axis, key in ((1, "probe/vy_rms"), (2, "probe/yaw_rms")):
+        per_command = []
+        for k in range(2):
+            per_command.append(np.sqrt(sum((measured[k, t, axis] - commands[k, axis]) ** 2 for t in range(50)) / 50))
+        assert metrics[key] == pytest.approx(np.mean(per_command))
+    assert metrics["probe/yaw_0.5_0_1"] == pytest.approx(np.mean(measured[0, :, 2]))
+    assert metrics["probe/vy_0.3_-0.3_0"] == pytest.approx(np.mean(measured[1, :, 1]))

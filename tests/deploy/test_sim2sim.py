@@ -4,13 +4,15 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 import pytest
 
+from amp_jax import a1
 from amp_jax.analysis import command_schedule, upright
 from amp_jax.analysis.command_schedule import CommandSegment
 from amp_jax.config import PROJECT_ROOT, load_config
-from amp_jax.deploy import export_policy, sim2sim
+from amp_jax.deploy import export_policy, mirror_check, sim2sim
 from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.evaluation import evaluate
 from amp_jax.motion import load_clip
@@ -85,6 +87,12 @@ def test_zero_action_policy_stands_and_a_limp_robot_falls(spec):
     np.testing.assert_allclose(standing.qpos[-1, 7:], spec.default_joint_pos, atol=0.15)
     # Dropped from the initial height it rocks for about a second, then stands still as commanded.
     assert np.abs(standing.measured[-round(0.5 / spec.control_dt):]).max() < 0.05
+    # Standing still, the floor carries the robot's weight on its four feet (an independent energy-free balance).
+    weight = 9.81 * float(np.sum(mujoco.MjModel.from_xml_path(str(a1.SCENE_XML)).body_mass))
+    np.testing.assert_allclose(standing.foot_forces[-10:].sum(axis=1), weight, rtol=0.03)
+    assert np.all(sim2sim.contacts_from_forces(standing.foot_forces[-10:]))
+
+    assert not np.any(sim2sim.contacts_from_forces(standing.foot_forces[:3]))  # dropped from 0.42 m: in the air
 
     limp = sim2sim.simulate(zero_policy, dataclasses.replace(spec, kp=0.0, kd=0.0), commands)
     assert not limp.upright
@@ -121,3 +129,37 @@ def test_onnx_policy_in_c_mujoco_retraces_the_mjx_rollout(tiny_run_policy, tmp_p
     early = round(0.3 / tiny_run_policy.cfg.env.control_dt)
     np.testing.assert_allclose(result.qpos[:early], mjx_run.qpos[:early], atol=1e-3)
     np.testing.assert_allclose(result.measured[:early], mjx_run.measured[:early], atol=1e-2)
+
+
+def _report(yaw=(0.8, -0.8), lateral=(0.2, -0.2), duty=(0.5, 0.5, 0.5, 0.5), drift=(0.0, 0.0)):
+    def result(response_axis, value, command):
+        response = [command[0], 0.0, 0.0]
+        response[response_axis] = value
+        return {"command": list(command), "response": response, "duty": [0.5] * 4, "upright": True}
+
+    results = {"straight": {"command": [0.8, 0, 0], "response": [0.8, *drift], "duty": list(duty), "upright": True}}
+    for name, (plus, minus, axis) in mirror_check.MIRROR_PAIRS.items():
+        values = yaw if name == "yaw" else lateral
+        results[f"{name}+"] = result(axis, values[0], plus)
+        results[f"{name}-"] = result(axis, values[1], minus)
+    return results
+
+
+def test_mirror_verdict_applies_each_criterion():
+    assert mirror_check.mirror_verdict(_report())["passes"]
+    assert not mirror_check.mirror_verdict(_report(yaw=(0.8, -0.6)))["criteria"]["yaw_mirrored"]  # 0.2 > 0.14
+    assert mirror_check.mirror_verdict(_report(yaw=(0.8, -0.7)))["criteria"]["yaw_mirrored"]  # 0.1 <= 0.15
+    assert not mirror_check.mirror_verdict(_report(yaw=(0.4, -0.4)))["criteria"]["yaw_sign_and_size"]  # < half
+    assert not mirror_check.mirror_verdict(_report(lateral=(-0.2, 0.2)))["criteria"]["lateral_sign_and_size"]
+    assert not mirror_check.mirror_verdict(_report(duty=(0.5, 0.5, 0.45, 0.7)))["criteria"]["duty_balance"]
+    assert not mirror_check.mirror_verdict(_report(drift=(-0.06, 0.0)))["criteria"]["no_drift"]
+    assert not mirror_check.mirror_verdict(_report(drift=(0.0, 0.12)))["criteria"]["no_drift"]
+
+
+def test_held_commands_settle_then_hold_and_measure_the_last_three_quarters(spec):
+    commands, window = mirror_check.held_commands((0.5, 0.0, 1.0), spec.control_dt)
+    settle = round(mirror_check.SETTLE_S / spec.control_dt)
+    hold = round(mirror_check.HOLD_S / spec.control_dt)
+    assert commands.shape == (settle + hold, 3)
+    assert np.all(commands[:settle] == 0.0) and np.all(commands[settle:] == [0.5, 0.0, 1.0])
+    assert window.stop == settle + hold and window.stop - window.start == round(0.75 * hold)

@@ -1,0 +1,151 @@
+"""A signal at any instant, as a scheduler sends it to ``train.py`` (``benchmarks/signal_sweep.py`` runs the full
+sweep): offsets spread over an iteration and over a checkpoint's save, for SIGTERM, SIGINT and SIGHUP; a second
+signal during the exit save; a save that cannot finish. Every try runs under a timeout that fails, not hangs."""
+
+import importlib.util
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import pytest
+
+from amp_jax.config import PROJECT_ROOT
+
+_spec = importlib.util.spec_from_file_location("signal_sweep", PROJECT_ROOT / "benchmarks" / "signal_sweep.py")
+sweep = importlib.util.module_from_spec(_spec)
+sys.modules["signal_sweep"] = sweep  # dataclasses look their module up there
+_spec.loader.exec_module(sweep)
+
+pytestmark = pytest.mark.slow
+
+TRIES = [
+    # (signal, after line, offset ms): inside iteration 4 (no save due) and inside the save after iteration 4
+    ("TERM", 3, 0), ("TERM", 3, 4), ("TERM", 3, 9), ("TERM", 4, 0), ("TERM", 4, 3), ("TERM", 4, 15),
+    ("INT", 3, 0), ("INT", 3, 5), ("INT", 3, 11), ("INT", 4, 1), ("INT", 4, 6), ("INT", 4, 25),
+    ("HUP", 3, 2), ("HUP", 4, 2),
+]
+
+
+@pytest.fixture(scope="module")
+def env():
+    """The suite's compilation cache for the subprocesses: after the first, they compile nothing."""
+    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(jax.config.jax_compilation_cache_dir),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
+@pytest.fixture(scope="module")
+def straight(env, tmp_path_factory):
+    return sweep.straight_run(tmp_path_factory.mktemp("straight") / "run", env)
+
+
+@pytest.mark.parametrize("name, after_line, offset_ms", TRIES)
+def test_a_signal_at_any_offset_checkpoints_the_last_logged_iteration_and_resumes_exactly(
+        name, after_line, offset_ms, straight, env, tmp_path):
+    signum = getattr(signal, f"SIG{name}")
+    outcome = sweep.signal_try(tmp_path / "run", signum, after_line, offset_ms, env)
+    if outcome.exit_code is not None and outcome.checkpoint is not None:
+        sweep.resume_to_end(tmp_path / "run", env)
+        outcome.resumed_matches = sweep.same_records(sweep.metrics_lines(tmp_path / "run"), straight)
+    assert not outcome.problems(signum), outcome
+    assert outcome.last_logged >= after_line and outcome.exit_s < sweep.EXIT_TIMEOUT_S
+
+
+SLOW_STOP_SAVE = """
+import runpy, sys, time
+from amp_jax.training import trainer
+real_save = trainer.RunCheckpointer.save
+def save(self, step, state, **kwargs):  # the save a stop signal asks for takes {delay} s (a slow or stuck disk)
+    if trainer.stop_requested():
+        time.sleep({delay})
+    return real_save(self, step, state, **kwargs)
+trainer.RunCheckpointer.save = save
+sys.argv = {argv!r}
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def _started_run(run_dir, env, stop_save_s, lines):
+    """train.py on the tiny run, its exit save slowed by ``stop_save_s``, once it has logged ``lines`` lines."""
+    argv = sweep.command(run_dir)[1:]
+    script = SLOW_STOP_SAVE.format(delay=stop_save_s, argv=argv)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + sweep.START_TIMEOUT_S
+    while len(sweep.metrics_lines(run_dir)) < lines:
+        assert process.poll() is None and time.monotonic() < deadline, "the tiny run did not start"
+        time.sleep(0.002)
+    return process
+
+
+def _wait(process):
+    try:
+        return process.wait(timeout=sweep.EXIT_TIMEOUT_S), process.stderr.read()
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"no exit within {sweep.EXIT_TIMEOUT_S} s of the signal")
+
+
+def test_a_second_signal_during_the_exit_save_ends_the_process_and_keeps_the_intact_checkpoint(env, tmp_path):
+    """The exit save is slowed to 20 s (a slow disk); the second SIGTERM ends the process at once, with the periodic
+    checkpoint of iteration 4 intact and nothing half-written in its place."""
+    run_dir = tmp_path / "run"
+    process = _started_run(run_dir, env, stop_save_s=20, lines=5)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(1.0)  # inside the slowed exit save
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    code, stderr = _wait(process)
+    assert code == 143 and time.monotonic() - started < 10
+    assert "SIGTERM again: exiting now" in stderr
+    assert sweep.checkpoint_steps(run_dir) == [4]
+    sweep.resume_to_end(run_dir, env)  # the kept checkpoint restores
+    assert sweep.metrics_lines(run_dir)[-1]["iteration"] == 10
+
+
+def test_a_stop_save_that_cannot_finish_in_time_ends_the_process(env, tmp_path):
+    run_dir = tmp_path / "run"
+    process = _started_run(run_dir, {**env, "AMP_JAX_STOP_SAVE_TIMEOUT_S": "3"}, stop_save_s=600, lines=5)
+    process.send_signal(signal.SIGTERM)
+    code, stderr = _wait(process)
+    assert code == 143
+    assert "did not finish within 3 s after SIGTERM: exiting now" in stderr
+    assert sweep.checkpoint_steps(run_dir) == [4]
+
+
+def test_ctrl_c_in_a_notebook_stops_at_the_iteration_boundary_and_the_kernel_lives_on(tmp_path):
+    """A kernel's main thread calls trainer.train; SIGINT lands mid-run: the run checkpoints its last logged
+    iteration, raises KeyboardInterrupt into the cell, and the interpreter goes on (and its SIGINT handler is
+    restored)."""
+    script = f"""
+import json, os, pathlib, signal, threading, time
+from amp_jax.config import load_config
+from amp_jax.training import trainer
+cfg = load_config({list(sweep.CONFIGS)!r}, {[*sweep.TINY, "train.num_iterations=400"]!r})
+run = pathlib.Path({str(tmp_path / "nb")!r})
+def interrupt():
+    while not (run / "metrics.jsonl").exists() or (run / "metrics.jsonl").read_text().count("\\n") < 3:
+        time.sleep(0.002)
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=interrupt, daemon=True).start()
+try:
+    trainer.train(cfg, run_dir=run, progress=False)
+    print("finished")
+except KeyboardInterrupt:
+    print("interrupted")
+lines = (run / "metrics.jsonl").read_text().splitlines()
+print("alive", json.loads(lines[-1])["iteration"], signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+      repr(signal.getsignal(signal.SIGINT)).replace(" ", "_"))
+"""
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(jax.config.jax_compilation_cache_dir)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=sweep.START_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout.split()
+    assert out[0] == "interrupted" and out[1] == "alive" and out[3] == "True", done.stdout
+    logged = int(out[2])
+    assert 3 <= logged < 400
+    assert sweep.checkpoint_steps(pathlib.Path(tmp_path / "nb"))[-1] == logged
