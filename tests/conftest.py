@@ -76,6 +76,7 @@ LONGEST_FIRST = (
     "tests/agents/test_distributed.py",  # a four-device subprocess: point-mass on 1, 2, 4 devices, A1 on 4
     "tests/evaluation/test_evaluate.py",  # trains the tiny run
     "tests/envs/test_split_step.py",  # two processes at 512 envs, beside the distributed checks
+    "tests/training/test_signals.py",  # a train.py process per signal
     "tests/envs/test_brax_ppo.py",
     "tests/test_notebooks.py",
     "tests/test_gpu_bundle.py",

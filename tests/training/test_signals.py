@@ -13,7 +13,8 @@ import time
 import jax
 import pytest
 
-from amp_jax.config import PROJECT_ROOT
+from amp_jax.config import PROJECT_ROOT, load_config
+from amp_jax.training import trainer
 
 _spec = importlib.util.spec_from_file_location("signal_sweep", PROJECT_ROOT / "benchmarks" / "signal_sweep.py")
 sweep = importlib.util.module_from_spec(_spec)
@@ -23,10 +24,9 @@ _spec.loader.exec_module(sweep)
 pytestmark = pytest.mark.slow
 
 TRIES = [
-    # (signal, after line, offset ms): inside iteration 4 (no save due) and inside the save after iteration 4
-    ("TERM", 3, 0), ("TERM", 3, 4), ("TERM", 3, 9), ("TERM", 4, 0), ("TERM", 4, 3), ("TERM", 4, 15),
-    ("INT", 3, 0), ("INT", 3, 5), ("INT", 3, 11), ("INT", 4, 1), ("INT", 4, 6), ("INT", 4, 25),
-    ("HUP", 3, 2), ("HUP", 4, 2),
+    # (signal, after line, offset ms): inside iteration 4 (no save due) and inside the save after iteration 4;
+    # benchmarks/signal_sweep.py runs 60 such tries
+    ("TERM", 3, 4), ("TERM", 4, 3), ("INT", 3, 0), ("INT", 4, 6), ("HUP", 4, 1),
 ]
 
 
@@ -46,10 +46,12 @@ def straight(env, tmp_path_factory):
 def test_a_signal_at_any_offset_checkpoints_the_last_logged_iteration_and_resumes_exactly(
         name, after_line, offset_ms, straight, env, tmp_path):
     signum = getattr(signal, f"SIG{name}")
-    outcome = sweep.signal_try(tmp_path / "run", signum, after_line, offset_ms, env)
+    run_dir = tmp_path / "run"
+    outcome = sweep.signal_try(run_dir, signum, after_line, offset_ms, env)
     if outcome.exit_code is not None and outcome.checkpoint is not None:
-        sweep.resume_to_end(tmp_path / "run", env)
-        outcome.resumed_matches = sweep.same_records(sweep.metrics_lines(tmp_path / "run"), straight)
+        # resumed in this process, which compiles the tiny run once for every try: what train.py --resume does
+        trainer.train(load_config(run_dir / "config.yaml"), run_dir=run_dir, resume=True, progress=False)
+        outcome.resumed_matches = sweep.same_records(sweep.metrics_lines(run_dir), straight)
     assert not outcome.problems(signum), outcome
     assert outcome.last_logged >= after_line and outcome.exit_s < sweep.EXIT_TIMEOUT_S
 
@@ -102,8 +104,8 @@ def test_a_second_signal_during_the_exit_save_ends_the_process_and_keeps_the_int
     assert code == 143 and time.monotonic() - started < 10
     assert "SIGTERM again: exiting now" in stderr
     assert sweep.checkpoint_steps(run_dir) == [4]
-    sweep.resume_to_end(run_dir, env)  # the kept checkpoint restores
-    assert sweep.metrics_lines(run_dir)[-1]["iteration"] == 10
+    trainer.train(load_config(run_dir / "config.yaml"), run_dir=run_dir, resume=True, progress=False)
+    assert sweep.metrics_lines(run_dir)[-1]["iteration"] == 10  # the kept checkpoint restored
 
 
 def test_a_stop_save_that_cannot_finish_in_time_ends_the_process(env, tmp_path):
@@ -145,7 +147,9 @@ print("alive", json.loads(lines[-1])["iteration"], signal.getsignal(signal.SIGIN
                           timeout=sweep.START_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout.split()
-    assert out[0] == "interrupted" and out[1] == "alive" and out[3] == "True", done.stdout
+    # the run's own handler is gone again (the kernel's Ctrl-C is its own)
+    assert out[0] == "interrupted" and out[1] == "alive", done.stdout
+    assert "_interrupt_at_iteration_boundary" not in out[4], done.stdout
     logged = int(out[2])
     assert 3 <= logged < 400
     assert sweep.checkpoint_steps(pathlib.Path(tmp_path / "nb"))[-1] == logged
