@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, trainer.handle_stop_signal)
+    trainer.watch_stop_signals()
     name = _run_name(args)
     try:
         run_dir = trainer.train(cfg, config_name=name, run_dir=args.resume or args.run_dir,
@@ -126,10 +127,24 @@ def main(argv: list[str] | None = None) -> int:
     if jax.process_index() != 0 or role is not None:  # evaluation and export: process 0 only, or the launcher
         return 0
     print(f"run folder: {run_dir}")
-    if not args.no_eval:
+    return 0 if args.no_eval else _evaluate(run_dir)
+
+
+def _evaluate(run_dir: pathlib.Path) -> int:
+    """The evaluation after training; a signal during it ends it with the signal's code and one line (the run
+    folder already holds the final checkpoint)."""
+    from amp_jax.training import trainer
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, trainer.handle_stop_signal)
+    try:
         from amp_jax.evaluation import evaluate
 
         evaluate.finish_run(run_dir)
+    except trainer.StopSignal as err:
+        print(f"train.py: stopped by {err.reason} during the evaluation; the run's final checkpoint is saved: "
+              f"evaluate it with python -m amp_jax.evaluate {run_dir}", file=sys.stderr)
+        return err.exit_code
     return 0
 
 
@@ -160,11 +175,7 @@ def _launch(args: argparse.Namespace, argv: list[str] | None, cfg, count: int) -
     if code != 0:
         return code
     print(f"run folder: {run_dir}")
-    if not args.no_eval:
-        from amp_jax.evaluation import evaluate
-
-        evaluate.finish_run(run_dir)
-    return 0
+    return 0 if args.no_eval else _evaluate(run_dir)
 
 
 if __name__ == "__main__":

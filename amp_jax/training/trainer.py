@@ -156,6 +156,48 @@ def _ctrl_c_at_iteration_boundary() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+STOP_GRACE_S = 5.0
+"""Seconds a signal outside the training loop (building, compiling, the evaluation) gives the program to stop by
+itself (:class:`StopSignal`) before :func:`watch_stop_signals` ends the process."""
+
+
+def watch_stop_signals(grace_s: float = STOP_GRACE_S) -> None:
+    """Makes every stop signal end the process promptly even while the main thread is inside a long call that
+    Python cannot interrupt (an XLA compilation, a device computation), where the handlers of
+    :func:`handle_stop_signal` only run once the call returns.
+
+    A thread woken by the signal itself (``signal.set_wakeup_fd``) ends the process with the signal's code
+    (``os._exit``, after one line) when the signal came outside the training loop and the program has not stopped
+    within ``grace_s`` (no finished iteration is lost there: the loop has checkpointed, or none has run), and at
+    once on a second signal. A first signal inside the loop is left to the loop, which stops at the next
+    iteration boundary with a checkpoint. Call from the main thread after installing the handlers.
+    """
+    import signal
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        received = 0
+        while True:
+            signum = os.read(read_end, 1)[0]
+            received += 1
+            name = signal.Signals(signum).name
+            if received == 1 and _in_loop:
+                continue  # the loop stops at its boundary
+            if received == 1:
+                time.sleep(grace_s)
+                reason = f"{name} outside the training loop; the program did not stop within {grace_s:g} s"
+            else:
+                reason = f"{name} again"
+            print(f"train.py: {reason}: exiting now; the newest checkpoint in the run folder is kept",
+                  file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+
+    threading.Thread(target=watch, name="stop-signal-watch", daemon=True).start()
+
+
 def stop_requested() -> int | None:
     """The signal that asked the run to stop (see :func:`handle_stop_signal`), or None."""
     return _stop_requests[0] if _stop_requests else None

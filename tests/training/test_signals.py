@@ -153,3 +153,24 @@ print("alive", json.loads(lines[-1])["iteration"], signal.getsignal(signal.SIGIN
     logged = int(out[2])
     assert 3 <= logged < 400
     assert sweep.checkpoint_steps(pathlib.Path(tmp_path / "nb"))[-1] == logged
+
+
+def test_a_signal_during_the_evaluation_after_training_ends_it_with_one_line(env, tmp_path):
+    run_dir = tmp_path / "run"
+    args = [arg for arg in sweep.command(run_dir) if arg != "--no-eval"]
+    process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    for line in process.stdout:  # training is over when the run folder is announced; the evaluation starts
+        if line.startswith("run folder: "):
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    code, stderr = _wait(process)
+    assert code == 143
+    # stopped where Python got control back, or, inside a long compilation, by the signal watch after its grace
+    stopped = (f"train.py: stopped by SIGTERM during the evaluation; the run's final checkpoint is saved: evaluate "
+               f"it with python -m amp_jax.evaluate {run_dir}")
+    watched = "train.py: SIGTERM outside the training loop; the program did not stop within 5 s: exiting now"
+    assert stopped in stderr or watched in stderr, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert sweep.checkpoint_steps(run_dir)[-1] == 10
