@@ -83,12 +83,6 @@ class SignedPermutation:
                     and np.all(self.sign[self.index] * self.sign == 1.0)
                     and np.allclose(self.offset[self.index] * self.sign + self.offset, 0.0))
 
-    def matrix(self) -> np.ndarray:
-        """The linear part as a ``[D, D]`` matrix: ``map(x) = matrix @ x + offset``."""
-        out = np.zeros((self.size, self.size))
-        out[np.arange(self.size), self.index] = self.sign
-        return out
-
 
 def signed_permutation(index, sign, offset=None) -> SignedPermutation:
     index = np.asarray(index, np.int64)
