@@ -81,6 +81,7 @@ LONGEST_FIRST = (
     "tests/test_notebooks.py",
     "tests/test_gpu_bundle.py",
     "tests/training/test_trainer.py",
+    "tests/envs/test_complex_reward.py",  # compiles the env with every reward term on
     "tests/agents/test_train_step.py",
     "tests/envs/test_a1_env.py",
     "tests/envs/test_push_clock.py",

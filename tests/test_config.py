@@ -63,7 +63,7 @@ def write(tmp_path, data):
         ({"env": {"num_envs": 10}, "ppo": {"num_minibatches": 7}}, "ppo.num_minibatches",
          "a divisor of env.num_envs × ppo.num_steps = 240"),
         ({"networks": {"actor_hidden": []}}, "networks.actor_hidden", "one or more positive layer widths"),
-        ({"env": {"reward_scales": {"feet_air_time": 1.0}}}, "env.reward_scales.feet_air_time", "a field of"),
+        ({"env": {"reward_scales": {"feet_stumble": 1.0}}}, "env.reward_scales.feet_stumble", "a field of"),
         ({"env": 3}, "env", "a mapping of the fields of EnvConfig"),
         ({"symmetry": {"mirror_loss": 1.0}}, "symmetry.mirror_loss", "a field of SymmetryConfig"),
         ({"symmetry": {"mirror_loss_coef": -0.1}}, "symmetry.mirror_loss_coef", "a non-negative weight"),
@@ -105,6 +105,23 @@ def test_symmetry_overlay_turns_every_kind_on_and_defaults_are_off():
     assert (0.5, 0.0, -1.0) in cfg.train.probe_commands
 
 
+def test_full_task_recipe_and_its_task_only_baseline():
+    amp = load_config("a1_amp_cpu")
+    assert len(amp.motion.files) == 6 and amp.amp.enabled and amp.env.rsi_probability == 0.85
+    assert (amp.env.command_lin_vel_x, amp.env.command_lin_vel_y, amp.env.command_ang_vel_yaw) == (
+        (-1.0, 2.0), (-0.3, 0.3), (-1.57, 1.57))
+    assert amp.symmetry.ppo_augmentation and amp.symmetry.discriminator and amp.symmetry.reference_state_init
+    base = load_config(["a1_amp_cpu", "task_only"])
+    assert not base.amp.enabled and base.env.rsi_probability == 0.0 and not base.symmetry.discriminator
+    assert base.symmetry.ppo_augmentation and base.env == dataclasses.replace(amp.env, rsi_probability=0.0)
+    assert base.networks == amp.networks and base.train.seed == amp.train.seed
+
+
+def test_a_discriminator_mirror_without_the_prior_is_refused():
+    with pytest.raises(ConfigError, match=r"--set: symmetry.discriminator = True: expected false when amp.enabled"):
+        load_config(["a1_trot", "symmetry"], ["amp.enabled=false"])
+
+
 def test_overrides_apply_and_parse_yaml_values():
     cfg = load_config("a1_trot", ["env.num_envs=8", "ppo.learning_rate=3e-4", "env.add_noise=false",
                                   "networks.actor_hidden=[64, 64]"])
@@ -113,7 +130,7 @@ def test_overrides_apply_and_parse_yaml_values():
 
 
 def test_unknown_config_names_list_the_shipped_ones():
-    with pytest.raises(ConfigError, match="a1_amp.yaml, a1_trot.yaml"):
+    with pytest.raises(ConfigError, match="a1_amp.yaml, a1_amp_cpu.yaml, a1_trot.yaml"):
         load_config("a1_gallop")
 
 

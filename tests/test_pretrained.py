@@ -50,3 +50,25 @@ def test_the_shipped_policy_stays_up_under_a_forward_command(policy):
     trajectory = jax.device_get(rollout(policy.params, commands, jax.random.key(0)))
     assert not np.any(trajectory.terminated)
     assert np.all(trajectory.qpos[:, :, 2] > 0.15)  # base height: upright
+
+
+def test_the_shipped_run_s_discriminator_scores_its_clips_as_training_logged(policy):
+    """The style measure's clip score, drawn afresh, matches the D(expert) the run logged over its last 50
+    iterations (a different code path: the training step's minibatches); identical transitions score equally,
+    and the scores are finite and bounded by the reward's formula."""
+    from amp_jax.analysis import style
+
+    lines = [json.loads(x) for x in (PRETRAINED / "metrics.jsonl").read_text().splitlines()[-50:]]
+    logged = float(np.mean([x["amp/d_expert"] for x in lines]))
+    clips = style.clip_transitions(policy.cfg, jax.random.key(3), 2048)
+    scores = style.discriminator_scores(policy.networks, policy.params, policy.amp_normalizer, policy.cfg,
+                                        clips, clips)
+    assert scores["d_policy"] == pytest.approx(scores["d_clips"])
+    assert scores["d_clips"] == pytest.approx(logged, abs=0.1), (scores, logged)
+    assert 0.0 <= scores["style_reward_clips"] <= policy.cfg.amp.reward_coef
+    # A motionless robot at the default pose is no dog: the discriminator says policy.
+    standing = np.tile(np.asarray(clips[0])[:1], (64, 1))
+    standing[:, 24:42] = 0.0  # base and joint velocities
+    still = style.discriminator_scores(policy.networks, policy.params, policy.amp_normalizer, policy.cfg,
+                                       (standing, standing), clips)
+    assert still["d_policy"] < scores["d_clips"] - 0.5

@@ -5,7 +5,8 @@ Gradient pipeline (optax), per parameter group, then one Adam for all:
 * actor-critic (actor, action std, critic): global-norm clip at ``cfg.ppo.max_grad_norm``, norm taken over
   this group only;
 * discriminator trunk: ``g + disc_trunk_weight_decay · θ``; discriminator head: ``g + disc_head_weight_decay · θ``
-  (L2 added to the gradient before Adam, as PyTorch's Adam does, not decoupled AdamW);
+  (L2 added to the gradient before Adam, as PyTorch's Adam does, not decoupled AdamW); zero when
+  ``amp.enabled`` is false;
 * Adam (β 0.9, 0.999, ε 1e-8, PyTorch's defaults) scaled by the learning rate, which is an injected
   hyper-parameter so the adaptive rule can change it between steps without rebuilding anything.
 
@@ -49,21 +50,27 @@ def param_labels(params: AgentParams) -> AgentParams:
     )
 
 
-def _chain(learning_rate: float, max_grad_norm: float, trunk_decay: float,
-           head_decay: float) -> optax.GradientTransformation:
+def _chain(learning_rate: float, max_grad_norm: float, trunk_decay: float, head_decay: float,
+           train_discriminator: bool) -> optax.GradientTransformation:
+    if train_discriminator:
+        trunk, head = optax.add_decayed_weights(trunk_decay), optax.add_decayed_weights(head_decay)
+    else:  # zero updates: Adam's moments stay 0 and so does its step for these parameters
+        trunk, head = optax.set_to_zero(), optax.set_to_zero()
     return optax.chain(
         optax.partition({ACTOR_CRITIC: optax.clip_by_global_norm(max_grad_norm),
-                         DISC_TRUNK: optax.add_decayed_weights(trunk_decay),
-                         DISC_HEAD_GROUP: optax.add_decayed_weights(head_decay)}, param_labels),
+                         DISC_TRUNK: trunk, DISC_HEAD_GROUP: head}, param_labels),
         optax.adam(learning_rate, b1=ADAM_B1, b2=ADAM_B2, eps=ADAM_EPS),
     )
 
 
 def make_optimizer(ppo: PPOConfig, amp: AMPConfig) -> optax.GradientTransformation:
-    """Clip / weight decay per group, then Adam; the learning rate lives in ``opt_state.hyperparams``."""
-    return optax.inject_hyperparams(_chain, static_args=("max_grad_norm", "trunk_decay", "head_decay"))(
+    """Clip / weight decay per group, then Adam; the learning rate lives in ``opt_state.hyperparams``. With
+    ``amp.enabled`` false the discriminator's parameters get zero updates (no weight decay either)."""
+    return optax.inject_hyperparams(
+        _chain, static_args=("max_grad_norm", "trunk_decay", "head_decay", "train_discriminator"))(
         learning_rate=ppo.learning_rate, max_grad_norm=ppo.max_grad_norm,
-        trunk_decay=amp.disc_trunk_weight_decay, head_decay=amp.disc_head_weight_decay)
+        trunk_decay=amp.disc_trunk_weight_decay, head_decay=amp.disc_head_weight_decay,
+        train_discriminator=amp.enabled)
 
 
 def with_learning_rate(opt_state: optax.OptState, learning_rate: jax.Array) -> optax.OptState:

@@ -34,6 +34,10 @@ from amp_jax.agents.symmetry import MirrorMaps
 from amp_jax.config import Config, ConfigError
 from amp_jax.envs.wrappers import TERMINAL_AMP_OBS, TERMINAL_EPISODE_LENGTH, TERMINAL_EPISODE_RETURN
 
+REWARD_TERM_PREFIX = "reward/"
+"""An env metric named ``reward/<term>`` is one scaled task-reward term, ``[N]`` per step; the iteration logs its
+mean over the rollout under the same name."""
+
 SampleExpertFn = Callable[[jax.Array, int], tuple[jax.Array, jax.Array]]
 """``(key, batch) -> (s [batch, F], s_next [batch, F])``: expert AMP transitions."""
 
@@ -88,6 +92,8 @@ class Rollout:
     """Task return of the episode that ended at this step (valid where ``done``), ``[T, N]``."""
     episode_length: jax.Array
     """Length of the episode that ended at this step (valid where ``done``), ``[T, N]``."""
+    reward_terms: dict[str, jax.Array]
+    """The env's scaled task-reward terms (its ``reward/<term>`` metrics), each ``[T, N]``."""
 
 
 @struct.dataclass
@@ -134,10 +140,11 @@ class LossTerms:
     value: jax.Array
     entropy: jax.Array
     kl: jax.Array
-    discriminator: jax.Array
-    grad_penalty: jax.Array
-    d_expert: jax.Array
-    d_policy: jax.Array
+    discriminator: jax.Array | None = None
+    """The discriminator's terms: None when ``amp.enabled`` is false."""
+    grad_penalty: jax.Array | None = None
+    d_expert: jax.Array | None = None
+    d_policy: jax.Array | None = None
     mirror: jax.Array | None = None
     """The mirror loss (before its weight), when ``symmetry.mirror_loss_coef`` > 0."""
 
@@ -152,11 +159,12 @@ def normalized_transition(stats: NormalizerState, state: jax.Array, next_state: 
     return jnp.concatenate([norm(state), norm(next_state)], axis=-1)
 
 
-def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPOSamples, amp: AMPSamples,
-                 stats: NormalizerState, old_std: jax.Array, mirror: MirrorMaps | None = None
-                 ) -> tuple[jax.Array, LossTerms]:
+def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPOSamples,
+                 amp: AMPSamples | None, stats: NormalizerState, old_std: jax.Array,
+                 mirror: MirrorMaps | None = None) -> tuple[jax.Array, LossTerms]:
     """surrogate + c_v · value − c_e · entropy + LSGAN discriminator loss + gradient penalty (one backward pass),
-    + the weighted mirror loss when ``cfg.symmetry.mirror_loss_coef`` > 0.
+    + the weighted mirror loss when ``cfg.symmetry.mirror_loss_coef`` > 0. With ``amp`` None (``amp.enabled``
+    false) the loss has no discriminator terms.
 
     The expert transitions go through the discriminator once: the same forward gives ``D(x_e)`` for the loss
     and, by its vector–Jacobian product, ``∇ₓD(x_e)`` for the penalty. With ``cfg.symmetry.ppo_augmentation``
@@ -184,22 +192,23 @@ def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPO
                             networks.policy_mean(nets, params, mirror.policy_obs(ppo.state_obs)))
         mirror_term = symmetry.mirror_loss(mean_of_mirrored, original_mean, mirror)
 
-    def score(x: jax.Array) -> jax.Array:
-        return networks.discriminator_score(nets, params.discriminator, x)
+    total = surrogate + cfg.ppo.value_coef * value_loss - cfg.ppo.entropy_coef * entropy
+    disc_terms = {}
+    if amp is not None:
+        def score(x: jax.Array) -> jax.Array:
+            return networks.discriminator_score(nets, params.discriminator, x)
 
-    d_policy = score(normalized_transition(stats, amp.policy_state, amp.policy_next_state, cfg))
-    d_expert, grad_expert = losses.score_and_input_gradient(
-        score, normalized_transition(stats, amp.expert_state, amp.expert_next_state, cfg))
-    disc_loss = losses.least_squares_discriminator_loss(d_expert, d_policy)
-    grad_penalty = losses.gradient_penalty(grad_expert, cfg.amp.grad_penalty_coef)
-
-    total = (surrogate + cfg.ppo.value_coef * value_loss - cfg.ppo.entropy_coef * entropy
-             + disc_loss + grad_penalty)
+        d_policy = score(normalized_transition(stats, amp.policy_state, amp.policy_next_state, cfg))
+        d_expert, grad_expert = losses.score_and_input_gradient(
+            score, normalized_transition(stats, amp.expert_state, amp.expert_next_state, cfg))
+        disc_terms = {"discriminator": losses.least_squares_discriminator_loss(d_expert, d_policy),
+                      "grad_penalty": losses.gradient_penalty(grad_expert, cfg.amp.grad_penalty_coef),
+                      "d_expert": jnp.mean(d_expert), "d_policy": jnp.mean(d_policy)}
+        total = total + disc_terms["discriminator"] + disc_terms["grad_penalty"]
     if mirror_term is not None:
         total = total + cfg.symmetry.mirror_loss_coef * mirror_term
     return total, LossTerms(total=total, surrogate=surrogate, value=value_loss, entropy=entropy, kl=kl,
-                            discriminator=disc_loss, grad_penalty=grad_penalty, d_expert=jnp.mean(d_expert),
-                            d_policy=jnp.mean(d_policy), mirror=mirror_term)
+                            mirror=mirror_term, **disc_terms)
 
 
 UpdateFn = Callable[[Learner, PPOSamples, ReplayBuffer, jax.Array, jax.Array], tuple[Learner, LossTerms]]
@@ -220,17 +229,21 @@ def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg:
     """One optimiser step on given samples: ``(learner, ppo [b], amp [b], old_std [A]) -> (learner, terms)``.
 
     Takes the gradient of :func:`amp_ppo_loss`, adapts the learning rate from the minibatch's KL, applies the
-    step, floors the std and merges the minibatch's policy and expert AMP states into the normaliser. With
+    step, floors the std and merges the minibatch's policy and expert AMP states (if any) into the normaliser. With
     ``axis_name`` (inside ``shard_map``) the samples are this device's share of the minibatch: gradients and
     loss terms are averaged over the devices and the normaliser merges every device's states. ``mirror``: the
     env's mirror maps, used as ``cfg.symmetry`` asks (:func:`amp_ppo_loss`).
     """
 
-    def learn_step(learner: Learner, ppo_samples: PPOSamples, amp: AMPSamples,
+    def learn_step(learner: Learner, ppo_samples: PPOSamples, amp: AMPSamples | None,
                    old_std: jax.Array) -> tuple[Learner, LossTerms]:
         grads, terms = jax.grad(amp_ppo_loss, has_aux=True)(learner.params, nets, cfg, ppo_samples, amp,
                                                             learner.normalizer, old_std, mirror)
-        if axis_name is None:
+        if amp is None:  # no motion prior: the normaliser stays as it is
+            stats = learner.normalizer
+            if axis_name is not None:
+                grads, terms = jax.lax.pmean((grads, terms), axis_name)
+        elif axis_name is None:
             stats = normalizer.update(normalizer.update(learner.normalizer, amp.policy_state), amp.expert_state)
         else:  # two all-reduces for the device mean of the gradients and terms and the normaliser's merge
             (grads, terms), stats = distributed.reduce_and_merge(
@@ -259,7 +272,8 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     transitions with its own keys, and :func:`make_learn_step` combines the devices' shares.
 
     With ``cfg.symmetry.discriminator`` (and ``mirror``) the policy and the expert transitions of each minibatch
-    are joined by their mirror images (:func:`amp_jax.agents.symmetry.with_mirror_image`).
+    are joined by their mirror images (:func:`amp_jax.agents.symmetry.with_mirror_image`). With
+    ``cfg.amp.enabled`` false no replay or expert transition is drawn and the loss has no discriminator terms.
     """
     num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size // num_devices
     learn_step = make_learn_step(nets, opt, cfg, axis_name, mirror)
@@ -271,6 +285,8 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     def minibatch_step(learner: Learner, xs: tuple[PPOSamples, jax.Array], buffer: ReplayBuffer,
                        old_std: jax.Array) -> tuple[Learner, LossTerms]:
         ppo_samples, key = xs
+        if not cfg.amp.enabled:
+            return learn_step(learner, ppo_samples, None, old_std)
         k_policy, k_expert = jax.random.split(per_device(key))
         policy_s, policy_next = replay_buffer.sample(buffer, k_policy, minibatch_size)
         expert_s, expert_next = sample_expert_fn(k_expert, minibatch_size)
@@ -336,7 +352,9 @@ def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis_name: 
                 task_reward=next_state.reward, done=done, truncation=info["truncation"],
                 amp_state=env_state.info["amp_obs"], amp_next_state=amp_next,
                 episode_return=info.get(TERMINAL_EPISODE_RETURN, zeros),
-                episode_length=info.get(TERMINAL_EPISODE_LENGTH, zeros).astype(jnp.float32))
+                episode_length=info.get(TERMINAL_EPISODE_LENGTH, zeros).astype(jnp.float32),
+                reward_terms={name: value for name, value in next_state.metrics.items()
+                              if name.startswith(REWARD_TERM_PREFIX)})
 
         return jax.lax.scan(env_step, env_state, jax.random.split(key, num_steps))
 
@@ -411,12 +429,17 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         local_env = env if axis_name is None else distributed.localize_env(env, local_envs, axis_name)
         env_state, data = rollout(local_env, params, state.env_state, k_rollout)
 
-        # Rewards from the discriminator and normaliser as they were before this iteration's update.
-        d = networks.discriminator_score(
-            nets, params.discriminator, normalized_transition(state.normalizer, data.amp_state,
-                                                              data.amp_next_state, cfg))
-        amp_reward = losses.amp_reward(d, cfg.amp.reward_coef)
-        reward = losses.mix_rewards(amp_reward, data.task_reward, cfg.amp.task_reward_lerp)
+        if cfg.amp.enabled:
+            # Rewards from the discriminator and normaliser as they were before this iteration's update.
+            d = networks.discriminator_score(
+                nets, params.discriminator, normalized_transition(state.normalizer, data.amp_state,
+                                                                  data.amp_next_state, cfg))
+            amp_reward = losses.amp_reward(d, cfg.amp.reward_coef)
+            reward = losses.mix_rewards(amp_reward, data.task_reward, cfg.amp.task_reward_lerp)
+            buffer = replay_buffer.insert(state.replay_buffer, _flatten_time(data.amp_state),
+                                          _flatten_time(data.amp_next_state))
+        else:
+            reward, buffer = data.task_reward, state.replay_buffer
         reward = losses.bootstrap_time_outs(reward, data.value, data.truncation, cfg.ppo.gamma)
         last_value = networks.value(nets, params, env_state.obs["privileged_state"])
         advantages, returns = losses.generalized_advantages(reward, data.value, data.done, last_value,
@@ -426,7 +449,6 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
                              action_mean=flat.action_mean, log_prob=flat.log_prob, value=flat.value,
                              advantage=normalize_advantages(_flatten_time(advantages)),
                              returns=_flatten_time(returns))
-        buffer = replay_buffer.insert(state.replay_buffer, flat.amp_state, flat.amp_next_state)
 
         learner = Learner(params=params, opt_state=state.opt_state, learning_rate=state.learning_rate,
                           normalizer=state.normalizer)
@@ -440,14 +462,15 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         metrics = {f"loss/{name}": jnp.mean(getattr(terms, name))
                    for name in ("total", "surrogate", "value", "entropy", "discriminator", "grad_penalty", "mirror")
                    if getattr(terms, name) is not None}
+        metrics.update({name: mean_over_devices(jnp.mean(value)) for name, value in data.reward_terms.items()})
+        if cfg.amp.enabled:
+            metrics.update({"amp/d_expert": jnp.mean(terms.d_expert), "amp/d_policy": jnp.mean(terms.d_policy),
+                            "reward/amp": mean_over_devices(jnp.mean(amp_reward))})
         metrics.update({
             "policy/kl": jnp.mean(terms.kl),
             "policy/mean_std": jnp.mean(learner.params.action_std),
             "optim/learning_rate": learner.learning_rate,
-            "amp/d_expert": jnp.mean(terms.d_expert),
-            "amp/d_policy": jnp.mean(terms.d_policy),
             "reward/task": mean_over_devices(jnp.mean(data.task_reward)),
-            "reward/amp": mean_over_devices(jnp.mean(amp_reward)),
             "episode/finished": finished,
             "episode/return": per_episode(data.episode_return),
             "episode/length": per_episode(data.episode_length),

@@ -40,15 +40,37 @@ Check = tuple[str, bool, str]
 
 @dataclasses.dataclass(frozen=True)
 class RewardScales:
-    """Scale of each task-reward term per control step; the sign lives in the scale, 0 switches a term off.
+    """Scale of each task-reward term per control step; the sign lives in the scale, 0 switches a term off (it is
+    then not computed at all). Terms: :mod:`amp_jax.envs.rewards`, under legged_gym's names.
 
-    The reference writes these as 1.5 / control_dt and multiplies by control_dt; the product is stored here.
+    The reference writes these as 1.5 / control_dt and multiplies by control_dt; the product is stored here. A
+    legged_gym weight ``w`` (which legged_gym also multiplies by the control period) is stored as
+    ``w · control_dt``: e.g. ``lin_vel_z`` −2.0 → −0.06 at 0.03 s (``configs/complex_reward.yaml``).
     """
 
     tracking_lin_vel: float = 1.5
     """exp(−‖cmd_xy − v_xy‖² / σ), base frame."""
     tracking_ang_vel: float = 0.5
     """exp(−(cmd_yaw − ω_z)² / σ)."""
+    lin_vel_z: float = 0.0
+    """v_z² of the base, base axes ((m/s)²)."""
+    ang_vel_xy: float = 0.0
+    """ω_x² + ω_y² of the base, base axes ((rad/s)²)."""
+    torques: float = 0.0
+    """Σ τ² of the 12 motor torques at the control step's last physics step ((N·m)²)."""
+    dof_acc: float = 0.0
+    """Σ ((q̇ − q̇_before) / control_dt)² over the 12 joints ((rad/s²)²)."""
+    action_rate: float = 0.0
+    """Σ (a_last − a)² over the 12 actions."""
+    collision: float = 0.0
+    """Count of the trunk, thighs and calves on the floor (0 to 9; geometric, non-zero only on a fall's step)."""
+    feet_air_time: float = 0.0
+    """Σ_feet (air time − 0.5 s) at each touchdown, while ‖cmd_xy‖ > 0.1 m/s (contact: normal force > 1 N from
+    MJX's contact forces, so needs impl 'jax')."""
+    termination: float = 0.0
+    """1 on a step that ends the episode by a fall (not by time-out); added after the clip at 0."""
+    dof_pos_limits: float = 0.0
+    """Σ how far each joint angle lies outside its soft limits, 0.9 of the MJCF range about its middle (rad)."""
 
     def _checks(self) -> Iterator[Check]:
         return iter(())
@@ -214,6 +236,8 @@ class EnvConfig:
         yield "solver_ls_iterations", 1 <= self.solver_ls_iterations <= 100, "an integer in [1, 100]"
         yield "reset_batch_size", self.reset_batch_size >= 0, "an integer >= 0 (0 = reset the whole batch)"
         yield "impl", self.impl in ("jax", "warp"), "'jax' or 'warp'"
+        yield ("reward_scales.feet_air_time", self.reward_scales.feet_air_time == 0 or self.impl == "jax",
+               "0 with impl 'warp' (the foot contact forces are read from the 'jax' implementation's contact list)")
         yield ("impl", self.impl != "warp" or importlib.util.find_spec("warp") is not None,
                "'jax', or 'warp' with the warp-lang package installed (pip install warp-lang, about 150 MB)")
 
@@ -332,6 +356,11 @@ class PPOConfig:
 class AMPConfig:
     """Adversarial motion prior (reference section 5)."""
 
+    enabled: bool = True
+    """False: no motion prior in the iteration, for the paper's baselines. The policy's reward is the task reward
+    alone (``task_reward_lerp`` and ``reward_coef`` unused); nothing is computed for the discriminator (no score,
+    no replay insert, no expert draw, no discriminator loss or penalty, no AMP normaliser update), whose
+    parameters stay as initialised so that the run's state keeps one structure."""
     reward_coef: float = 2.0
     """AMP reward = reward_coef · max(0, 1 − ¼(D − 1)²)."""
     task_reward_lerp: float = 0.3
@@ -468,3 +497,5 @@ class Config:
     def _checks(self) -> Iterator[Check]:
         yield ("ppo.num_minibatches", self.batch_size % self.ppo.num_minibatches == 0,
                f"a divisor of env.num_envs × ppo.num_steps = {self.batch_size}")
+        yield ("symmetry.discriminator", self.amp.enabled or not self.symmetry.discriminator,
+               "false when amp.enabled is false (there is no discriminator to mirror for)")

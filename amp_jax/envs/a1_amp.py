@@ -12,7 +12,15 @@ callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The 
   ``amp_obs [43]`` the AMP observation of this state;
   ``truncation`` 1.0 when the step ended the episode by time-out only;
   ``push_countdown`` int32 control steps left until this env's next push (:data:`PUSH_COUNTDOWN`): the env's
-  push clock, which runs over the env's whole life, not over one episode.
+  push clock, which runs over the env's whole life, not over one episode;
+and, only when the ``feet_air_time`` reward term is on (``env.reward_scales.feet_air_time`` ≠ 0), legged_gym's
+foot bookkeeping, zero at reset:
+  ``feet_air_time [4]`` (:data:`FEET_AIR_TIME`) seconds each foot has been in the air, legs FL, FR, RL, RR;
+  ``last_foot_contact [4]`` bool (:data:`LAST_FOOT_CONTACT`) each foot's contact on the previous step.
+The other complex-reward terms need no state of their own: ``dof_acc``'s previous joint velocity is the
+``pipeline_state``'s at the start of the step (the reset's after a reset, as legged_gym's ``last_dof_vel``), the
+torques of ``torques`` are the ``ctrl`` of the step's last physics step, ``action_rate`` reads ``last_action``.
+Every reward term with a non-zero scale is logged in ``State.metrics`` as ``reward/<name>`` (scaled).
 
 Pushes follow the push clock, not the episode clock: the first reset draws the countdown uniformly in
 ``[1, push_interval_steps]``, every step counts it down by one, and the step on which it reaches 0 pushes the
@@ -31,6 +39,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
 from brax.envs.base import Env, State
 from flax import struct
@@ -44,6 +53,11 @@ from amp_jax.motion import layout
 PUSH_COUNTDOWN = "push_countdown"
 """info key: control steps left until the env's next push, int32 scalar per env (``[N]`` batched), in
 ``[1, push_interval_steps]``; it survives episode ends (see the module docstring)."""
+FEET_AIR_TIME = "feet_air_time"
+"""info key (only with the ``feet_air_time`` term on): seconds each foot has been in the air, ``[4]`` float32 per
+env, legs FL, FR, RL, RR; reset to 0 when the foot's filtered contact holds (:func:`rewards.air_time_step`)."""
+LAST_FOOT_CONTACT = "last_foot_contact"
+"""info key (only with the ``feet_air_time`` term on): each foot's contact on the previous step, ``[4]`` bool."""
 _PUSH_CLOCK_SALT = 0x9C5
 """Folded into a reset key to draw the initial push countdown (leaves the reset's other draws unchanged)."""
 
@@ -109,7 +123,19 @@ class A1AmpEnv(Env):
         self._default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
         self._effort_limit = jnp.asarray(a1.EFFORT_LIMIT, jnp.float32)
         self._reward_scales = cfg.reward_scales.as_dict()
-        rewards.task_reward(self._reward_scales, jnp.zeros(3), jnp.zeros(3), jnp.zeros(3), 1.0)  # checks names
+        rewards.check_scales(self._reward_scales)
+        soft_lower, soft_upper = rewards.soft_joint_limits(self.mj_model.jnt_range[1:], a1.SOFT_JOINT_RANGE_FRACTION)
+        self._reward_params = rewards.RewardParams(tracking_sigma=cfg.tracking_sigma, control_dt=cfg.control_dt,
+                                                   soft_joint_lower=soft_lower, soft_joint_upper=soft_upper)
+        # Decided here, in Python: the per-step work of a term (contact forces, body contacts) and its info keys
+        # exist only when its scale is non-zero, so other configs step the same program as without these terms.
+        self._tracks_feet_air_time = self._reward_scales["feet_air_time"] != 0
+        self._counts_body_contacts = self._reward_scales["collision"] != 0
+        if self._tracks_feet_air_time and cfg.impl != "jax":
+            raise ValueError(f"env.reward_scales.feet_air_time = {cfg.reward_scales.feet_air_time}: needs env.impl "
+                             f"'jax' (the foot contact forces are read from its contact list), not {cfg.impl!r}")
+        self._foot_geom_ids = np.array([self.mj_model.geom(name).id for name in a1.FOOT_GEOMS])
+        self._pyramidal_cone = self.mj_model.opt.cone == mujoco.mjtCone.mjCONE_PYRAMIDAL
         noise = np.concatenate([
             np.full(3, cfg.noise_lin_vel * cfg.obs_scale_lin_vel),
             np.full(3, cfg.noise_ang_vel * cfg.obs_scale_ang_vel),
@@ -175,6 +201,9 @@ class A1AmpEnv(Env):
             "truncation": jnp.zeros(()),
             PUSH_COUNTDOWN: self.initial_push_countdown(jax.random.fold_in(rng, _PUSH_CLOCK_SALT)),
         }
+        if self._tracks_feet_air_time:
+            info[FEET_AIR_TIME] = jnp.zeros(a1.NUM_LEGS)
+            info[LAST_FOOT_CONTACT] = jnp.zeros(a1.NUM_LEGS, bool)
         metrics = {f"reward/{name}": jnp.zeros(()) for name, s in self._reward_scales.items() if s != 0}
         obs = self._observe(qpos, qvel, command, last_action, k_noise)
         return State(pipeline_state=data, obs=obs, reward=jnp.zeros(()), done=jnp.zeros(()), metrics=metrics,
@@ -199,12 +228,11 @@ class A1AmpEnv(Env):
         data, work = self.simulate_with_work(data, action, info["kp_scale"], info["kd_scale"])
 
         qpos, qvel = data.qpos, data.qvel
-        lin_vel, ang_vel = base.base_lin_vel(qpos, qvel), base.base_ang_vel(qvel)
-        reward, terms = rewards.task_reward(self._reward_scales, info["command"], lin_vel, ang_vel,
-                                            cfg.tracking_sigma)
         terminated = base.ground_contact(self._geometry, qpos)
         timed_out = step_count >= cfg.max_episode_steps
         done = terminated | timed_out
+        quantities = self.reward_quantities(state, data, action, terminated & ~timed_out)
+        reward, terms = rewards.task_reward(self._reward_scales, quantities, self._reward_params)
 
         command = self.update_command(info["command"], step_count, k_command)
         info = {
@@ -217,6 +245,11 @@ class A1AmpEnv(Env):
             "truncation": (timed_out & ~terminated).astype(jnp.float32),
             PUSH_COUNTDOWN: push_countdown,
         }
+        if self._tracks_feet_air_time:
+            air = rewards.air_time_step(quantities.feet_air_time, quantities.last_foot_contact,
+                                        quantities.foot_contact, cfg.control_dt)
+            info[FEET_AIR_TIME] = air.next_air_time
+            info[LAST_FOOT_CONTACT] = quantities.foot_contact
         # keep metrics that wrappers added (brax's eval wrapper logs "reward" there)
         metrics = {**state.metrics, **{f"reward/{name}": value for name, value in terms.items()}}
         obs = self._observe(qpos, qvel, command, action, k_noise)
@@ -225,6 +258,26 @@ class A1AmpEnv(Env):
 
     # ------------------------------------------------------------------------------------------------------
     # Pieces, public for tests and tools
+
+    def reward_quantities(self, state: State, data: mjx.Data, action: jax.Array,
+                          fell: jax.Array) -> rewards.StepQuantities:
+        """What the reward terms read about the step from ``state`` (its ``pipeline_state`` as the step began)
+        to ``data`` (after the step's physics) under ``action [12]`` (clipped); ``fell`` bool scalar: the step
+        ended the episode by a fall, not by time-out. The foot contacts and air times, and the body contacts,
+        are computed only when their terms are on (None otherwise)."""
+        info = state.info
+        qpos, qvel = data.qpos, data.qvel
+        optional = {}
+        if self._counts_body_contacts:
+            optional["body_ground_contacts"] = base.body_ground_contacts(self._geometry, qpos)
+        if self._tracks_feet_air_time:
+            forces = base.foot_normal_forces(data, self._foot_geom_ids, self._pyramidal_cone)
+            optional.update(foot_contact=forces > rewards.FOOT_CONTACT_FORCE,
+                            last_foot_contact=info[LAST_FOOT_CONTACT], feet_air_time=info[FEET_AIR_TIME])
+        return rewards.StepQuantities(
+            command=info["command"], base_lin_vel=base.base_lin_vel(qpos, qvel), base_ang_vel=base.base_ang_vel(qvel),
+            joint_pos=qpos[7:19], joint_vel=qvel[6:18], joint_vel_before=state.pipeline_state.qvel[6:18],
+            torque=data.ctrl, action=action, last_action=info["last_action"], fell=fell, **optional)
 
     def initial_push_countdown(self, key: jax.Array) -> jax.Array:
         """A push countdown drawn uniformly in ``[1, push_interval_steps]``, int32 scalar."""
@@ -254,7 +307,8 @@ class A1AmpEnv(Env):
 
     def simulate_with_work(self, data: mjx.Data, action: jax.Array, kp_scale: jax.Array, kd_scale: jax.Array
                            ) -> tuple[mjx.Data, MotorWork]:
-        """:meth:`simulate`, also returning the motors' work over its physics steps (:class:`MotorWork`)."""
+        """:meth:`simulate`, also returning the motors' work over its physics steps (:class:`MotorWork`). The
+        returned data's ``ctrl [12]`` is the torque of the last physics step (the ``torques`` reward term's)."""
         target = self.pd_targets(action)
         kp, kd = self.cfg.kp * kp_scale, self.cfg.kd * kd_scale
         dt = self.cfg.physics_dt

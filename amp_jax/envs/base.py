@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
+from mujoco import mjx
 
 from amp_jax import a1
 
@@ -137,14 +138,70 @@ def pd_torque(target: jax.Array, joint_pos: jax.Array, joint_vel: jax.Array, kp:
     return jnp.clip(kp * (target - joint_pos) - kd * joint_vel, -effort_limit, effort_limit)
 
 
+def _trunk_corner_and_link_end_heights(geometry: LegGeometry, qpos: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Heights above the floor (world z, m) of the trunk box's corners ``[8]`` and of the leg links' upper ends
+    ``[8]``: the four thigh joints, then the four knees (legs FL, FR, RL, RR)."""
+    quat = base_quat(qpos)
+    corners_z = qpos[2] + quat_rotate(quat, jnp.asarray(a1.TRUNK_CORNERS, jnp.float32))[:, 2]
+    thigh_joint, knee, _ = leg_points(geometry, qpos[7:19])
+    link_ends_z = qpos[2] + quat_rotate(quat, jnp.concatenate([thigh_joint, knee]))[:, 2]
+    return corners_z, link_ends_z
+
+
 def ground_contact(geometry: LegGeometry, qpos: jax.Array) -> jax.Array:
     """Whether the trunk, a thigh or a calf touches the floor (z = 0), from geometry alone; bool scalar.
 
     The trunk touches iff a corner of its URDF box is below the floor; a thigh or calf touches when one of its
     end points (thigh joint or knee) is within :data:`constants.LEG_LINK_CLEARANCE` of it.
     """
-    quat = base_quat(qpos)
-    corners_z = qpos[2] + quat_rotate(quat, jnp.asarray(a1.TRUNK_CORNERS, jnp.float32))[:, 2]
-    thigh_joint, knee, _ = leg_points(geometry, qpos[7:19])
-    link_ends_z = qpos[2] + quat_rotate(quat, jnp.concatenate([thigh_joint, knee]))[:, 2]
+    corners_z, link_ends_z = _trunk_corner_and_link_end_heights(geometry, qpos)
     return (jnp.min(corners_z) < 0.0) | (jnp.min(link_ends_z) < a1.LEG_LINK_CLEARANCE)
+
+
+NUM_CONTACT_BODIES = 1 + 2 * a1.NUM_LEGS
+"""Bodies :func:`body_ground_contacts` checks: the trunk, the four thighs, the four calves."""
+
+
+def body_ground_contacts(geometry: LegGeometry, qpos: jax.Array) -> jax.Array:
+    """Which of the trunk, thighs and calves touch the floor, by the geometry of :func:`ground_contact`;
+    bool ``[9]``: trunk, thighs FL, FR, RL, RR, calves FL, FR, RL, RR.
+
+    The trunk touches iff a corner of its box is below the floor; a thigh when its thigh joint or its knee is
+    within :data:`a1.LEG_LINK_CLEARANCE` of the floor; a calf when its knee is (its lower end sits inside the
+    foot sphere, which reaches the floor first). A knee on the floor counts for its thigh and its calf. Any
+    entry true iff :func:`ground_contact`.
+    """
+    corners_z, link_ends_z = _trunk_corner_and_link_end_heights(geometry, qpos)
+    thigh_joint_low = link_ends_z[: a1.NUM_LEGS] < a1.LEG_LINK_CLEARANCE
+    knee_low = link_ends_z[a1.NUM_LEGS:] < a1.LEG_LINK_CLEARANCE
+    trunk = jnp.min(corners_z, keepdims=True) < 0.0
+    return jnp.concatenate([trunk, thigh_joint_low | knee_low, knee_low])
+
+
+def foot_normal_forces(data: mjx.Data, foot_geom_ids: np.ndarray, pyramidal: bool) -> jax.Array:
+    """Normal force of the floor on each foot at the physics step that produced ``data`` ``[4]`` (N, >= 0), legs
+    FL, FR, RL, RR; 0 for a foot in the air. The same quantity as C MuJoCo's ``mj_contactForce`` (component 0, in
+    the contact frame, whose normal is the floor's z on flat ground), summed over each foot's contacts.
+
+    Read from the constraint forces of MJX's contact list (``impl='jax'`` only): every contact slot of that
+    implementation has fixed constraint rows, ``efc_force[efc_address : efc_address + k]``; the normal force is
+    the sum of its ``k = 2·(condim − 1)`` pyramid edge forces under the pyramidal friction cone (MuJoCo's
+    default; 1 row for condim 1), the first row under the elliptic cone. A slot whose geoms are not touching has
+    zero force.
+
+    Args:
+      data: MJX data after a physics step (``mjx.step``), 'jax' implementation.
+      foot_geom_ids: ``[4]`` ids of the foot geoms (:data:`a1.FOOT_GEOMS`).
+      pyramidal: the model's friction cone is pyramidal (``opt.cone == mjCONE_PYRAMIDAL``), else elliptic.
+    """
+    contact = data._impl.contact  # the 'jax' implementation's fixed-size contact list
+    efc_force = data._impl.efc_force
+    addresses, dims = np.asarray(contact.efc_address), np.asarray(contact.dim)
+    normal = []
+    for address, dim in zip(addresses, dims):
+        rows = (2 * (dim - 1) if dim > 1 else 1) if pyramidal else 1
+        normal.append(jnp.sum(efc_force[address: address + rows]) if address >= 0 else jnp.zeros(()))
+    if not normal:
+        return jnp.zeros(len(foot_geom_ids))
+    on_foot = jnp.any(contact.geom[:, :, None] == jnp.asarray(foot_geom_ids)[None, None, :], axis=1)  # [ncon, 4]
+    return jnp.stack(normal) @ on_foot.astype(efc_force.dtype)

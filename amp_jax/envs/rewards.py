@@ -1,46 +1,250 @@
 """Task reward: a dict of small pure terms, each scaled by ``cfg.reward_scales`` and summed.
 
-Every term takes the command ``[3]`` (v_x, v_y, yaw rate; base frame), the base velocities in base axes
-and the kernel width, and returns an unscaled scalar.
+Every term reads the :class:`StepQuantities` of one control step of one env (unbatched) and the env's constant
+:class:`RewardParams`, and returns an unscaled scalar; the sign lives in the scale. A term whose scale is 0 is
+never called, and the quantities only it reads (the foot contacts and air times of ``feet_air_time``, the body
+contacts of ``collision``) are then None: the env computes them only for a non-zero scale.
+
+The terms are the velocity tracking of the AMP recipes and the hand-designed terms of legged_gym's locomotion
+reward (the paper's "complex reward" baseline), under legged_gym's names. The sum of every term but
+``termination`` is clipped at 0 from below (the reference keeps only positive totals); ``termination`` is added
+after the clip, as legged_gym does, so that the clip cannot hide the penalty of a fall.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import struct
 
-RewardTerm = Callable[[jax.Array, jax.Array, jax.Array, float], jax.Array]
+FOOT_CONTACT_FORCE = 1.0
+"""A foot is in contact when the floor's normal force on it exceeds this (N), legged_gym's threshold."""
+AIR_TIME_TARGET = 0.5
+"""``feet_air_time`` pays (air time − this) at each touchdown (s): flights shorter than this cost."""
+AIR_TIME_MIN_COMMAND = 0.1
+"""``feet_air_time`` pays nothing while the xy command's norm is at most this (m/s): no steps asked for."""
 
 
-def tracking_lin_vel(command: jax.Array, lin_vel: jax.Array, ang_vel: jax.Array, sigma: float) -> jax.Array:
+@struct.dataclass
+class StepQuantities:
+    """What the reward terms read about one control step of one env (unbatched).
+
+    Velocities and the command are those of the state the step ended in, in base axes (the command in the base
+    frame); ``_before`` and ``last_`` quantities are those of the state the step started from. Optional fields
+    are None when no term with a non-zero scale reads them.
+    """
+
+    command: jax.Array
+    """``[3]`` the command (v_x m/s, v_y m/s, yaw rate rad/s) the step was taken under."""
+    base_lin_vel: jax.Array
+    """``[3]`` linear velocity of the base origin in base axes (m/s)."""
+    base_ang_vel: jax.Array
+    """``[3]`` angular velocity of the base in base axes (rad/s)."""
+    joint_pos: jax.Array
+    """``[12]`` joint angles (rad), legs FL, FR, RL, RR × (hip, thigh, calf)."""
+    joint_vel: jax.Array
+    """``[12]`` joint velocities at the end of the step (rad/s)."""
+    joint_vel_before: jax.Array
+    """``[12]`` joint velocities at the start of the step (rad/s): the end of the previous step, or the reset's."""
+    torque: jax.Array
+    """``[12]`` motor torques applied during the step's last physics step (N·m)."""
+    action: jax.Array
+    """``[12]`` the (clipped) action of this step."""
+    last_action: jax.Array
+    """``[12]`` the action of the previous step (zeros after a reset)."""
+    fell: jax.Array
+    """bool scalar: the step ended the episode by a fall (trunk, thigh or calf on the floor), not by time-out."""
+    body_ground_contacts: jax.Array | None = None
+    """bool ``[9]`` trunk, thighs, calves touching the floor at the end of the step (``base.body_ground_contacts``)."""
+    foot_contact: jax.Array | None = None
+    """bool ``[4]`` foot normal force > :data:`FOOT_CONTACT_FORCE` at the step's last physics step."""
+    last_foot_contact: jax.Array | None = None
+    """bool ``[4]`` ``foot_contact`` of the previous step (all False after a reset)."""
+    feet_air_time: jax.Array | None = None
+    """``[4]`` time each foot has been in the air before this step (s), as carried in the env's info."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardParams:
+    """Constants of the reward terms, from the env's config and model."""
+
+    tracking_sigma: float
+    """Width of the exponential velocity-tracking kernels ((m/s)² and (rad/s)²)."""
+    control_dt: float
+    """Control period (s): the time one step adds to an air time and the divisor of ``dof_acc``."""
+    soft_joint_lower: tuple[float, ...]
+    """``[12]`` lower soft joint limits (rad), see :func:`soft_joint_limits`."""
+    soft_joint_upper: tuple[float, ...]
+    """``[12]`` upper soft joint limits (rad)."""
+
+
+def soft_joint_limits(joint_range: np.ndarray, fraction: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """legged_gym's soft joint limits: ``fraction`` of each joint's range, centred on the range's middle.
+
+    Args:
+      joint_range: ``[J, 2]`` (lower, upper) joint limits (rad), e.g. the MJCF's ``jnt_range`` of the leg joints.
+      fraction: the soft range's share of the full range (0.9 for the A1).
+    Returns:
+      (lower ``J``, upper ``J``) as tuples of floats (rad).
+    """
+    joint_range = np.asarray(joint_range, np.float64)
+    middle = joint_range.mean(axis=1)
+    half = 0.5 * fraction * (joint_range[:, 1] - joint_range[:, 0])
+    return tuple(float(x) for x in middle - half), tuple(float(x) for x in middle + half)
+
+
+RewardTerm = Callable[[StepQuantities, RewardParams], jax.Array]
+
+
+def tracking_lin_vel(q: StepQuantities, p: RewardParams) -> jax.Array:
     """exp(−‖cmd_xy − v_xy‖² / σ): tracking of the xy velocity command (base frame)."""
-    del ang_vel
-    return jnp.exp(-jnp.sum(jnp.square(command[:2] - lin_vel[:2])) / sigma)
+    return jnp.exp(-jnp.sum(jnp.square(q.command[:2] - q.base_lin_vel[:2])) / p.tracking_sigma)
 
 
-def tracking_ang_vel(command: jax.Array, lin_vel: jax.Array, ang_vel: jax.Array, sigma: float) -> jax.Array:
-    """exp(−(cmd_yaw − ω_z)² / σ): tracking of the yaw-rate command."""
-    del lin_vel
-    return jnp.exp(-jnp.square(command[2] - ang_vel[2]) / sigma)
+def tracking_ang_vel(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """exp(−(cmd_yaw − ω_z)² / σ): tracking of the yaw-rate command (base axes)."""
+    return jnp.exp(-jnp.square(q.command[2] - q.base_ang_vel[2]) / p.tracking_sigma)
 
 
-TERMS: dict[str, RewardTerm] = {"tracking_lin_vel": tracking_lin_vel, "tracking_ang_vel": tracking_ang_vel}
+def lin_vel_z(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """v_z²: vertical velocity of the base origin along the base's z axis ((m/s)²)."""
+    del p
+    return jnp.square(q.base_lin_vel[2])
+
+
+def ang_vel_xy(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """ω_x² + ω_y²: roll and pitch rates of the base, base axes ((rad/s)²)."""
+    del p
+    return jnp.sum(jnp.square(q.base_ang_vel[:2]))
+
+
+def torques(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """Σ_j τ_j²: the 12 motor torques of the step's last physics step ((N·m)²)."""
+    del p
+    return jnp.sum(jnp.square(q.torque))
+
+
+def dof_acc(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """Σ_j ((q̇_j − q̇_j,before) / control_dt)²: joint accelerations over the control step ((rad/s²)²)."""
+    return jnp.sum(jnp.square((q.joint_vel - q.joint_vel_before) / p.control_dt))
+
+
+def action_rate(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """Σ_j (a_last,j − a_j)²: change of the action from the previous step."""
+    del p
+    return jnp.sum(jnp.square(q.last_action - q.action))
+
+
+def collision(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """Number of the trunk, thigh and calf bodies touching the floor (0 to 9).
+
+    legged_gym counts the bodies whose contact force exceeds 0.1 N; in this env those bodies do not collide in
+    MJX (their boxes cost half the simulation speed), so the per-body geometric check of
+    ``base.body_ground_contacts`` (the one behind the env's termination) stands in for their contact forces.
+    Since any such contact also ends the episode, the count is non-zero only on the step of a fall.
+    """
+    del p
+    return jnp.sum(q.body_ground_contacts.astype(jnp.float32))
+
+
+@struct.dataclass
+class AirTimeStep:
+    """One control step of legged_gym's foot air-time bookkeeping, per foot ``[4]``."""
+
+    touchdown: jax.Array
+    """bool: the foot lands on this step after a flight (``air_time > 0`` and filtered contact)."""
+    air_time: jax.Array
+    """Time in the air counted through this step (s): the air time before it plus ``control_dt``."""
+    next_air_time: jax.Array
+    """The air time carried to the next step (s): ``air_time``, reset to 0 where the filtered contact holds."""
+
+
+def air_time_step(air_time: jax.Array, last_contact: jax.Array, contact: jax.Array, dt: float) -> AirTimeStep:
+    """legged_gym's air-time rule for one step. The contact is filtered over two steps (``contact`` or
+    ``last_contact``) so that one step of lost contact does not start a flight.
+
+    Args:
+      air_time: ``[4]`` time each foot has been in the air before this step (s).
+      last_contact: bool ``[4]`` the previous step's contact.
+      contact: bool ``[4]`` this step's contact.
+      dt: the control period (s).
+    """
+    filtered = contact | last_contact
+    touchdown = (air_time > 0.0) & filtered
+    counted = air_time + dt
+    return AirTimeStep(touchdown=touchdown, air_time=counted, next_air_time=jnp.where(filtered, 0.0, counted))
+
+
+def feet_air_time(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """Σ_feet (air time − :data:`AIR_TIME_TARGET`) at each foot's touchdown (s), 0 while the xy command's norm is at
+    most :data:`AIR_TIME_MIN_COMMAND`: rewards flights longer than the target (:func:`air_time_step`)."""
+    step = air_time_step(q.feet_air_time, q.last_foot_contact, q.foot_contact, p.control_dt)
+    paid = jnp.sum(jnp.where(step.touchdown, step.air_time - AIR_TIME_TARGET, 0.0))
+    return jnp.where(jnp.linalg.norm(q.command[:2]) > AIR_TIME_MIN_COMMAND, paid, 0.0)
+
+
+def termination(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """1 where the step ended the episode by a fall, 0 otherwise (also at a time-out). Added after the clip."""
+    del p
+    return q.fell.astype(jnp.float32)
+
+
+def dof_pos_limits(q: StepQuantities, p: RewardParams) -> jax.Array:
+    """Σ_j (max(lo_j − q_j, 0) + max(q_j − hi_j, 0)): how far the joints are outside the soft limits (rad)."""
+    lower = jnp.asarray(p.soft_joint_lower, jnp.float32)
+    upper = jnp.asarray(p.soft_joint_upper, jnp.float32)
+    return jnp.sum(jnp.maximum(lower - q.joint_pos, 0.0) + jnp.maximum(q.joint_pos - upper, 0.0))
+
+
+TERMS: dict[str, RewardTerm] = {
+    "tracking_lin_vel": tracking_lin_vel,
+    "tracking_ang_vel": tracking_ang_vel,
+    "lin_vel_z": lin_vel_z,
+    "ang_vel_xy": ang_vel_xy,
+    "torques": torques,
+    "dof_acc": dof_acc,
+    "action_rate": action_rate,
+    "collision": collision,
+    "feet_air_time": feet_air_time,
+    "termination": termination,
+    "dof_pos_limits": dof_pos_limits,
+}
 """Every task-reward term by name (the names of ``RewardScales``' fields)."""
 
+AFTER_CLIP = ("termination",)
+"""Terms added after the total is clipped at 0 (legged_gym's order)."""
 
-def task_reward(scales: dict[str, float], command: jax.Array, lin_vel: jax.Array, ang_vel: jax.Array,
-                sigma: float) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Scaled terms and their sum, clipped at 0 from below (the reference keeps only positive totals).
 
+def check_scales(scales: dict[str, float]) -> None:
+    """Raises ValueError naming the first scale that is not a reward term."""
+    for name in scales:
+        if name not in TERMS:
+            raise ValueError(f"env.reward_scales.{name}: not a reward term; expected one of {', '.join(TERMS)}")
+
+
+def task_reward(scales: dict[str, float], quantities: StepQuantities,
+                params: RewardParams) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Scaled terms and their sum: the terms but :data:`AFTER_CLIP` summed and clipped at 0 from below, then
+    those added.
+
+    Args:
+      scales: term name → scale (per control step); terms with scale 0 are not computed.
+      quantities: the step's :class:`StepQuantities` (the fields of every non-zero term present).
+      params: the env's :class:`RewardParams`.
     Returns:
-      (reward scalar, {name: scaled term}) for the terms with a non-zero scale.
+      (reward scalar, {name: scaled term scalar}) for the terms with a non-zero scale.
     """
-    unknown = set(scales) - set(TERMS)
-    if unknown:
-        raise ValueError(f"env.reward_scales: unknown terms {sorted(unknown)}; expected some of {sorted(TERMS)}")
-    terms = {name: scale * TERMS[name](command, lin_vel, ang_vel, sigma) for name, scale in scales.items()
-             if scale != 0}
-    total = sum(terms.values(), jnp.zeros(()))
-    return jnp.maximum(total, 0.0), terms
+    check_scales(scales)
+    active = {name: scale for name, scale in scales.items() if scale != 0}
+    terms = {name: scale * TERMS[name](quantities, params) for name, scale in active.items()
+             if name not in AFTER_CLIP}
+    reward = jnp.maximum(sum(terms.values(), jnp.zeros(())), 0.0)
+    for name in AFTER_CLIP:
+        if name in active:
+            terms[name] = active[name] * TERMS[name](quantities, params)
+            reward = reward + terms[name]
+    return reward, terms

@@ -1,13 +1,14 @@
 """Evaluation of a finished run: deterministic rollout, gait similarity, plots, video, ONNX export, sim-to-sim.
 
-``python -m amp_jax.evaluate RUN_DIR [--command SECONDS,VX,VY,YAW ...] [--sweep]`` (what ``train.py`` runs after
-training, as :func:`finish_run`) rebuilds the policy from the run folder alone (its ``config.yaml`` and newest
+``python -m amp_jax.evaluate RUN_DIR [--command SECONDS,VX,VY,YAW ...] [--sweep] [--grid]`` (what ``train.py`` runs
+after training, as :func:`finish_run`) rebuilds the policy from the run folder alone (its ``config.yaml`` and newest
 checkpoint), rolls out the mean action in one A1 env on MJX (one jitted ``lax.scan``) from the default pose,
 with observation noise, pushes and randomisation off, under a command schedule
 (:mod:`amp_jax.analysis.command_schedule`), and writes into the run folder:
 
 - ``evaluation.json``: velocity-tracking RMS error per axis, gait similarity (:mod:`amp_jax.analysis.gait`) against the
-  run's clips, whether and when the robot fell, the ONNX export's parity and the sim-to-sim result;
+  run's clips, the run's own discriminator on the rollout against its clips (:mod:`amp_jax.analysis.style`),
+  whether and when the robot fell, the ONNX export's parity and the sim-to-sim result;
 - ``learning_curves.png``, ``gait_diagram.png`` (policy above the reference clip: ``trot0`` when the run uses
   it, else its first clip), ``velocity_tracking.png``;
 - ``policy.mp4`` (``policy.gif`` when no MP4 encoder is found); rendering needs a headless OpenGL (see
@@ -15,7 +16,10 @@ with observation noise, pushes and randomisation off, under a command schedule
 - ``policy.onnx`` (:mod:`amp_jax.deploy.export_policy`), then run in C MuJoCo (:mod:`amp_jax.deploy.sim2sim`);
 - with ``--sweep``: the forward-speed sweep (:func:`amp_jax.analysis.sweep.run_sweep`: cost of transport, footfall
   phases, gait class and transitions per commanded speed) as ``evaluation.json["speed_sweep"]``, with
-  ``speed_sweep.png`` and ``footfall_phases.png``.
+  ``speed_sweep.png`` and ``footfall_phases.png``;
+- with ``--grid``: every command of the full task's grid held in C MuJoCo through ``policy.onnx``
+  (:mod:`amp_jax.deploy.command_grid`: falls, tracking per axis, footfalls from contact forces, cost of transport,
+  the goal's criteria) as ``evaluation.json["command_grid"]``, with ``command_grid.png``.
 
 Each step fails softly: its error is logged with what to do and recorded in ``evaluation.json["problems"]``,
 and the remaining steps still run; nothing in the run folder is removed.
@@ -27,7 +31,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import pathlib
 import sys
 from collections.abc import Callable, Sequence
@@ -38,9 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from amp_jax import a1
-from amp_jax.analysis import command_schedule, gait, speed
+from amp_jax.analysis import command_schedule, gait, speed, style
 from amp_jax.analysis import sweep as sweep_lib
 from amp_jax.analysis.command_schedule import CommandSegment
+from amp_jax.analysis.report_json import json_ready
 from amp_jax.analysis.rollout import (
     Trajectory,
     contact_reference_index,
@@ -65,6 +69,7 @@ VIDEO_FILE = "policy.mp4"
 VIDEO_FALLBACK_FILE = "policy.gif"
 SPEED_SWEEP_FILE = "speed_sweep.png"
 FOOTFALL_FILE = "footfall_phases.png"
+GRID_FILE = "command_grid.png"
 def rollout_policy(policy: RunPolicy, commands: np.ndarray, seed: int = 0) -> Trajectory:
     """The deterministic rollout of ``policy`` under ``commands [T, 3]`` (NumPy arrays out)."""
     env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
@@ -149,6 +154,12 @@ def evaluate_policy(policy: RunPolicy, report: Report,
         if similarity is not None:
             report.results["gait_similarity"] = {"contact_reference": ref.name,
                                                  "amp_reference": [c.name for c in clips], **similarity}
+        if policy.cfg.amp.enabled and policy.amp_normalizer is not None:
+            scores = report.attempt("discriminator_scores", lambda: style.discriminator_scores(
+                policy.networks, policy.params, policy.amp_normalizer, cfg, style.transitions(trajectory.amp_obs),
+                style.clip_transitions(cfg, jax.random.key(0))))
+            if scores is not None:
+                report.results["discriminator_scores"] = scores
         ref_contacts = gait.contacts_from_heights(gait.clip_foot_heights(ref.frames))
         report.reference_contacts = ref_contacts
         path = report.attempt("gait_diagram", lambda: plotting.plot_gait_diagram(
@@ -220,16 +231,33 @@ def plot_learning_curves(run_dir: pathlib.Path, report: Report, out_dir: pathlib
         report.files.append(path.name)
 
 
+def evaluate_command_grid(onnx_path: pathlib.Path, report: Report, out_dir: pathlib.Path) -> None:
+    """The command grid of an exported policy (:mod:`amp_jax.deploy.command_grid`) into
+    ``report.results["command_grid"]``, its table into ``out_dir / GRID_FILE``."""
+    from amp_jax.deploy import command_grid
+
+    result = report.attempt("command_grid", lambda: command_grid.evaluate_onnx(onnx_path))
+    if result is None:
+        return
+    report.results["command_grid"] = result
+    path = report.attempt("command_grid_plot", lambda: command_grid.plot_grid(result, out_dir / GRID_FILE))
+    if path is not None:
+        report.files.append(path.name)
+
+
 def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] = command_schedule.DEFAULT_SCHEDULE,
                *, step: int | None = None, make_video: bool = True, export: bool = True,
                sim2sim: bool = True, out_dir: str | pathlib.Path | None = None,
-               sweep: sweep_lib.SweepSettings | None = None, policy: RunPolicy | None = None) -> dict[str, Any]:
+               sweep: sweep_lib.SweepSettings | None = None, policy: RunPolicy | None = None,
+               grid: bool = False) -> dict[str, Any]:
     """Everything a finished run leaves behind (module docstring); never raises for a failed step.
 
     Args:
       policy: the run's policy when the caller already loaded it (:func:`load_run_policy`).
       out_dir: where the outputs go (created if needed); default ``run_dir``, which is then only read.
       sweep: the speed sweep's settings; None: no sweep.
+      grid: also hold every command of :data:`amp_jax.deploy.command_grid.GRID` in C MuJoCo through the exported
+        policy (needs ``export``): ``command_grid`` in the report, the table drawn in :data:`GRID_FILE`.
     Returns:
       The contents written to ``<out_dir>/evaluation.json``.
     """
@@ -265,25 +293,16 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
                 onnx_path, report.reference_contacts))
             if check is not None:
                 report.results["sim2sim"] = {**report.results.get("sim2sim", {}), "trot_check": check}
+        if grid and onnx_path is not None:
+            evaluate_command_grid(onnx_path, report, out_dir)
     summary = report.as_dict()
     try:
-        (out_dir / EVALUATION_FILE).write_text(json.dumps(_finite(summary), indent=2) + "\n")
+        (out_dir / EVALUATION_FILE).write_text(json.dumps(json_ready(summary), indent=2) + "\n")
     except OSError as err:
         logger.warning("could not write %s: %s", out_dir / EVALUATION_FILE, err)
         summary["problems"]["write_report"] = f"{type(err).__name__}: {err}"
     _log_summary(out_dir, summary)
     return summary
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities as None, so the JSON is strict."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _log_summary(run_dir: pathlib.Path, summary: dict[str, Any]) -> None:
@@ -298,6 +317,11 @@ def _log_summary(run_dir: pathlib.Path, summary: dict[str, Any]) -> None:
         g = summary["gait_similarity"]
         lines.append(f"  gait vs {g['contact_reference']}: contact similarity {g['contact']['overall']:.2f}, "
                      f"AMP-feature distance {g['amp_feature_distance']['symmetric']:.2f}")
+    if "discriminator_scores" in summary:
+        d = summary["discriminator_scores"]
+        lines.append(f"  the run's discriminator: D {d['d_policy']:+.2f} on this rollout, {d['d_clips']:+.2f} on its "
+                     f"clips (style reward {d['style_reward_policy']:.2f} vs {d['style_reward_clips']:.2f} of "
+                     f"{d['reward_coef']:g})")
     if "onnx" in summary:
         lines.append(f"  ONNX parity max |diff| {summary['onnx']['parity_max_abs_diff']:.2g}")
     if "sim2sim" in summary:
@@ -314,6 +338,11 @@ def _log_summary(run_dir: pathlib.Path, summary: dict[str, Any]) -> None:
                          f"{check['achieved']:.2f} m/s, vx RMS {check['vx_rms']:.3f}, duty "
                          f"{min(check['duty']):.2f}-{max(check['duty']):.2f}, diagonal phi "
                          f"{min(check['diagonal_phi']):.2f}, lateral phi {max(check['lateral_phi']):.2f}")
+    if "command_grid" in summary:
+        grid = summary["command_grid"]
+        missed = [name for name, ok in grid["criteria"].items() if not ok]
+        lines.append(f"  command grid (C MuJoCo): {len(grid['criteria']) - len(missed)} of {len(grid['criteria'])} "
+                     "goal criteria met" + (f"; missed: {', '.join(missed)}" if missed else ""))
     if "speed_sweep" in summary:
         sweep = summary["speed_sweep"]
         lines.append(f"  speed sweep ({sweep['settings']['seeds']} seeds, {sweep['settings']['measure_s']:g} s "
@@ -349,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also sweep forward speeds (cost of transport, footfalls, gait class per speed) "
                              f"from {sweep_lib.SWEEP_SPEED_STEP:g} m/s to the config's env.command_lin_vel_x "
                              f"maximum, {sweep_lib.SWEEP_SEEDS} start poses each")
+    parser.add_argument("--grid", action="store_true",
+                        help="also hold each command of the full task's grid (forward 0.4-1.6, backward, "
+                             "sideways, turns, standing) in C MuJoCo through the ONNX: tracking, footfalls, cost of "
+                             "transport per command and the goal's criteria (command_grid.png)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -368,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     summary = finish_run(args.run_dir, schedule, step=args.step, make_video=not args.no_video,
                          export=not args.no_export, sim2sim=not args.no_sim2sim, out_dir=args.out,
-                         sweep=sweep_lib.SweepSettings() if args.sweep else None, policy=policy)
+                         sweep=sweep_lib.SweepSettings() if args.sweep else None, policy=policy,
+                         grid=args.grid)
     return 1 if "rollout" in summary["problems"] or "load_policy" in summary["problems"] else 0
 
 

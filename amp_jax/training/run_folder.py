@@ -12,6 +12,7 @@ import numpy as np
 
 from amp_jax import config as config_lib
 from amp_jax.agents import networks as networks_lib
+from amp_jax.agents.normalizer import NormalizerState
 from amp_jax.config import Config
 from amp_jax.envs import observations
 
@@ -31,6 +32,8 @@ class RunPolicy:
     params: networks_lib.AgentParams
     step: int
     """The checkpoint step (training iteration) the parameters come from."""
+    amp_normalizer: NormalizerState | None = None
+    """The run's AMP-feature normaliser at that step (the discriminator's input statistics)."""
 
     @property
     def policy_fn(self) -> Callable[[networks_lib.AgentParams, jax.Array], jax.Array]:
@@ -81,4 +84,5 @@ def load_run_policy(run_dir: str | pathlib.Path, step: int | None = None) -> Run
         # the policy needs no replay buffer, nor leaves added to the state since the checkpoint was written
         restored = ckpt.restore(target, step, warn_missing=False, fill_missing=trainer.ADDED_STATE_LEAVES)
     nets = networks_lib.make_networks(cfg.networks, observations.NUM_ACTIONS)
-    return RunPolicy(run_dir=run_dir, cfg=cfg, networks=nets, params=restored.state.params, step=restored.step)
+    return RunPolicy(run_dir=run_dir, cfg=cfg, networks=nets, params=restored.state.params, step=restored.step,
+                     amp_normalizer=restored.state.normalizer)

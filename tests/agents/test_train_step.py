@@ -163,3 +163,36 @@ def test_loss_runs_the_discriminator_once_on_policy_and_once_on_expert_samples()
     amp = ts.AMPSamples(*(jnp.ones((b, 5)) for _ in range(4)))
     loss = lambda p: ts.amp_ppo_loss(p, nets, cfg, ppo, amp, normalizer.init(5, 1e-4), p.action_std)  # noqa: E731
     assert _count_first_layer_forwards(jax.make_jaxpr(loss)(params).jaxpr, (10, 7)) == 2
+
+
+def test_amp_disabled_trains_the_policy_as_the_task_reward_alone_with_no_discriminator_work(env, ppo_only):
+    """``amp.enabled: false`` (the baselines): the actor and critic follow the same path as with the task reward
+    alone through the mixing (lerp = 1), while the discriminator, its normaliser and the replay buffer stay as
+    initialised, no discriminator metric is logged, and the compiled iteration holds no discriminator layer."""
+    cfg = _cfg(enabled=False, task_reward_lerp=0.3)  # lerp is unused without the prior
+    init_fn, step_fn = ts.make_train_step(env, cfg, point_mass.sample_expert_transitions)
+    initial = init_fn(jax.random.PRNGKey(5))
+    state, history = _train(init_fn, step_fn, seed=5, iterations=3)
+    reference, reference_history = _train(*ppo_only, seed=5, iterations=3)
+    for name in ("actor", "critic", "action_std"):
+        for x, y in zip(jax.tree.leaves(getattr(state.params, name)),
+                        jax.tree.leaves(getattr(reference.params, name))):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose([m["reward/task"] for m in history],
+                               [m["reward/task"] for m in reference_history], rtol=1e-5)
+    for field in ("discriminator",):
+        for x, y in zip(jax.tree.leaves(getattr(state.params, field)),
+                        jax.tree.leaves(getattr(initial.params, field))):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    for x, y in zip(jax.tree.leaves((state.normalizer, state.replay_buffer)),
+                    jax.tree.leaves((initial.normalizer, initial.replay_buffer))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert not any(name.startswith("amp/") or name in ("reward/amp", "loss/discriminator", "loss/grad_penalty")
+                   for name in history[-1])
+    assert "amp/d_expert" in reference_history[-1]
+    # Nothing computed for the discriminator: its first layer's kernel is multiplied nowhere in the iteration.
+    kernel_shape = next(tuple(x.shape) for x in jax.tree.leaves(initial.params.discriminator)
+                        if x.ndim == 2 and x.shape[1] == SMALL.networks.disc_hidden[0])
+    jaxpr = jax.make_jaxpr(step_fn)(initial).jaxpr
+    assert _count_first_layer_forwards(jaxpr, kernel_shape) == 0
+    assert _count_first_layer_forwards(jax.make_jaxpr(ppo_only[1])(initial).jaxpr, kernel_shape) > 0

@@ -12,6 +12,7 @@ import pytest
 
 from amp_jax.analysis import command_schedule, footfall, gait, rollout, sweep
 from amp_jax.analysis.command_schedule import CommandSegment
+from amp_jax.analysis.report_json import json_ready
 from amp_jax.config import PROJECT_ROOT
 from amp_jax.deploy import onnx_export
 from amp_jax.evaluation import evaluate, video
@@ -48,9 +49,13 @@ def compiled_programs():
 
 @pytest.fixture(scope="module")
 def finished_and_compiled(tiny_run_dir):
-    """finish_run's summary (with the speed sweep) and the names of the programs it compiled."""
-    with compiled_programs() as names:
-        summary = evaluate.finish_run(tiny_run_dir, SHORT, sweep=TINY_SWEEP)
+    """finish_run's summary (with the speed sweep and a one-command grid) and the names of the programs it
+    compiled."""
+    from amp_jax.deploy import command_grid
+
+    with compiled_programs() as names, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(command_grid, "GRID", (("forward 0.4", (0.4, 0.0, 0.0)),))
+        summary = evaluate.finish_run(tiny_run_dir, SHORT, sweep=TINY_SWEEP, grid=True)
     return summary, names
 
 
@@ -67,12 +72,12 @@ def trajectory(tiny_run_policy):
 
 def test_finish_run_writes_every_artefact(finished, tiny_run_dir):
     on_disk = json.loads((tiny_run_dir / evaluate.EVALUATION_FILE).read_text())
-    assert on_disk == json.loads(json.dumps(evaluate._finite(finished)))  # NaN (a CoT without distance): null
+    assert on_disk == json.loads(json.dumps(json_ready(finished)))  # NaN (a CoT without distance): null
     problems = finished["problems"]
     # The only step allowed to fail here is the video, and only with the message saying how to get one.
     assert set(problems) <= {"video"}, problems
     expected = {"learning_curves.png", "gait_diagram.png", "velocity_tracking.png", "policy.onnx",
-                evaluate.SPEED_SWEEP_FILE, evaluate.FOOTFALL_FILE}
+                evaluate.SPEED_SWEEP_FILE, evaluate.FOOTFALL_FILE, evaluate.GRID_FILE}
     if "video" in problems:
         assert "MUJOCO_GL" in problems["video"] and "apt-get install" in problems["video"]
     else:
@@ -101,6 +106,14 @@ def test_evaluation_json_contents(finished):
     assert 0.0 <= similarity["contact"]["overall"] <= 1.0
     assert similarity["amp_feature_distance"]["symmetric"] > 0.0
     assert finished["onnx"]["parity_max_abs_diff"] <= onnx_export.PARITY_TOLERANCE
+    # The run's own discriminator, on the rollout and on its clips.
+    scores = finished["discriminator_scores"]
+    assert all(np.isfinite(scores[k]) for k in ("d_policy", "d_clips", "style_reward_policy", "style_reward_clips"))
+    assert 0.0 <= scores["style_reward_policy"] <= scores["reward_coef"] == 2.0
+    # The command grid: the patched command and the trot clip's speed, with the goal's criteria.
+    grid = finished["command_grid"]
+    assert [row["name"] for row in grid["results"]] == ["forward 0.4", "trot clip speed"]
+    assert grid["criteria"]["no_fall"] in (True, False) and "vx_rms_at_0.4" in grid["criteria"]
     sim = finished["sim2sim"]
     assert sim["duration_s"] == pytest.approx(0.6)
     assert isinstance(sim["upright"], bool) and set(sim["tracking_rms"]) == {"vx", "vy", "yaw_rate"}
@@ -197,7 +210,7 @@ def test_the_speed_sweep_section_costs_one_compile(finished_and_compiled, tiny_r
     summary, names = finished_and_compiled
     assert sum("speed_sweep_rollout" in name for name in names) == 1, names
     section = json.loads((tiny_run_dir / evaluate.EVALUATION_FILE).read_text())["speed_sweep"]
-    assert section == json.loads(json.dumps(evaluate._finite(summary["speed_sweep"])))
+    assert section == json.loads(json.dumps(json_ready(summary["speed_sweep"])))
     assert [row["command"] for row in section["speeds"]] == [1.0, 2.0]
     assert section["robot_mass_kg"] == pytest.approx(12.453)
     assert section["gait_thresholds"]["couplet_boundary"] == footfall.COUPLET_BOUNDARY
@@ -218,4 +231,5 @@ def test_the_cli_flag_asks_finish_run_for_the_default_sweep(tiny_run_dir, monkey
     monkeypatch.setattr(evaluate, "finish_run", lambda *a, **k: seen.update(k) or {"problems": {}})
     assert evaluate.main([str(tiny_run_dir), "--sweep"]) == 0
     assert seen["sweep"] == sweep.SweepSettings()
-    assert evaluate.main([str(tiny_run_dir)]) == 0 and seen["sweep"] is None
+    assert evaluate.main([str(tiny_run_dir)]) == 0 and seen["sweep"] is None and seen["grid"] is False
+    assert evaluate.main([str(tiny_run_dir), "--grid"]) == 0 and seen["grid"] is True

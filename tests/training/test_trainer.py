@@ -54,6 +54,11 @@ def test_a_run_leaves_config_metrics_and_checkpoints(straight_run, cfg, target):
     assert [line["iteration"] for line in lines] == [1, 2, 3, 4]
     for key in ("loss/total", "amp/d_expert", "amp/d_policy", "reward/task", "reward/amp", "optim/learning_rate"):
         assert all(np.isfinite(line[key]) for line in lines), key
+    # Each task-reward term is logged; both are positive, so their sum is the (clipped at 0) task reward.
+    for line in lines:
+        assert line["reward/tracking_lin_vel"] > 0 and line["reward/tracking_ang_vel"] > 0
+        np.testing.assert_allclose(line["reward/tracking_lin_vel"] + line["reward/tracking_ang_vel"],
+                                   line["reward/task"], rtol=1e-5)
     # The live progress line shows the discriminator scores, learning rate and std the train step reports.
     line = format_progress(4, 4, lines[-1]["env_steps"], 100.0, 0.0, lines[-1])
     for label in ("return", "task", "amp", "D(exp)", "D(pol)", "lr", "std"):
@@ -399,3 +404,29 @@ def test_train_py_prints_only_the_project_s_own_lines(tmp_path):
     assert not foreign, "\n".join(foreign[:20])
     out = [line for line in done.stdout.splitlines() if line.strip()]
     assert out and all(line.startswith(("it ", "run folder: ")) for line in out), "\n".join(out[:20])
+
+
+def test_the_complex_reward_baseline_trains_with_every_term_logged_and_no_discriminator(tmp_path):
+    """configs/complex_reward.yaml on the tiny run: each term reaches the metrics, the task reward is their clipped
+    sum plus the termination term, nothing of the motion prior is logged, and the discriminator, its normaliser and
+    the replay buffer stay as initialised."""
+    from amp_jax.config import RewardScales
+
+    cfg = load_config(["a1_trot", "cpu.yaml", "complex_reward.yaml"], [*TINY, "train.num_iterations=2"])
+    assert not cfg.amp.enabled and cfg.env.rsi_probability == 0.0
+    run = trainer.train(cfg, run_dir=tmp_path / "complex", progress=False)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    terms = [name for name, scale in cfg.env.reward_scales.as_dict().items() if scale != 0]
+    assert set(terms) == {f.name for f in dataclasses.fields(RewardScales)}  # every term is on
+    for line in lines:
+        assert {f"reward/{name}" for name in terms} <= set(line)
+        assert not any(key.startswith("amp/") for key in line) and "reward/amp" not in line
+        assert all(np.isfinite(line[f"reward/{name}"]) for name in terms)
+        # Penalties are negative, the tracking terms positive (per-step means of the scaled terms).
+        assert line["reward/tracking_lin_vel"] > 0 and line["reward/lin_vel_z"] <= 0 and line["reward/torques"] < 0
+    setup = trainer.build(cfg, probe=False)
+    initial = trainer.initial_state(setup)
+    final = restore(run, jax.eval_shape(setup.init_fn, jax.random.key(0)), cfg).state
+    assert leaves_equal(final.params.discriminator, initial.params.discriminator)
+    assert leaves_equal((final.normalizer, final.replay_buffer), (initial.normalizer, initial.replay_buffer))
+    assert not leaves_equal(final.params.actor, initial.params.actor)

@@ -1,0 +1,294 @@
+"""The full task's evaluation over commands, in C MuJoCo through the exported ONNX policy.
+
+Each command of :data:`GRID` is held from the default pose (trunk at the init height, at rest) with the
+deterministic policy, as :mod:`amp_jax.deploy.mirror_check` holds its commands (:func:`held_commands`: 0.5 s at
+rest command, then 8 s at the command, measured over the hold's last 75 %); no pushes, randomisation or
+observation noise. Per command:
+
+* whether it fell (anywhere in the run), the achieved mean (v_x, v_y, yaw rate) and the RMS error per axis;
+* footfalls from the feet's contact forces (> 1 N, :func:`amp_jax.deploy.sim2sim.contacts_from_forces`): stride
+  frequency, duty factors, gait class (:mod:`amp_jax.analysis.footfall`);
+* cost of transport ``W / (m g d)`` of the motors' positive and absolute work over the window, ``d`` the base's
+  horizontal displacement over it (NaN below :data:`amp_jax.analysis.sweep.MIN_COT_DISTANCE`).
+
+:func:`grid_goal` checks the full task's goal (the paper's AMP row for the cost of transport; stride frequency at
+the trot clip's mean speed against the clip's, from the clip's foot heights).
+
+``python -m amp_jax.deploy.command_grid RUN_DIR_OR_ONNX [--json OUT] [--png OUT]`` prints the table and the goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import pathlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from amp_jax import a1
+from amp_jax.analysis import footfall, gait, sweep
+from amp_jax.analysis.report_json import json_ready
+from amp_jax.deploy import onnx_export, sim2sim
+from amp_jax.deploy.mirror_check import HOLD_S, MEASURED_FRACTION, SETTLE_S, held_commands
+
+TROT_CLIP = "motion_data/trot0.txt"
+"""The clip whose mean forward speed is commanded in the ``trot clip speed`` row and whose stride frequency
+that row is compared with."""
+
+GRID: tuple[tuple[str, tuple[float, float, float]], ...] = (
+    ("forward 0.4", (0.4, 0.0, 0.0)),
+    ("forward 0.8", (0.8, 0.0, 0.0)),
+    ("forward 1.2", (1.2, 0.0, 0.0)),
+    ("forward 1.6", (1.6, 0.0, 0.0)),
+    ("backward 0.5", (-0.5, 0.0, 0.0)),
+    ("left 0.3", (0.3, 0.3, 0.0)),
+    ("right 0.3", (0.3, -0.3, 0.0)),
+    ("turn left 1.0", (0.5, 0.0, 1.0)),
+    ("turn right 1.0", (0.5, 0.0, -1.0)),
+    ("stand", (0.0, 0.0, 0.0)),
+)
+"""(name, command (v_x m/s, v_y m/s, yaw rate rad/s)); the ``trot clip speed`` row is added from the clip."""
+TROT_CLIP_ROW = "trot clip speed"
+
+PAPER_AMP_COT = {0.4: 1.07, 0.8: 0.93, 1.2: 1.02, 1.6: 1.12}
+"""The paper's Table II, AMP row: cost of transport (positive work) at each forward command (m/s)."""
+MAX_VX_RMS = {0.4: 0.15, 0.8: 0.15, 1.2: 0.15, 1.6: 0.25, -0.5: 0.25}
+"""The goal's forward-velocity RMS bound (m/s) at each straight command's v_x."""
+MAX_VY_RMS = 0.10
+"""The goal's lateral-velocity RMS bound (m/s), every command."""
+MAX_YAW_RMS = 0.25
+"""The goal's yaw-rate RMS bound (rad/s) at the ±1.0 rad/s turns."""
+MAX_STRIDE_RATIO = 1.5
+"""At the trot clip's speed the stride frequency is within this factor of the clip's (either way)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandResult:
+    """One held command, measured over its window."""
+
+    name: str
+    command: tuple[float, float, float]
+    upright: bool
+    """No fall anywhere in the run (settling included)."""
+    fell_at_s: float | None
+    achieved: tuple[float, float, float]
+    """Mean measured (v_x, v_y, yaw rate), base frame."""
+    rms: dict[str, float]
+    """RMS of command − measured: ``vx``, ``vy`` (m/s), ``yaw_rate`` (rad/s)."""
+    footfalls: footfall.Footfalls
+    distance: float
+    """Horizontal displacement of the base over the window (m)."""
+    cot_positive: float
+    cot_absolute: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "command": list(self.command), "upright": self.upright,
+                "fell_at_s": self.fell_at_s, "achieved": list(self.achieved), "rms": self.rms,
+                **self.footfalls.as_dict(), "distance": self.distance, "cot_positive": self.cot_positive,
+                "cot": self.cot_absolute}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipReference:
+    """The trot clip's mean forward speed (m/s) and stride frequency (Hz, from its foot heights)."""
+
+    file: str
+    speed: float
+    stride_hz: float
+
+
+def clip_reference(path: str | pathlib.Path = TROT_CLIP) -> ClipReference:
+    """:class:`ClipReference` of a clip file (relative paths resolve against the project root)."""
+    from amp_jax.config import PROJECT_ROOT
+    from amp_jax.motion import layout, loader
+
+    path = pathlib.Path(path)
+    if not path.is_absolute() and not path.exists():
+        path = PROJECT_ROOT / path
+    clip = loader.load_clip(path)
+    frames = np.asarray(clip.frames)
+    contacts = gait.contacts_from_heights(gait.clip_foot_heights(frames))
+    return ClipReference(file=path.name, speed=float(np.mean(frames[:, layout.BASE_LIN_VEL][:, 0])),
+                         stride_hz=footfall.stride_frequency(contacts, clip.frame_duration))
+
+
+def robot_mass(scene: str | pathlib.Path = a1.SCENE_XML) -> float:
+    """Total body mass of the scene's model (kg): the ``m`` of the cost of transport."""
+    return float(np.sum(mujoco.MjModel.from_xml_path(str(scene)).body_mass))
+
+
+def measure_run(name: str, command: Sequence[float], run: sim2sim.Sim2SimResult, window: slice,
+                mass: float, control_dt: float) -> CommandResult:
+    """A :class:`CommandResult` of one C MuJoCo run over its measured ``window`` of control steps."""
+    measured = run.measured[window]
+    commanded = np.broadcast_to(np.asarray(command, np.float64), measured.shape)
+    # The displacement runs from the state before the window's first step to its last state, the span of the
+    # window's work.
+    start = max(window.start - 1, 0)
+    distance = sweep.horizontal_distance(run.qpos[start:window.stop, 0:2])
+    return CommandResult(
+        name=name, command=tuple(float(c) for c in command), upright=run.upright, fell_at_s=run.fell_at_s,
+        achieved=tuple(float(v) for v in measured.mean(axis=0)), rms=sim2sim.tracking_rms(commanded, measured),
+        footfalls=footfall.footfalls(sim2sim.contacts_from_forces(run.foot_forces[window]), control_dt),
+        distance=distance,
+        cot_positive=sweep.cost_of_transport(run.work_positive[window], distance, mass),
+        cot_absolute=sweep.cost_of_transport(run.work_absolute[window], distance, mass))
+
+
+def grid_goal(results: Mapping[str, CommandResult], reference: ClipReference) -> dict[str, bool]:
+    """The full task's goal, criterion by criterion, from :func:`evaluate_grid`'s results."""
+    straight = {r.command[0]: r for r in results.values() if r.command[1] == 0.0 and r.command[2] == 0.0}
+    checks = {"no_fall": all(r.upright for r in results.values())}
+    for vx, bound in MAX_VX_RMS.items():
+        if vx in straight:
+            checks[f"vx_rms_at_{vx:g}"] = straight[vx].rms["vx"] <= bound
+    checks["vy_rms"] = all(r.rms["vy"] <= MAX_VY_RMS for r in results.values())
+    for r in results.values():
+        if abs(r.command[2]) == 1.0:
+            checks[f"yaw_rms_at_{r.command[2]:+g}"] = r.rms["yaw_rate"] <= MAX_YAW_RMS
+    for vx, paper in PAPER_AMP_COT.items():
+        if vx in straight:
+            cot = straight[vx].cot_positive
+            checks[f"cot_at_{vx:g}"] = bool(math.isfinite(cot) and cot <= paper)
+    if TROT_CLIP_ROW in results:
+        ratio = results[TROT_CLIP_ROW].footfalls.stride_hz / reference.stride_hz
+        checks["stride_vs_clip"] = bool(math.isfinite(ratio) and 1 / MAX_STRIDE_RATIO <= ratio <= MAX_STRIDE_RATIO)
+    return checks
+
+
+def grid_commands(reference: ClipReference) -> tuple[tuple[str, tuple[float, float, float]], ...]:
+    """:data:`GRID` and the trot clip's speed."""
+    return GRID + ((TROT_CLIP_ROW, (round(reference.speed, 3), 0.0, 0.0)),)
+
+
+def evaluate_grid(policy: Callable[[np.ndarray], np.ndarray], spec: sim2sim.RunnerSpec,
+                  reference: ClipReference | None = None,
+                  commands: Sequence[tuple[str, tuple[float, float, float]]] | None = None) -> dict[str, Any]:
+    """Every command for ``policy(obs) -> action`` in C MuJoCo; returns the report (JSON-ready)."""
+    reference = clip_reference() if reference is None else reference
+    commands = grid_commands(reference) if commands is None else tuple(commands)
+    mass = robot_mass()
+    results = {}
+    for name, command in commands:
+        schedule, window = held_commands(command, spec.control_dt)
+        run = sim2sim.simulate(policy, spec, schedule)
+        results[name] = measure_run(name, command, run, window, mass, spec.control_dt)
+    checks = grid_goal(results, reference)
+    return {"conditions": {"settle_s": SETTLE_S, "hold_s": HOLD_S, "measured_fraction": MEASURED_FRACTION,
+                           "contact_force_threshold_n": sim2sim.CONTACT_FORCE_THRESHOLD, "mass_kg": mass},
+            "clip_reference": dataclasses.asdict(reference),
+            "results": [r.as_dict() for r in results.values()], "criteria": checks,
+            "passes": all(checks.values())}
+
+
+def evaluate_onnx(onnx_path: str | pathlib.Path, **kwargs: Any) -> dict[str, Any]:
+    """:func:`evaluate_grid` of an exported policy (its metadata configures the runner)."""
+    session = onnx_export.load_session(onnx_path)
+    spec = sim2sim.RunnerSpec.from_metadata(onnx_export.read_metadata(onnx_path), str(onnx_path))
+    return evaluate_grid(lambda obs: onnx_export.run_onnx(session, obs), spec, **kwargs)
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """The report as a fixed-width table, the goal's criteria and the verdict."""
+    head = (f"{'command':>16} {'(vx, vy, yaw)':>19}  {'achieved':>19}  {'rms vx':>6} {'vy':>5} {'yaw':>5}  "
+            f"{'gait':>7} {'Hz':>5}  duty FL FR RL RR   CoT+  CoT")
+    lines = [head]
+    for r in report["results"]:
+        cmd = "(" + ", ".join(f"{c:.2f}" for c in r["command"]) + ")"
+        ach = "(" + ", ".join(f"{c:.2f}" for c in r["achieved"]) + ")"
+        duty = " ".join(f"{d:.2f}" for d in r["duty"])
+        fell = "" if r["upright"] else f"  fell at {r['fell_at_s']:.2f} s"
+        lines.append(f"{r['name']:>16} {cmd:>19}  {ach:>19}  {r['rms']['vx']:6.3f} {r['rms']['vy']:5.3f} "
+                     f"{r['rms']['yaw_rate']:5.3f}  {r['gait']:>7} {r['stride_hz']:5.2f}  {duty}  "
+                     f"{r['cot_positive']:5.2f} {r['cot']:5.2f}{fell}")
+    ref = report["clip_reference"]
+    lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz")
+    lines += [f"{name}: {'yes' if ok else 'no'}" for name, ok in report["criteria"].items()]
+    lines.append("grid goal met" if report["passes"] else "grid goal not met")
+    return "\n".join(lines)
+
+
+def plot_grid(report: Mapping[str, Any], path: str | pathlib.Path) -> pathlib.Path:
+    """One figure read at a glance: a table of the commands' measures, each cell green where it meets the goal's
+    bound, red where it misses it, grey where the goal sets none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = ("", "command (v_x, v_y, yaw)", "fell", "achieved", "v_x RMS", "v_y RMS", "yaw RMS", "gait", "stride Hz",
+               "CoT+ (paper)", "CoT")
+    good, bad, none = "#c7e9c0", "#fcbba1", "#f0f0f0"
+    cells, colours = [], []
+    stride_ok = report["criteria"].get("stride_vs_clip")
+    for r in report["results"]:
+        vx, vy, yaw = r["command"]
+        straight = vy == 0.0 and yaw == 0.0
+        paper = PAPER_AMP_COT.get(vx) if straight else None
+        vx_bound = MAX_VX_RMS.get(vx) if straight else None
+
+        def verdict(ok: bool | None) -> str:
+            return none if ok is None else (good if ok else bad)
+
+        cot = r["cot_positive"]
+        fell = "no" if r["upright"] else f"{r['fell_at_s']:.1f} s"
+        cells.append([r["name"], ", ".join(f"{c:.2f}" for c in r["command"]), fell,
+                      ", ".join(f"{a:.2f}" for a in r["achieved"]), f"{r['rms']['vx']:.3f}",
+                      f"{r['rms']['vy']:.3f}", f"{r['rms']['yaw_rate']:.3f}", r["gait"], f"{r['stride_hz']:.2f}",
+                      f"{cot:.2f}" + (f" ({paper:.2f})" if paper is not None else ""), f"{r['cot']:.2f}"])
+        colours.append([none, none, verdict(r["upright"]), none,
+                        verdict(None if vx_bound is None else r["rms"]["vx"] <= vx_bound),
+                        verdict(r["rms"]["vy"] <= MAX_VY_RMS),
+                        verdict(r["rms"]["yaw_rate"] <= MAX_YAW_RMS if abs(yaw) == 1.0 else None), none,
+                        verdict(stride_ok if r["name"] == TROT_CLIP_ROW else None),
+                        verdict(None if paper is None else bool(math.isfinite(cot) and cot <= paper)), none])
+    fig, ax = plt.subplots(figsize=(14.0, 0.3 * (len(cells) + 1) + 0.5))
+    ax.axis("off")
+    table = ax.table(cellText=cells, cellColours=colours, colLabels=columns, loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.auto_set_column_width(range(len(columns)))
+    table.scale(1.0, 1.3)
+    ref = report["clip_reference"]
+    met = sum(report["criteria"].values())
+    ax.set_title(f"Commands held {report['conditions']['hold_s']:g} s in C MuJoCo (ONNX policy), last "
+                 f"{report['conditions']['measured_fraction']:.0%} measured; goal criteria met {met} of "
+                 f"{len(report['criteria'])}; {ref['file']} strides at {ref['stride_hz']:.2f} Hz", fontsize=10)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m amp_jax.deploy.command_grid",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("policy", help="an exported policy.onnx, or a run folder holding one")
+    parser.add_argument("--json", help="also write the report here")
+    parser.add_argument("--png", help="also draw the table here")
+    args = parser.parse_args(argv)
+    path = pathlib.Path(args.policy)
+    if path.is_dir():
+        path = path / "policy.onnx"
+    if not path.is_file():
+        print(f"{path}: no exported policy there (expected policy.onnx; export it with "
+              "python -m amp_jax.export_policy RUN_DIR)", file=sys.stderr)
+        return 2
+    report = evaluate_onnx(path)
+    print(format_report(report))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(json_ready(report), indent=1) + "\n")
+    if args.png:
+        plot_grid(report, args.png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
