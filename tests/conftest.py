@@ -48,7 +48,8 @@ TINY_RUN_OVERRIDES = (
 
 @pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory):
-    """A run folder (config.yaml, metrics.jsonl, checkpoints 1 and 2) of a 2-iteration a1_trot + cpu.yaml run."""
+    """A run folder (config.yaml, metrics.jsonl, checkpoints and policy files 1 and 2) of a 2-iteration a1_trot +
+    cpu.yaml run."""
     from amp_jax.config import load_config
     from amp_jax.training import trainer
 

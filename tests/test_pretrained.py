@@ -10,20 +10,22 @@ import pytest
 from amp_jax.analysis import speed
 from amp_jax.config import PROJECT_ROOT
 from amp_jax.deploy import export_policy, onnx_export
-from amp_jax.training import run_folder
+from amp_jax.training import policy_file, run_folder
 
 PRETRAINED = PROJECT_ROOT / "pretrained" / "a1_trot_cpu"
 
 
 @pytest.fixture(scope="module")
 def policy():
-    return run_folder.load_run_policy(PRETRAINED)
+    policy = run_folder.load_run_policy(PRETRAINED)
+    assert policy.step == 1019 and policy_file.policy_steps(PRETRAINED) == [1019]  # read from its policy file
+    return policy
 
 
 def test_the_shipped_folder_is_small_and_complete():
     files = {p.relative_to(PRETRAINED).as_posix() for p in PRETRAINED.rglob("*") if p.is_file()}
-    for name in ("config.yaml", "metrics.jsonl", "evaluation.json", "policy.onnx", "learning_curves.png",
-                 "gait_diagram.png", "velocity_tracking.png"):
+    for name in ("config.yaml", "metrics.jsonl", "policies/1019.npz", "evaluation.json", "policy.onnx",
+                 "learning_curves.png", "gait_diagram.png", "velocity_tracking.png"):
         assert name in files, name
     assert not any("/heavy/" in f for f in files)  # no replay buffer
     assert sum((PRETRAINED / f).stat().st_size for f in files) < 20e6

@@ -1,12 +1,12 @@
 """The trained policy of a run folder: rebuilt from the folder alone, exported to ONNX with what a runner needs.
 
-``python -m amp_jax.export_policy RUN_DIR [--out policy.onnx] [--step N]`` restores the newest (or the given)
-checkpoint of ``RUN_DIR`` with the run's own ``config.yaml``, writes the deterministic policy (the mean
-action) with :func:`amp_jax.deploy.onnx_export.export_onnx`, then runs the file with onnxruntime on random observations
-and checks it against the Flax network to :data:`amp_jax.deploy.onnx_export.PARITY_TOLERANCE`, printing the largest
-difference. The model's metadata (:func:`policy_metadata`) holds the observation layout with its scales,
-the action scale, default joint angles, joint order, PD gains and effort limits, the control period and
-decimation, and the run's whole configuration.
+``python -m amp_jax.export_policy RUN_DIR [--out policy.onnx] [--step N]`` reads the policy file of the newest (or
+the given) step of ``RUN_DIR`` (``policies/<step>.npz``: parameters and the run's config; the trainer is not
+built), writes the deterministic policy (the mean action) with :func:`amp_jax.deploy.onnx_export.export_onnx`,
+then runs the file with onnxruntime on random observations and checks it against the Flax network to
+:data:`amp_jax.deploy.onnx_export.PARITY_TOLERANCE`, printing the largest difference. The model's metadata
+(:func:`policy_metadata`) holds the observation layout with its scales, the action scale, default joint angles,
+joint order, PD gains and effort limits, the control period and decimation, and the run's whole configuration.
 """
 
 from __future__ import annotations
@@ -163,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
     args = parser.parse_args(argv)
     from amp_jax.training.checkpoint import CheckpointError
+    from amp_jax.training.params_file import ParamsFileError
 
     try:
         result = export_run(args.run_dir, args.out, args.step)
-    except (RunFolderError, CheckpointError, config_lib.ConfigError, onnx_export.ExportError) as err:
+    except (RunFolderError, CheckpointError, ParamsFileError, config_lib.ConfigError,
+            onnx_export.ExportError) as err:
         print(f"export_policy: {err}", file=sys.stderr)
         return 1
     print(f"wrote {result.path} (checkpoint step {result.step}); onnxruntime vs Flax: max |difference| "

@@ -1,9 +1,9 @@
 """Evaluation of a finished run: deterministic rollout, gait similarity, plots, video, ONNX export, sim-to-sim.
 
 ``python -m amp_jax.evaluate RUN_DIR [--command SECONDS,VX,VY,YAW ...] [--sweep] [--grid]`` (what ``train.py`` runs
-after training, as :func:`finish_run`) rebuilds the policy from the run folder alone (its ``config.yaml`` and newest
-checkpoint), rolls out the mean action in one A1 env on MJX (one jitted ``lax.scan``) from the default pose,
-with observation noise, pushes and randomisation off, under a command schedule
+after training, as :func:`finish_run`) rebuilds the policy from the run folder alone (the newest step's policy
+file, ``policies/<step>.npz``), rolls out the mean action in one A1 env on MJX (one jitted ``lax.scan``) from the
+default pose, with observation noise, pushes and randomisation off, under a command schedule
 (:mod:`amp_jax.analysis.command_schedule`), and writes into the run folder:
 
 - ``evaluation.json``: velocity-tracking RMS error per axis, gait similarity (:mod:`amp_jax.analysis.gait`) against the
@@ -268,7 +268,8 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
     plot_learning_curves(run_dir, report, out_dir)
     if policy is None:
         policy = report.attempt("load_policy", lambda: load_run_policy(run_dir, step),
-                                hint="needs the run's config.yaml and a checkpoint in checkpoints/")
+                                hint="needs a policy file in policies/ (or, in a run folder written before "
+                                     "them, the run's config.yaml and a checkpoint in checkpoints/)")
     if policy is not None:
         evaluate_policy(policy, report, schedule, make_video=make_video, out_dir=out_dir)
         if sweep is not None:
@@ -390,13 +391,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
     from amp_jax.training.checkpoint import CheckpointError
+    from amp_jax.training.params_file import ParamsFileError
 
     try:  # before anything is written: a run folder whose policy cannot be rebuilt is one line, exit 1
         policy = load_run_policy(args.run_dir, args.step)
     except (RunFolderError, ConfigError) as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
-    except CheckpointError as err:
+    except (CheckpointError, ParamsFileError) as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 1
     summary = finish_run(args.run_dir, schedule, step=args.step, make_video=not args.no_video,

@@ -1,27 +1,24 @@
 """Turns the files a GPU run brought back (``benchmarks/gpu/run.sh``) into a run folder on this machine.
 
 ``python -m amp_jax.training.import_gpu_run FILES_DIR RUN_DIR`` reads ``FILES_DIR/policy_params.npz`` (the trained
-parameters, AMP normaliser and config: :mod:`amp_jax.training.params_file`) and ``FILES_DIR/metrics.jsonl`` and writes
-``RUN_DIR`` (which must be new or empty) as the trainer would have left it for evaluation:
+parameters, AMP normaliser and config: a policy file, :mod:`amp_jax.training.policy_file`) and
+``FILES_DIR/metrics.jsonl`` and writes ``RUN_DIR`` (which must be new or empty) for evaluation and export:
 
 - ``config.yaml`` (the GPU run's resolved config) and ``metrics.jsonl`` (its learning curves' data);
-- ``checkpoints/<iteration>/``, an orbax checkpoint of the run's train-state shape: parameters, normaliser,
-  learning rate and iteration are the GPU run's; the optimiser moments, env state and PRNG key are zero-filled
-  placeholders and the replay buffer is left out (the light checkpoint of a packaged run). It evaluates and
-  exports; resuming training from it would start from those placeholders;
+- ``policies/<iteration>.npz``, the parameters file itself, once every leaf was read back against its config;
 - ``gpu_summary.json`` and ``gpu_run.log``, copied when present.
 
-Then ``python -m amp_jax.evaluate RUN_DIR`` and ``python -m amp_jax.export_policy RUN_DIR`` take it.
+The folder holds no checkpoint (the GPU run's optimiser moments, env state and replay buffer stay behind), so it
+evaluates, exports and packages but does not resume. Then ``python -m amp_jax.evaluate RUN_DIR`` and
+``python -m amp_jax.export_policy RUN_DIR`` take it. Nothing here builds the trainer.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import pathlib
 import shutil
 import sys
-from typing import Any
 
 PARAMS_FILE = "policy_params.npz"
 """The parameters file a GPU run writes (:mod:`amp_jax.training.params_file`)."""
@@ -37,23 +34,6 @@ class GpuRunImportError(RuntimeError):
     """The files are incomplete, or the run folder exists with something in it."""
 
 
-def placeholder_state(target: Any, seed: int = 0) -> Any:
-    """A concrete train state of the shapes and dtypes of ``target`` (``jax.eval_shape`` of the run's
-    ``init_fn``): zeros, and PRNG keys split from ``seed``."""
-    import jax
-    import numpy as np
-
-    def fill(leaf):
-        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            keys = jax.random.split(jax.random.key(seed), math.prod(leaf.shape)).reshape(leaf.shape)
-            if keys.dtype != leaf.dtype:
-                raise GpuRunImportError(f"the run's PRNG keys are of type {leaf.dtype}, expected {keys.dtype}")
-            return keys
-        return np.zeros(leaf.shape, leaf.dtype)
-
-    return jax.tree.map(fill, target)
-
-
 def import_gpu_run(files_dir: str | pathlib.Path, run_dir: str | pathlib.Path) -> pathlib.Path:
     """Writes the run folder of ``files_dir`` to ``run_dir`` (module docstring) and returns ``run_dir``.
 
@@ -61,12 +41,8 @@ def import_gpu_run(files_dir: str | pathlib.Path, run_dir: str | pathlib.Path) -
       GpuRunImportError: ``files_dir`` lacks the params file or ``metrics.jsonl``, or ``run_dir`` is not empty.
       amp_jax.training.params_file.ParamsFileError: the params file is unreadable or does not fit its config.
     """
-    import jax
-    import numpy as np
-
     from amp_jax import config as config_lib
-    from amp_jax.training import params_file, trainer
-    from amp_jax.training.checkpoint import CHECKPOINT_SUBDIR, RunCheckpointer
+    from amp_jax.training import policy_file
 
     files_dir, run_dir = pathlib.Path(files_dir), pathlib.Path(run_dir)
     for name in (PARAMS_FILE, METRICS_FILE):
@@ -75,12 +51,7 @@ def import_gpu_run(files_dir: str | pathlib.Path, run_dir: str | pathlib.Path) -
                                     "its output folder)")
     if run_dir.exists() and any(run_dir.iterdir()):
         raise GpuRunImportError(f"{run_dir}: exists and is not empty; expected a new folder")
-    saved = params_file.read_params_file(files_dir / PARAMS_FILE)
-    setup = trainer.build(saved.cfg, probe=False)
-    target = jax.eval_shape(setup.init_fn, jax.random.key(0))
-    state = params_file.fill_state(placeholder_state(target), saved.arrays, str(files_dir / PARAMS_FILE))
-    # The replay buffer goes to the checkpoint's heavy item, which is removed below: a stand-in keeps it small.
-    state = state.replace(replay_buffer=np.zeros((1,), np.float32))
+    saved = policy_file.read_policy_file(files_dir / PARAMS_FILE)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -89,10 +60,9 @@ def import_gpu_run(files_dir: str | pathlib.Path, run_dir: str | pathlib.Path) -
         for name, copied_name in COPIED_FILES.items():
             if (files_dir / name).is_file():
                 shutil.copy2(files_dir / name, run_dir / copied_name)
-        with RunCheckpointer(run_dir, keep=saved.cfg.train.keep_checkpoints, heavy_keys=trainer.HEAVY_KEYS,
-                             async_save=False) as checkpointer:
-            checkpointer.save(saved.iteration, state, config_dict=config_lib.to_dict(saved.cfg))
-        shutil.rmtree(run_dir / CHECKPOINT_SUBDIR / str(saved.iteration) / "heavy")
+        destination = policy_file.policy_path(run_dir, saved.step)
+        destination.parent.mkdir()
+        shutil.copy2(files_dir / PARAMS_FILE, destination)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise

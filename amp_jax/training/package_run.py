@@ -1,17 +1,21 @@
-"""Packs a finished run into a small folder to ship: the final checkpoint without its replay buffer, and what the
-run's evaluation wrote.
+"""Packs a finished run into a small folder to ship: the final step's policy file and checkpoint without its
+replay buffer, and what the run's evaluation wrote.
 
 ``python -m amp_jax.training.package_run RUN_DIR OUT_DIR [--step N]`` copies into ``OUT_DIR`` (which must not exist):
 
 - ``config.yaml`` and ``metrics.jsonl`` (the learning curves' data);
-- ``checkpoints/<step>/`` of the newest (or the given) step, without its ``heavy`` item (the replay buffer,
-  tens of MB): parameters, optimiser and normaliser state, the env state and the PRNG key — enough to evaluate,
-  export, and resume training (with an empty replay buffer, so not bit-exactly);
+- ``policies/<step>.npz`` of the newest (or the given) step: parameters, AMP normaliser and config, what
+  evaluation and export read (:mod:`amp_jax.training.policy_file`). A run folder written before policy files
+  existed gets it written into the package from the step's checkpoint (which builds the trainer);
+- ``checkpoints/<step>/`` of that step when the run has it, without its ``heavy`` item (the replay buffer,
+  tens of MB): parameters, optimiser and normaliser state, the env state and the PRNG key, enough to resume
+  training (with an empty replay buffer, so not bit-exactly);
 - ``evaluation.json``, the learning curves, gait diagram, velocity-tracking, speed-sweep and footfall plots, and
   ``policy.onnx``, when the run has them.
 
-The step is checked against its ``digest.json`` first (a corrupt checkpoint is never shipped) and the digest
-travels with it (the missing ``heavy`` item is what a verifying reader skips).
+The checkpoint is checked against its ``digest.json`` first (a corrupt checkpoint is never shipped) and the
+digest travels with it (the missing ``heavy`` item is what a verifying reader skips); the policy file is read
+back in full (every leaf against its config) before it is shipped.
 
 Nothing is half-written: the folder is assembled under a temporary name beside ``OUT_DIR`` and renamed at the
 end. The result is a run folder that ``python -m amp_jax.evaluate OUT_DIR --out DEMO`` and
@@ -27,10 +31,12 @@ import shutil
 import sys
 import tempfile
 
+from amp_jax.training import params_file, policy_file
 from amp_jax.training.checkpoint.digest import verify_step
-from amp_jax.training.checkpoint.errors import CorruptCheckpointError
+from amp_jax.training.checkpoint.errors import CheckpointError, CorruptCheckpointError
+from amp_jax.training.run_folder import CHECKPOINT_SUBDIR as CHECKPOINT_DIR
+from amp_jax.training.run_folder import checkpoint_steps
 
-CHECKPOINT_DIR = "checkpoints"
 HEAVY_ITEM = "heavy"
 RUN_FILES = ("config.yaml", "metrics.jsonl")
 """Files every packaged run has."""
@@ -43,21 +49,13 @@ class PackageError(RuntimeError):
     """The run folder lacks what a package needs, or the destination exists."""
 
 
-def checkpoint_steps(run_dir: pathlib.Path) -> list[int]:
-    """Steps of the complete checkpoints in ``run_dir`` (those orbax marked as finished), ascending."""
-    root = run_dir / CHECKPOINT_DIR
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir()
-                  if p.is_dir() and p.name.isdigit() and (p / "_CHECKPOINT_METADATA").exists())
-
-
 def package_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, step: int | None = None) -> pathlib.Path:
     """Writes the package of ``run_dir`` to ``out_dir`` (module docstring) and returns ``out_dir``.
 
     Raises:
       PackageError: ``out_dir`` exists, or ``run_dir`` lacks ``config.yaml``, ``metrics.jsonl`` or the step,
-        or the step's files differ from its digest.
+        or the step's checkpoint files differ from its digest, or its policy file does not read back.
+      CheckpointError: a run folder without policy files whose checkpoint does not restore.
     """
     run_dir, out_dir = pathlib.Path(run_dir), pathlib.Path(out_dir)
     if out_dir.exists():
@@ -65,19 +63,27 @@ def package_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, step: 
     for name in RUN_FILES:
         if not (run_dir / name).is_file():
             raise PackageError(f"{run_dir}: no {name}; expected a run folder made by train.py")
-    steps = checkpoint_steps(run_dir)
+    checkpoints, policies = checkpoint_steps(run_dir), policy_file.policy_steps(run_dir)
+    steps = sorted(set(checkpoints) | set(policies))
     if not steps:
-        raise PackageError(f"{run_dir / CHECKPOINT_DIR}: no complete checkpoint")
+        raise PackageError(f"{run_dir}: no complete checkpoint in {CHECKPOINT_DIR}/ and no policy file in "
+                           f"{policy_file.POLICY_SUBDIR}/")
     step = steps[-1] if step is None else step
     if step not in steps:
-        raise PackageError(f"{run_dir / CHECKPOINT_DIR}: no complete step {step} (steps: {steps})")
+        raise PackageError(f"{run_dir}: no complete step {step} (steps: {steps})")
     step_dir = run_dir / CHECKPOINT_DIR / str(step)
-    try:
-        skip = () if (step_dir / HEAVY_ITEM).is_dir() else (HEAVY_ITEM,)
-        if not verify_step(step_dir, skip=skip):
-            print(f"package_run: {step_dir} has no digest.json: shipped unverified", file=sys.stderr)
-    except CorruptCheckpointError as err:
-        raise PackageError(f"{err}; not packaged") from None
+    if step in checkpoints:
+        try:
+            skip = () if (step_dir / HEAVY_ITEM).is_dir() else (HEAVY_ITEM,)
+            if not verify_step(step_dir, skip=skip):
+                print(f"package_run: {step_dir} has no digest.json: shipped unverified", file=sys.stderr)
+        except CorruptCheckpointError as err:
+            raise PackageError(f"{err}; not packaged") from None
+    if step in policies:
+        try:
+            policy_file.read_policy_file(policy_file.policy_path(run_dir, step))
+        except params_file.ParamsFileError as err:
+            raise PackageError(f"{err}; not packaged") from None
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
@@ -88,8 +94,18 @@ def package_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, step: 
         for name in RUN_FILES + EVALUATION_FILES:
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, staging / name)
-        shutil.copytree(run_dir / CHECKPOINT_DIR / str(step), staging / CHECKPOINT_DIR / str(step),
-                        ignore=lambda folder, names: [HEAVY_ITEM] if pathlib.Path(folder).name == str(step) else [])
+        if step in checkpoints:
+            shutil.copytree(step_dir, staging / CHECKPOINT_DIR / str(step),
+                            ignore=lambda folder, names: [HEAVY_ITEM] if pathlib.Path(folder).name == str(step) else [])
+        if step in policies:
+            policy_file.policy_path(staging, step).parent.mkdir()
+            shutil.copy2(policy_file.policy_path(run_dir, step), policy_file.policy_path(staging, step))
+        else:  # a run folder written before policy files: the package gets one from the checkpoint
+            from amp_jax.training import run_folder
+
+            cfg = run_folder.load_run_config(run_dir)
+            restored = run_folder.restore_checkpoint(run_dir, step, cfg)
+            policy_file.write_policy_file(staging, step, restored.state, cfg)
         staging.rename(out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -102,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=pathlib.Path, metavar="RUN_DIR")
     parser.add_argument("out_dir", type=pathlib.Path, metavar="OUT_DIR")
-    parser.add_argument("--step", type=int, help="checkpoint step (default: the newest)")
+    parser.add_argument("--step", type=int, help="the step to ship (default: the newest)")
     args = parser.parse_args(argv)
     try:
         out = package_run(args.run_dir, args.out_dir, args.step)
-    except (PackageError, OSError) as err:
+    except (PackageError, CheckpointError, OSError) as err:
         print(f"package_run: {err}", file=sys.stderr)
         return 1
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

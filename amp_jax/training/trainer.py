@@ -1,9 +1,11 @@
 """The training run: builds env, motion library and train state from a config and runs jitted iterations.
 
 A run folder (``runs/<config>-<UTC time>/``) holds the resolved ``config.yaml``, ``metrics.jsonl``,
-TensorBoard event files, ``checkpoints/`` and, once training ends, the evaluation's plots, video and ONNX
-policy. Checkpoints are written every ``train.checkpoint_interval`` iterations, at the end and on Ctrl-C;
-``resume`` continues bit-exactly from the newest one.
+TensorBoard event files, ``checkpoints/``, ``policies/`` and, once training ends, the evaluation's plots, video
+and ONNX policy. Checkpoints are written every ``train.checkpoint_interval`` iterations, at the end and on
+Ctrl-C, each with its policy file (``policies/<step>.npz``: parameters, AMP normaliser and config, what
+evaluation and export read; :mod:`amp_jax.training.policy_file`); ``resume`` continues bit-exactly from the
+newest checkpoint.
 
 Devices: the iteration is split over ``train.num_devices`` devices (default: all that JAX sees; see
 :mod:`amp_jax.agents.distributed`). Checkpoints do not depend on the device count: a run written on ``D``
@@ -40,8 +42,9 @@ from amp_jax.envs import mirror, observations
 from amp_jax.envs.wrappers import make_amp_training_env
 from amp_jax.motion import library as motion_library_lib
 from amp_jax.motion.loader import load_motion_library
+from amp_jax.training import policy_file
 from amp_jax.training import resume as resume_lib
-from amp_jax.training.checkpoint import CheckpointError, RunCheckpointer
+from amp_jax.training.checkpoint import SET_ASIDE_SUBDIR, CheckpointError, RunCheckpointer
 from amp_jax.training.metrics_log import MetricsLogger
 
 logger = logging.getLogger(__name__)
@@ -483,6 +486,12 @@ def train(
             # Every check passed: only now is the run folder changed.
             reason = f"after-step-{restored.step}" if resume_step is not None else "corrupt"
             set_aside = reader.set_aside(newer, reason) if lead else None
+            if lead:  # policy files newer than the step go too: the set-aside steps', and any whose checkpoint
+                # never finished (the process died during its background write)
+                dest = set_aside or run_dir / SET_ASIDE_SUBDIR / "{}-{}".format(
+                    time.strftime("%Y%m%d-%H%M%S"), reason if newer else "unfinished-checkpoint")
+                if policy_file.set_aside_policy_files(run_dir, restored.step, dest) and set_aside is None:
+                    set_aside = dest
         resume_record = resume_lib.resume_record(restored, resume_step, newer, set_aside, resume_overrides, applied)
         logger.info("resumed %s at iteration %d", run_dir, restored.step)
     if lead:
@@ -503,6 +512,15 @@ def train(
     if signum:
         raise StopSignal(signum)
     return run_dir
+
+
+def _save(checkpointer: RunCheckpointer, setup: Setup, state: TrainingState, step: int, config_dict: dict) -> None:
+    """Starts writing checkpoint ``step`` of ``state`` (in the background) and writes its policy file (process 0;
+    the parameters and normaliser only, a few MB, so the loop hardly waits)."""
+    checkpointer.save(step, setup.devices.to_checkpoint(state), config_dict=config_dict)
+    if jax.process_index() == 0:
+        policy_file.write_policy_file(checkpointer.run_dir, step, state, setup.cfg)
+        policy_file.prune_policy_files(checkpointer.run_dir, setup.cfg.train.keep_checkpoints)
 
 
 def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpointer: RunCheckpointer,
@@ -527,7 +545,7 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
                 watchdog = _exit_unless_saved_within(STOP_SAVE_TIMEOUT_S, signum, iteration)
                 try:
                     if saved != iteration:
-                        checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
+                        _save(checkpointer, setup, state, iteration, config_dict)
                     checkpointer.wait()
                 finally:
                     watchdog.cancel()
@@ -552,11 +570,11 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
                 metrics = {**metrics, **setup.probe(params)}
             metrics_logger.log(iteration, metrics, env_steps=iteration * cfg.batch_size)
             if iteration % cfg.train.checkpoint_interval == 0 and iteration < total:
-                checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
+                _save(checkpointer, setup, state, iteration, config_dict)
                 saved = iteration
         # The final checkpoint, written while signals still wait for the boundary: one arriving now is acted on
         # when the save has finished (train() raises StopSignal after it), never in the middle of it.
-        checkpointer.save(iteration, setup.devices.to_checkpoint(state), config_dict=config_dict)
+        _save(checkpointer, setup, state, iteration, config_dict)
         checkpointer.wait()
     except StopSignal:
         raise
@@ -568,7 +586,7 @@ def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpoint
             done = int(jax.device_get(state.iteration))
             logger.warning("%s at iteration %d: writing a checkpoint before exiting",
                            getattr(interrupt, "reason", "interrupted"), done)
-            checkpointer.save(done, setup.devices.to_checkpoint(state), config_dict=config_dict)
+            _save(checkpointer, setup, state, done, config_dict)
             checkpointer.wait()
         except Exception as err:  # the state of an interrupted dispatch may already be donated
             logger.warning("could not checkpoint the interrupted iteration (%s); the last checkpoint is step %s",

@@ -245,6 +245,24 @@ def test_two_processes_continue_a_two_device_run_as_it_went_on(two_process_run, 
     assert "[Gloo]" not in proc.stdout and "process 1:" not in proc.stderr, proc.stderr[-2000:]
 
 
+def test_a_two_process_checkpoint_restores_in_one_process_and_its_policy_file_agrees(two_process_run):
+    """What the evaluation after a run split over processes does: checkpoint 4, written by two processes, restores
+    here (one process; leaves the checkpoint itself places on the writers' devices are placed on this one), and
+    the policy file process 0 wrote beside it holds the same parameters and normaliser bit for bit."""
+    import jax
+
+    from amp_jax.training import policy_file, run_folder
+
+    moved, _, _ = two_process_run
+    restored = run_folder.restore_checkpoint(moved, 4)
+    assert restored.step == 4 and int(restored.state.iteration) == 4
+    written = policy_file.read_policy_file(policy_file.policy_path(moved, 4))
+    for saved, checkpointed in ((written.params, restored.state.params),
+                                (written.amp_normalizer, restored.state.normalizer)):
+        for x, y in zip(jax.tree.leaves(saved), jax.tree.leaves(checkpointed), strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 def test_a_dead_process_ends_the_run_with_its_newest_checkpoint_intact(two_process_run, tmp_path):
     import signal
     import time

@@ -10,7 +10,6 @@ from amp_jax import a1
 from amp_jax.deploy import export_policy, onnx_export
 from amp_jax.envs import observations
 from amp_jax.training import run_folder
-from amp_jax.training.checkpoint import CheckpointError
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +94,7 @@ def test_missing_config_and_missing_checkpoints_are_named(tiny_run_dir, tmp_path
     no_checkpoints = tmp_path / "run"
     no_checkpoints.mkdir()
     shutil.copy(tiny_run_dir / "config.yaml", no_checkpoints / "config.yaml")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(run_folder.RunFolderError, match="no policy file in policies/ and no checkpoint"):
         run_folder.load_run_policy(no_checkpoints)
     assert export_policy.main([str(no_checkpoints)]) == 1
     assert "checkpoint" in capsys.readouterr().err
@@ -110,19 +109,36 @@ def _flip_a_byte_of_the_newest_checkpoint(run_dir):
     return victim
 
 
-def test_a_corrupt_checkpoint_is_one_line_from_export_and_evaluate_and_writes_nothing(tiny_run_dir, tmp_path, capsys):
+def test_a_corrupt_policy_file_or_checkpoint_is_one_line_from_export_and_evaluate_and_writes_nothing(
+        tiny_run_dir, tmp_path, capsys):
     from amp_jax.evaluation import evaluate
+    from amp_jax.training import policy_file
 
     run = tmp_path / "run"
     outputs = shutil.ignore_patterns("*.onnx", "*.png", "*.mp4", "*.gif", "evaluation.json")
     shutil.copytree(tiny_run_dir, run, ignore=outputs)
-    victim = _flip_a_byte_of_the_newest_checkpoint(run)
+    newest = policy_file.policy_path(run, 2)
+    raw = bytearray(newest.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    newest.write_bytes(bytes(raw))
     capsys.readouterr()
+    assert export_policy.main([str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"export_policy: {newest}: array ") and "damaged" in err[0]
+    assert not list(run.glob("*.onnx")) and not list(run.glob(".*tmp"))
+    out = tmp_path / "report"
+    assert evaluate.main([str(run), "--out", str(out), "--no-video"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"evaluate: {newest}: array ") and "damaged" in err[0]
+    assert not out.exists()
+
+    # A run folder written before policy files: the checkpoint is read, and checked against its digest.
+    shutil.rmtree(run / policy_file.POLICY_SUBDIR)
+    victim = _flip_a_byte_of_the_newest_checkpoint(run)
     assert export_policy.main([str(run)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("export_policy: ") and f"{victim.name}: its SHA-256 differs" in err[0]
     assert not list(run.glob("*.onnx")) and not list(run.glob(".*tmp"))
-    out = tmp_path / "report"
     assert evaluate.main([str(run), "--out", str(out), "--no-video"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("evaluate: ") and "the checkpoint is corrupt" in err[0]

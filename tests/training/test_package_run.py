@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from amp_jax.training import package_run, run_folder
+from amp_jax.training import package_run, policy_file, run_folder
 
 
 def test_a_package_holds_the_final_step_without_its_replay_buffer(tiny_run_dir, tiny_run_policy, tmp_path):
@@ -13,6 +13,8 @@ def test_a_package_holds_the_final_step_without_its_replay_buffer(tiny_run_dir, 
     assert not (out / "checkpoints" / "2" / "heavy").exists()
     assert (out / "config.yaml").read_bytes() == (tiny_run_dir / "config.yaml").read_bytes()
     assert (out / "metrics.jsonl").read_bytes() == (tiny_run_dir / "metrics.jsonl").read_bytes()
+    assert policy_file.policy_steps(out) == [2]
+    assert policy_file.policy_path(out, 2).read_bytes() == policy_file.policy_path(tiny_run_dir, 2).read_bytes()
     policy = run_folder.load_run_policy(out)
     assert policy.step == tiny_run_policy.step
     obs = np.random.default_rng(0).normal(size=(8, 42)).astype(np.float32)
@@ -55,3 +57,32 @@ def test_a_package_is_readable_by_others_as_its_files_are(tiny_run_dir, tmp_path
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
+
+
+def test_a_run_without_policy_files_is_shipped_with_one_and_one_without_checkpoints_ships_its_policy(
+        tiny_run_dir, tiny_run_policy, tmp_path):
+    import shutil
+
+    obs = np.random.default_rng(1).normal(size=(8, 42)).astype(np.float32)
+    older = tmp_path / "older"  # written before policy files existed
+    shutil.copytree(tiny_run_dir, older, ignore=shutil.ignore_patterns(policy_file.POLICY_SUBDIR))
+    out = package_run.package_run(older, tmp_path / "from_older")
+    assert policy_file.policy_steps(out) == [2] and package_run.checkpoint_steps(out) == [2]
+    assert policy_file.policy_steps(older) == []  # the run folder itself is only read
+    np.testing.assert_array_equal(policy_file.read_policy_file(policy_file.policy_path(out, 2)).params.actor["params"][
+        "head"]["kernel"], tiny_run_policy.params.actor["params"]["head"]["kernel"])
+
+    only_policies = tmp_path / "imported"  # e.g. a GPU run's import: no checkpoint
+    shutil.copytree(tiny_run_dir, only_policies, ignore=shutil.ignore_patterns("checkpoints"))
+    out = package_run.package_run(only_policies, tmp_path / "from_imported", step=1)
+    assert policy_file.policy_steps(out) == [1] and package_run.checkpoint_steps(out) == []
+    policy = run_folder.load_run_policy(out)
+    assert policy.step == 1
+    np.testing.assert_array_equal(policy.act(obs), run_folder.load_run_policy(tiny_run_dir, 1).act(obs))
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_run_dir, damaged)
+    policy_file.policy_path(damaged, 2).write_bytes(b"not a zip")
+    with pytest.raises(package_run.PackageError, match=r"2.npz: not a readable .npz file.*; not packaged"):
+        package_run.package_run(damaged, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()

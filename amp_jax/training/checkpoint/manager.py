@@ -200,8 +200,8 @@ class RunCheckpointer:
             if with_heavy:
                 tree.check_matches(meta["heavy"], heavy_target, where + "/heavy")
             # An older checkpoint lacking ``filled`` leaves is read in its own structure, then mapped onto the target.
-            state_target = (jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), meta["state"]) if filled
-                            else _abstract(light_target))
+            state_target = _abstract(jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), meta["state"])
+                                     if filled else light_target)
             items = {
                 "state": ocp.args.StandardRestore(state_target),
                 "config": ocp.args.JsonRestore(),
@@ -309,7 +309,19 @@ def _item_handlers() -> dict[str, Any]:
 
 
 def _abstract(state: Any) -> Any:
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    """Restore targets of ``state``'s leaves. A leaf without a sharding (the stand-ins of key arrays and zero-size
+    arrays) would take the one recorded in the checkpoint, which names the writer's processes; in a single
+    process it is placed on this process's device instead, so a checkpoint written by a run split over several
+    processes restores in one (the evaluation after such a run, or a later resume with ``--processes 1``)."""
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0]) if jax.process_count() == 1 else None
+
+    def target(x: Any) -> Any:
+        abstract = ocp.utils.to_shape_dtype_struct(x)
+        if local is not None and isinstance(abstract, jax.ShapeDtypeStruct) and abstract.sharding is None:
+            abstract = jax.ShapeDtypeStruct(abstract.shape, abstract.dtype, sharding=local)
+        return abstract
+
+    return jax.tree.map(target, state)
 
 
 def _first_line(err: BaseException) -> str:
