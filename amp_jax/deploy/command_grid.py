@@ -35,7 +35,7 @@ from amp_jax import a1
 from amp_jax.analysis import footfall, gait, sweep
 from amp_jax.analysis.report_json import json_ready
 from amp_jax.deploy import onnx_export, sim2sim
-from amp_jax.deploy.mirror_check import HOLD_S, MEASURED_FRACTION, SETTLE_S, held_commands
+from amp_jax.deploy.mirror_check import HOLD_S, MEASURED_FRACTION, SETTLE_S, exported_policy_path, held_commands
 
 TROT_CLIP = "motion_data/trot0.txt"
 """The clip whose mean forward speed is commanded in the ``trot clip speed`` row and whose stride frequency
@@ -274,12 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the report here")
     parser.add_argument("--png", help="also draw the table here")
     args = parser.parse_args(argv)
-    path = pathlib.Path(args.policy)
-    if path.is_dir():
-        path = path / "policy.onnx"
-    if not path.is_file():
-        print(f"{path}: no exported policy there (expected policy.onnx; export it with "
-              "python -m amp_jax.export_policy RUN_DIR)", file=sys.stderr)
+    path = exported_policy_path(args.policy)
+    if path is None:
         return 2
     report = evaluate_onnx(path)
     print(format_report(report))

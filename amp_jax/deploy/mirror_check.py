@@ -111,17 +111,26 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m amp_jax.deploy.mirror_check", description=__doc__.split("\n")[0])
-    parser.add_argument("policy", help="an exported policy.onnx, or a run folder holding one")
-    parser.add_argument("--json", help="also write the report here")
-    args = parser.parse_args(argv)
-    path = pathlib.Path(args.policy)
+def exported_policy_path(policy: str) -> pathlib.Path | None:
+    """The ONNX file a command line names: ``policy`` itself, or ``policy/policy.onnx`` for a run folder; None,
+    after one line on stderr saying how to export one, when there is none."""
+    path = pathlib.Path(policy)
     if path.is_dir():
         path = path / "policy.onnx"
     if not path.is_file():
         print(f"{path}: no exported policy there (expected policy.onnx; export it with "
               "python -m amp_jax.export_policy RUN_DIR)", file=sys.stderr)
+        return None
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m amp_jax.deploy.mirror_check", description=__doc__.split("\n")[0])
+    parser.add_argument("policy", help="an exported policy.onnx, or a run folder holding one")
+    parser.add_argument("--json", help="also write the report here")
+    args = parser.parse_args(argv)
+    path = exported_policy_path(args.policy)
+    if path is None:
         return 2
     report = mirror_check(path)
     print(format_report(report))
