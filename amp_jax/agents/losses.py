@@ -1,4 +1,5 @@
-"""Pure loss and return functions of AMP-PPO. Shapes: ``[B]`` a batch of samples, ``[T, N]`` time × envs.
+"""Pure loss and return functions of AMP-PPO, and the summed loss of one minibatch (:func:`amp_ppo_loss`) with the
+sample structs it reads. Shapes: ``[B]`` a batch of samples, ``[T, N]`` time × envs.
 
 Suffixes: ``_t`` at step ``t``, ``_tp1`` at ``t + 1``.
 """
@@ -9,6 +10,13 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from flax import struct
+
+from amp_jax.agents import networks, normalizer, symmetry
+from amp_jax.agents.networks import AgentNetworks, AgentParams
+from amp_jax.agents.normalizer import NormalizerState
+from amp_jax.agents.symmetry import MirrorMaps
+from amp_jax.config import Config
 
 
 def clipped_surrogate_loss(log_prob: jax.Array, old_log_prob: jax.Array, advantage: jax.Array,
@@ -99,3 +107,111 @@ def generalized_advantages(reward_t: jax.Array, value_t: jax.Array, done_t: jax.
 def normalize_advantages(advantages: jax.Array) -> jax.Array:
     """``(A − mean) / (std + 1e-8)`` over every element, ``std`` unbiased (N − 1)."""
     return (advantages - jnp.mean(advantages)) / (jnp.std(advantages, ddof=1) + 1e-8)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The summed AMP-PPO loss of one minibatch
+
+@struct.dataclass
+class PPOSamples:
+    """Flattened, shuffled PPO samples, ``[B or B/M, ...]``."""
+
+    state_obs: jax.Array
+    privileged_obs: jax.Array
+    action: jax.Array
+    action_mean: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    advantage: jax.Array
+    """Normalised over the whole batch."""
+    returns: jax.Array
+
+
+@struct.dataclass
+class AMPSamples:
+    """One discriminator minibatch: policy transitions from the buffer and as many expert ones, ``[B/M, F]``."""
+
+    policy_state: jax.Array
+    policy_next_state: jax.Array
+    expert_state: jax.Array
+    expert_next_state: jax.Array
+
+
+@struct.dataclass
+class LossTerms:
+    """Scalars of one minibatch's loss, logged as averages over the update."""
+
+    total: jax.Array
+    surrogate: jax.Array
+    value: jax.Array
+    entropy: jax.Array
+    kl: jax.Array
+    discriminator: jax.Array | None = None
+    """The discriminator's terms: None when ``amp.enabled`` is false."""
+    grad_penalty: jax.Array | None = None
+    d_expert: jax.Array | None = None
+    d_policy: jax.Array | None = None
+    mirror: jax.Array | None = None
+    """The mirror loss (before its weight), when ``symmetry.mirror_loss_coef`` > 0."""
+
+
+def normalized_transition(stats: NormalizerState, state: jax.Array, next_state: jax.Array,
+                          cfg: Config) -> jax.Array:
+    """Discriminator input ``concat(norm(s), norm(s_next))``, ``[..., F] ×2 -> [..., 2F]``."""
+
+    def norm(x: jax.Array) -> jax.Array:
+        return normalizer.normalize(stats, x, cfg.amp.normalizer_epsilon, cfg.amp.normalizer_clip)
+
+    return jnp.concatenate([norm(state), norm(next_state)], axis=-1)
+
+
+def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPOSamples,
+                 amp: AMPSamples | None, stats: NormalizerState, old_std: jax.Array,
+                 mirror: MirrorMaps | None = None) -> tuple[jax.Array, LossTerms]:
+    """surrogate + c_v · value − c_e · entropy + LSGAN discriminator loss + gradient penalty (one backward pass),
+    + the weighted mirror loss when ``cfg.symmetry.mirror_loss_coef`` > 0. With ``amp`` None (``amp.enabled``
+    false) the loss has no discriminator terms.
+
+    The expert transitions go through the discriminator once: the same forward gives ``D(x_e)`` for the loss
+    and, by its vector–Jacobian product, ``∇ₓD(x_e)`` for the penalty. With ``cfg.symmetry.ppo_augmentation``
+    (and ``mirror``) the surrogate and value losses also cover the mirrored samples
+    (:func:`amp_jax.agents.symmetry.with_mirrored_samples`); the KL is the original half's.
+    """
+    num_original = ppo.advantage.shape[0]
+    augment = mirror is not None and cfg.symmetry.ppo_augmentation
+    if augment:
+        ppo = symmetry.with_mirrored_samples(ppo, mirror)
+    mean = networks.policy_mean(nets, params, ppo.state_obs)
+    std = params.action_std
+    log_prob = networks.gaussian_log_prob(ppo.action, mean, std)
+    surrogate = clipped_surrogate_loss(log_prob, ppo.log_prob, ppo.advantage, cfg.ppo.clip_epsilon)
+    value = networks.value(nets, params, ppo.privileged_obs)
+    value_loss = clipped_value_loss(value, ppo.value, ppo.returns, cfg.ppo.value_clip)
+    entropy = mean_entropy(jnp.broadcast_to(networks.gaussian_entropy(std), log_prob.shape))
+    original_mean = mean[:num_original] if augment else mean
+    old_mean = ppo.action_mean[:num_original] if augment else ppo.action_mean
+    kl = jnp.mean(networks.gaussian_kl(old_mean, old_std,
+                                       jax.lax.stop_gradient(original_mean), jax.lax.stop_gradient(std)))
+    mirror_term = None
+    if mirror is not None and cfg.symmetry.mirror_loss_coef > 0:
+        mean_of_mirrored = (mean[num_original:] if augment else
+                            networks.policy_mean(nets, params, mirror.policy_obs(ppo.state_obs)))
+        mirror_term = symmetry.mirror_loss(mean_of_mirrored, original_mean, mirror)
+
+    total = surrogate + cfg.ppo.value_coef * value_loss - cfg.ppo.entropy_coef * entropy
+    disc_terms = {}
+    if amp is not None:
+        def score(x: jax.Array) -> jax.Array:
+            return networks.discriminator_score(nets, params.discriminator, x)
+
+        d_policy = score(normalized_transition(stats, amp.policy_state, amp.policy_next_state, cfg))
+        d_expert, grad_expert = score_and_input_gradient(
+            score, normalized_transition(stats, amp.expert_state, amp.expert_next_state, cfg))
+        disc_terms = {"discriminator": least_squares_discriminator_loss(d_expert, d_policy),
+                      "grad_penalty": gradient_penalty(grad_expert, cfg.amp.grad_penalty_coef),
+                      "d_expert": jnp.mean(d_expert), "d_policy": jnp.mean(d_policy)}
+        total = total + disc_terms["discriminator"] + disc_terms["grad_penalty"]
+    if mirror_term is not None:
+        total = total + cfg.symmetry.mirror_loss_coef * mirror_term
+    return total, LossTerms(total=total, surrogate=surrogate, value=value_loss, entropy=entropy, kl=kl,
+                            mirror=mirror_term, **disc_terms)

@@ -36,7 +36,7 @@ def with_mirror_image(x: jax.Array, mirror: Map) -> jax.Array:
 def with_mirrored_samples(samples, maps: MirrorMaps):
     """PPO samples ``[b]`` → ``[2b]``: the originals, then ``(M s, M s_critic, M a, M μ_old)`` with the original
     advantages, returns, values and log-probabilities (see the module docstring for what that approximates).
-    ``samples`` is any struct with the fields of ``amp_jax.agents.train_step.PPOSamples``."""
+    ``samples`` is any struct with the fields of ``amp_jax.agents.losses.PPOSamples``."""
     mirrored = samples.replace(state_obs=maps.policy_obs(samples.state_obs),
                                privileged_obs=maps.critic_obs(samples.privileged_obs),
                                action=maps.action(samples.action), action_mean=maps.action(samples.action_mean))

@@ -34,7 +34,7 @@ def discriminator_scores(nets: networks.AgentNetworks, params: networks.AgentPar
                          expert_transitions: tuple[Any, Any]) -> dict[str, float]:
     """Mean ``D`` and mean style reward on the policy's transitions and on the expert ones (each a pair of
     ``[B, F]`` arrays, un-normalised AMP features), through the run's AMP normaliser."""
-    from amp_jax.agents.train_step import normalized_transition
+    from amp_jax.agents.losses import normalized_transition
 
     def score(pair: tuple[Any, Any]) -> tuple[jax.Array, jax.Array]:
         s, s_next = (jnp.asarray(x, jnp.float32) for x in pair)
