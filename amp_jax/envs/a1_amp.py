@@ -271,13 +271,18 @@ class A1AmpEnv(Env):
         if self._counts_body_contacts:
             optional["body_ground_contacts"] = base.body_ground_contacts(self._geometry, qpos)
         if self._tracks_feet_air_time:
-            forces = base.foot_normal_forces(data, self._foot_geom_ids, self._pyramidal_cone)
+            forces = self.foot_normal_forces(data)
             optional.update(foot_contact=forces > rewards.FOOT_CONTACT_FORCE,
                             last_foot_contact=info[LAST_FOOT_CONTACT], feet_air_time=info[FEET_AIR_TIME])
         return rewards.StepQuantities(
             command=info["command"], base_lin_vel=base.base_lin_vel(qpos, qvel), base_ang_vel=base.base_ang_vel(qvel),
             joint_pos=qpos[7:19], joint_vel=qvel[6:18], joint_vel_before=state.pipeline_state.qvel[6:18],
             torque=data.ctrl, action=action, last_action=info["last_action"], fell=fell, **optional)
+
+    def foot_normal_forces(self, data: mjx.Data) -> jax.Array:
+        """Normal force of the floor on each foot at the physics step that produced ``data``, ``[4]`` (N), legs FL,
+        FR, RL, RR (:func:`amp_jax.envs.base.foot_normal_forces`; ``impl='jax'`` only)."""
+        return base.foot_normal_forces(data, self._foot_geom_ids, self._pyramidal_cone)
 
     def initial_push_countdown(self, key: jax.Array) -> jax.Array:
         """A push countdown drawn uniformly in ``[1, push_interval_steps]``, int32 scalar."""

@@ -163,3 +163,52 @@ def test_held_commands_settle_then_hold_and_measure_the_last_three_quarters(spec
     assert commands.shape == (settle + hold, 3)
     assert np.all(commands[:settle] == 0.0) and np.all(commands[settle:] == [0.5, 0.0, 1.0])
     assert window.stop == settle + hold and window.stop - window.start == round(0.75 * hold)
+
+
+TROT_IN_PLACE = ((40, (0, 3)), (55, (1, 2)), (70, (0, 3)))
+"""(first control step, legs) of each scripted lift: diagonal pairs FL+RR, FR+RL, FL+RR, each up for 4 steps."""
+LIFT_STEPS = 4
+
+
+def _trot_in_place(steps, action_scale):
+    """Actions ``[steps, 12]`` and the footfalls they script, bool ``[steps, 4]``: the default pose, but each lifted
+    leg's thigh +0.3 rad and knee folded −0.7 rad for :data:`LIFT_STEPS` control steps (a trot step in place)."""
+    actions, expected = np.zeros((steps, 12)), np.ones((steps, 4), bool)
+    for start, legs in TROT_IN_PLACE:
+        for leg in legs:
+            actions[start:start + LIFT_STEPS, 3 * leg + 1] = 0.3 / action_scale
+            actions[start:start + LIFT_STEPS, 3 * leg + 2] = -0.7 / action_scale
+            expected[start:start + LIFT_STEPS, leg] = False
+    return actions, expected
+
+
+def test_contacts_from_forces_follow_a_scripted_footfall_in_mjx_and_c_mujoco(quiet_env, spec):
+    """Known footfalls: after settling, three trot steps in place (diagonal pairs lifted for 0.12 s each).
+    Contacts from the floor's normal force (> 1 N) show them, in C MuJoCo (the runner's ``mj_contactForce``) and
+    in MJX (the env's constraint forces), alike step by step."""
+    steps = 90
+    actions, expected = _trot_in_place(steps, spec.action_scale)
+    index = iter(range(steps))
+    c_run = sim2sim.simulate(lambda obs: actions[next(index)], spec, np.zeros((steps, 3)))
+    c_contacts = sim2sim.contacts_from_forces(c_run.foot_forces)
+
+    state = quiet_env.reset_to(jax.random.key(0), *map(jnp.asarray, sim2sim.initial_state(spec)))
+    ones = jnp.ones(12)
+
+    def control_step(data, action):
+        data = quiet_env.simulate(data, action, ones, ones)
+        return data, quiet_env.foot_normal_forces(data)
+
+    _, mjx_forces = jax.jit(lambda d, a: jax.lax.scan(control_step, d, a))(state.pipeline_state,
+                                                                          jnp.asarray(actions, jnp.float32))
+    mjx_contacts = sim2sim.contacts_from_forces(np.asarray(mjx_forces))
+
+    settled = slice(35, steps)
+    for contacts in (c_contacts, mjx_contacts):
+        for start, legs in TROT_IN_PLACE:
+            assert not contacts[start:start + LIFT_STEPS, list(legs)].any()  # the lifted pair is in the air
+        assert np.mean(contacts[settled] == expected[settled]) >= 0.95  # a stray bounce or two at most
+    assert c_run.upright
+    # The two simulators agree at nearly every control step, and on the weight the feet carry when standing.
+    assert np.mean(c_contacts[settled] == mjx_contacts[settled]) >= 0.95
+    np.testing.assert_allclose(np.asarray(mjx_forces)[35:40].sum(1), c_run.foot_forces[35:40].sum(1), rtol=0.05)
