@@ -115,6 +115,16 @@ def test_full_task_recipe_and_its_task_only_baseline():
     assert not base.amp.enabled and base.env.rsi_probability == 0.0 and not base.symmetry.discriminator
     assert base.symmetry.ppo_augmentation and base.env == dataclasses.replace(amp.env, rsi_probability=0.0)
     assert base.networks == amp.networks and base.train.seed == amp.train.seed
+    # The first stage's command, as its overlay, the README and the results page give it.
+    from amp_jax.config import PROJECT_ROOT
+
+    stage1 = "python train.py --config a1_amp_cpu.yaml --config forward_commands.yaml --set train.num_iterations=651"
+    for page in ("configs/forward_commands.yaml", "README.md", "docs/RESULTS.md"):
+        assert stage1 in (PROJECT_ROOT / page).read_text(), page
+    first = load_config(["a1_amp_cpu", "forward_commands"], ["train.num_iterations=651"])
+    assert first.env.command_lin_vel_x == (0.2, 1.2) and first.env.command_ang_vel_yaw == (-1.0, 1.0)
+    assert first.train.num_iterations * first.batch_size == pytest.approx(8.0e6, rel=0.001)
+    assert amp.train.num_iterations * amp.batch_size == pytest.approx(20.0e6, rel=0.001)
 
 
 def test_a_discriminator_mirror_without_the_prior_is_refused():
