@@ -214,6 +214,11 @@ def format_report(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _number(value: float | None) -> str:
+    """Two decimals, or a dash for a measure that does not exist (no stride, no distance to divide by)."""
+    return "–" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
 def plot_grid(report: Mapping[str, Any], path: str | pathlib.Path) -> pathlib.Path:
     """One figure read at a glance: a table of the commands' measures, each cell green where it meets the goal's
     bound, red where it misses it, grey where the goal sets none."""
@@ -240,8 +245,8 @@ def plot_grid(report: Mapping[str, Any], path: str | pathlib.Path) -> pathlib.Pa
         fell = "no" if r["upright"] else f"{r['fell_at_s']:.1f} s"
         cells.append([r["name"], ", ".join(f"{c:.2f}" for c in r["command"]), fell,
                       ", ".join(f"{a:.2f}" for a in r["achieved"]), f"{r['rms']['vx']:.3f}",
-                      f"{r['rms']['vy']:.3f}", f"{r['rms']['yaw_rate']:.3f}", r["gait"], f"{r['stride_hz']:.2f}",
-                      f"{cot:.2f}" + (f" ({paper:.2f})" if paper is not None else ""), f"{r['cot']:.2f}"])
+                      f"{r['rms']['vy']:.3f}", f"{r['rms']['yaw_rate']:.3f}", r["gait"], _number(r["stride_hz"]),
+                      _number(cot) + (f" ({paper:.2f})" if paper is not None else ""), _number(r["cot"])])
         colours.append([none, none, verdict(r["upright"]), none,
                         verdict(None if vx_bound is None else r["rms"]["vx"] <= vx_bound),
                         verdict(r["rms"]["vy"] <= MAX_VY_RMS),
