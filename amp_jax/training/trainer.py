@@ -84,6 +84,23 @@ _stop_requests: list[int] = []
 """Signals received while the training loop runs, in order; acted on at the next iteration boundary."""
 _in_loop = False
 """Whether the training loop is running (signals then only ask it to stop at the next iteration boundary)."""
+_first_signal: list[tuple[int, float]] = []
+"""The first stop signal this process received and when (``time.monotonic``)."""
+DUPLICATE_SIGNAL_WINDOW_S = 0.5
+"""A signal that repeats the first one within this many seconds is that request delivered twice, not a second
+signal: a terminal's Ctrl-C and a scheduler's SIGTERM reach the whole process group, so each process of a run
+split over processes (``train.py`` on a multi-core CPU) gets it from there and once more from the launcher, which
+forwards it. A real second signal (a second Ctrl-C) still ends the process at once."""
+
+
+def _is_duplicate(signum: int) -> bool:
+    """Records the first stop signal; True for a repeat of it within :data:`DUPLICATE_SIGNAL_WINDOW_S`."""
+    now = time.monotonic()
+    if not _first_signal:
+        _first_signal.append((signum, now))
+        return False
+    first, at = _first_signal[0]
+    return signum == first and now - at < DUPLICATE_SIGNAL_WINDOW_S
 
 
 def handle_stop_signal(signum: int, frame: Any = None) -> None:
@@ -98,6 +115,8 @@ def handle_stop_signal(signum: int, frame: Any = None) -> None:
     del frame
     import signal
 
+    if _is_duplicate(signum):
+        return
     if _stop_requests:
         print(f"train.py: {signal.Signals(signum).name} again: exiting now; the newest checkpoint in the run "
               f"folder is kept", file=sys.stderr, flush=True)
@@ -182,9 +201,14 @@ def watch_stop_signals(grace_s: float = STOP_GRACE_S) -> None:
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
 
     def watch() -> None:
-        received = 0
+        received, first = 0, (0, 0.0)
         while True:
             signum = os.read(read_end, 1)[0]
+            now = time.monotonic()
+            if received and signum == first[0] and now - first[1] < DUPLICATE_SIGNAL_WINDOW_S:
+                continue  # the first request delivered twice (the process group's and the launcher's copy)
+            if not received:
+                first = (signum, now)
             received += 1
             name = signal.Signals(signum).name
             if received == 1 and _in_loop:
@@ -457,6 +481,7 @@ def train(
     """
     started = _clock()
     _stop_requests.clear()
+    _first_signal.clear()
     total = cfg.train.num_iterations if num_iterations is None else num_iterations
     lead = jax.process_index() == 0
     if run_dir is None and jax.process_count() > 1:

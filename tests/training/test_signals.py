@@ -97,7 +97,7 @@ def test_a_second_signal_during_the_exit_save_ends_the_process_and_keeps_the_int
     run_dir = tmp_path / "run"
     process = _started_run(run_dir, env, stop_save_s=20, lines=5)
     process.send_signal(signal.SIGTERM)
-    time.sleep(1.0)  # inside the slowed exit save
+    time.sleep(1.5)  # inside the slowed exit save, past the duplicate window
     process.send_signal(signal.SIGTERM)
     started = time.monotonic()
     code, stderr = _wait(process)
@@ -177,3 +177,42 @@ def test_a_signal_during_the_evaluation_after_training_ends_it_with_one_line(env
     # else the StopSignal was raised inside a callback that swallows exceptions (JAX's garbage-collection hook prints
     # "Exception ignored in ..."), and the watch ended the process after its grace: known, and still one exit
     assert sweep.checkpoint_steps(run_dir)[-1] == 10
+
+
+def _pids_running(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (from /proc, as ``pkill -f`` finds them)."""
+    pids = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc").is_dir(), reason="finds the run's processes through /proc")
+def test_a_signal_to_every_process_of_a_two_process_run_stops_it_as_one_signal(env, tmp_path):
+    """A scheduler or service manager that signals every process of a job (Slurm's scancel, systemd's control group,
+    ``pkill -f``) reaches the launcher and both training processes, and the launcher forwards the signal as well:
+    each process gets it twice at once. The run stops as from one signal: exit 143, no "again", the checkpoint of
+    the last iteration in metrics.jsonl."""
+    run_dir = tmp_path / "run"
+    argv = sweep.command(run_dir, "--processes", "2", "--set", "train.num_iterations=100000",
+                         "--set", "train.checkpoint_interval=1000")
+    process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + sweep.START_TIMEOUT_S
+    while len(sweep.metrics_lines(run_dir)) < 3:
+        assert process.poll() is None and time.monotonic() < deadline, "the two-process run did not start"
+        time.sleep(0.01)
+    pids = _pids_running(str(run_dir))
+    assert process.pid in pids and len(pids) == 3, pids  # the launcher and its two training processes
+    for pid in sorted(pids, key=lambda pid: pid == process.pid):  # the launcher last, as a slower delivery
+        os.kill(pid, signal.SIGTERM)
+        time.sleep(0.05)  # each delivery on its own (two that arrive together merge into one)
+    code, stderr = _wait(process)
+    assert code == 143 and "again" not in stderr, stderr[-3000:]
+    last = sweep.metrics_lines(run_dir)[-1]["iteration"]
+    assert sweep.checkpoint_steps(run_dir) == [last] and last >= 3

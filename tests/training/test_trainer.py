@@ -322,6 +322,29 @@ def test_a_signal_outside_the_loop_stops_where_the_program_is():
     assert stopped.value.exit_code == 129 and trainer.stop_requested() is None
 
 
+def test_a_signal_delivered_twice_at_once_is_one_request_and_a_later_second_one_exits(monkeypatch):
+    """A terminal's Ctrl-C (or a scheduler's SIGTERM to the process group) reaches each process of a run split over
+    processes twice, directly and forwarded by the launcher: the copy is not a second signal. A second signal
+    after the window, or another signal, still exits at once."""
+    import signal
+
+    exits = []
+    monkeypatch.setattr(trainer.os, "_exit", lambda code: exits.append(code))
+    monkeypatch.setattr(trainer, "_in_loop", True)
+    monkeypatch.setattr(trainer, "_stop_requests", [])
+    monkeypatch.setattr(trainer, "_first_signal", [])
+    clock = iter([100.0, 100.01, 100.02, 101.0])
+    monkeypatch.setattr(trainer.time, "monotonic", lambda: next(clock))
+    trainer.handle_stop_signal(signal.SIGINT)
+    trainer.handle_stop_signal(signal.SIGINT)  # the launcher's copy, 10 ms later
+    assert trainer.stop_requested() == signal.SIGINT and exits == []
+    trainer.handle_stop_signal(signal.SIGTERM)  # another signal at once: a second request
+    assert exits == [143]
+    exits.clear()
+    trainer.handle_stop_signal(signal.SIGINT)  # the same signal a second later: a second Ctrl-C
+    assert exits == [130]
+
+
 def test_ctrl_c_between_iterations_labels_the_checkpoint_with_the_state_it_holds(straight_run, cfg, target,
                                                                                  monkeypatch, tmp_path):
     run = tmp_path / "between"
