@@ -118,6 +118,10 @@ class EnvConfig:
     """Commands are redrawn at every reset and every this many seconds."""
     min_command_norm: float = 0.05
     """An xy command with a norm below this is set to zero (m/s)."""
+    standing_command_probability: float = 0.0
+    """Probability that a command draw is the standing command (0, 0, 0): with the resampling period this gives
+    the episodes stops and starts from standing (the reference: 0, a standing command only below the minimum
+    norm; its yaw command stays)."""
     reward_scales: RewardScales = dataclasses.field(default_factory=lambda: RewardScales())
     """Scale of each task-reward term, per control step (the sign lives in the scale)."""
     tracking_sigma: float = 0.25
@@ -223,6 +227,8 @@ class EnvConfig:
             yield name, low <= high, "a range [low, high] with low <= high"
         yield "command_resample_s", self.command_resample_s > 0, "a positive period (s)"
         yield "min_command_norm", self.min_command_norm >= 0, "a non-negative speed (m/s)"
+        yield ("standing_command_probability", 0 <= self.standing_command_probability <= 1,
+               "a probability in [0, 1]")
         yield "tracking_sigma", self.tracking_sigma > 0, "a positive kernel width"
         for name in ("obs_scale_lin_vel", "obs_scale_ang_vel", "obs_scale_dof_pos", "obs_scale_dof_vel"):
             yield name, getattr(self, name) > 0, "a positive scale"

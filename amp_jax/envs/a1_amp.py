@@ -368,7 +368,17 @@ class A1AmpEnv(Env):
                 observations.CRITIC_OBS_KEY: critic}
 
     def sample_command(self, key: jax.Array) -> jax.Array:
-        """(v_x, v_y, yaw rate) uniform in the configured ranges; an xy command below the minimum norm is zeroed."""
+        """(v_x, v_y, yaw rate) uniform in the configured ranges; an xy command below the minimum norm is zeroed;
+        with ``standing_command_probability`` the whole command is (0, 0, 0) (that draw uses a key split off
+        ``key``, so with probability 0 the commands are the reference's draws)."""
+        cfg = self.cfg
+        if cfg.standing_command_probability > 0:
+            key, k_stand = jax.random.split(key)
+            stand = jax.random.bernoulli(k_stand, cfg.standing_command_probability)
+            return jnp.where(stand, 0.0, self._moving_command(key))
+        return self._moving_command(key)
+
+    def _moving_command(self, key: jax.Array) -> jax.Array:
         cfg = self.cfg
         low = jnp.array([cfg.command_lin_vel_x[0], cfg.command_lin_vel_y[0], cfg.command_ang_vel_yaw[0]])
         high = jnp.array([cfg.command_lin_vel_x[1], cfg.command_lin_vel_y[1], cfg.command_ang_vel_yaw[1]])

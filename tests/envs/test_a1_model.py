@@ -1,6 +1,8 @@
 """The A1 model and the env's cheap pieces: kinematics against the motion data and C MuJoCo, ground-contact
 geometry against MuJoCo's collision of the URDF boxes, RSI onto expert frames, PD law, pushes, commands."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -182,6 +184,18 @@ def test_commands_in_range_and_small_xy_zeroed(cfg, env):
     norms = np.linalg.norm(commands[:, :2], axis=1)
     assert np.all((norms == 0) | (norms >= e.min_command_norm))
     assert 0 < np.sum(norms == 0) < 100
+
+
+def test_standing_commands_are_drawn_with_their_probability(cfg):
+    env = A1AmpEnv(dataclasses.replace(cfg.env, standing_command_probability=0.25, rsi_probability=0.0))
+    keys = jax.random.split(jax.random.PRNGKey(4), 20000)
+    commands = np.asarray(jax.jit(jax.vmap(env.sample_command))(keys))
+    standing = np.all(commands == 0.0, axis=1)
+    # Binomial(20000, 0.25): standard deviation 61 draws; the moving draws keep the configured ranges.
+    assert abs(standing.sum() - 5000) < 300
+    moving = commands[~standing]
+    assert moving[:, 0].min() >= cfg.env.command_lin_vel_x[0] and moving[:, 0].max() <= cfg.env.command_lin_vel_x[1]
+    assert np.abs(moving[:, 2]).max() <= cfg.env.command_ang_vel_yaw[1] and np.abs(moving[:, 2]).min() > 0
 
 
 def test_domain_randomize_shapes_and_ranges(cfg, env):
