@@ -101,19 +101,19 @@ def main(argv: list[str] | None = None) -> int:
             return _launch(args, argv, cfg, count)
 
     from amp_jax.motion.loader import MotionDataError
-    from amp_jax.training import trainer  # imports JAX: after the config is known to be good
+    from amp_jax.training import stop_signals, trainer  # imports JAX: after the config is known to be good
     from amp_jax.training.checkpoint import CheckpointError
 
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, trainer.handle_stop_signal)
-    trainer.watch_stop_signals()
+        signal.signal(signum, stop_signals.handle_stop_signal)
+    stop_signals.watch_stop_signals()
     name = _run_name(args)
     try:
         run_dir = trainer.train(cfg, config_name=name, run_dir=args.resume or args.run_dir,
                                 resume=args.resume is not None, resume_step=args.step,
                                 resume_overrides=args.overrides if args.resume is not None else (),
                                 progress=not args.quiet)
-    except trainer.StopSignal as err:
+    except stop_signals.StopSignal as err:
         if role is None or role.process_id == 0:
             print(f"train.py: stopped by {err.reason}; resume with --resume RUN_DIR", file=sys.stderr)
         return err.exit_code
@@ -133,15 +133,15 @@ def main(argv: list[str] | None = None) -> int:
 def _evaluate(run_dir: pathlib.Path) -> int:
     """The evaluation after training; a signal during it ends it with the signal's code and one line (the run
     folder already holds the final checkpoint)."""
-    from amp_jax.training import trainer
+    from amp_jax.training import stop_signals
 
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, trainer.handle_stop_signal)
+        signal.signal(signum, stop_signals.handle_stop_signal)
     try:
         from amp_jax.evaluation import evaluate
 
         evaluate.finish_run(run_dir)
-    except trainer.StopSignal as err:
+    except stop_signals.StopSignal as err:
         print(f"train.py: stopped by {err.reason} during the evaluation; the run's final checkpoint is saved: "
               f"evaluate it with python -m amp_jax.evaluate {run_dir}", file=sys.stderr)
         return err.exit_code

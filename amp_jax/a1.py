@@ -39,6 +39,17 @@ CALF_BODIES: tuple[str, ...] = tuple(f"{leg}_calf" for leg in LEG_NAMES)
 NUM_JOINTS = 12
 NUM_LEGS = 4
 
+# The free-floating A1's state vectors as MuJoCo orders them (the scene's one free joint, then the 12 hinges in
+# JOINT_NAMES order): qpos [19] = base position (world, m), base quaternion (w, x, y, z), joint angles (rad);
+# qvel [18] = base linear velocity (world, m/s), base angular velocity (base frame, rad/s), joint velocities.
+QPOS_BASE_POS = slice(0, 3)
+QPOS_BASE_HEIGHT = slice(2, 3)
+QPOS_BASE_QUAT = slice(3, 7)
+QPOS_JOINTS = slice(7, 19)
+QVEL_BASE_LIN = slice(0, 3)
+QVEL_BASE_ANG = slice(3, 6)
+QVEL_JOINTS = slice(6, 18)
+
 JOINT_LOWER_PER_LEG = np.array([-0.802851455917, -1.0471975512, -2.69653369433])
 """URDF lower joint limits (rad) of (hip, thigh, calf)."""
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from amp_jax import a1
 from amp_jax.analysis import upright
 from amp_jax.config import EnvConfig
 from amp_jax.envs import base as env_base
@@ -68,7 +69,7 @@ class Trajectory:
 
 def foot_heights(geometry: env_base.LegGeometry, qpos: jax.Array) -> jax.Array:
     """World heights ``[4]`` (m) of the foot-sphere centres of the pose ``qpos [19]``."""
-    _, _, feet = env_base.leg_points(geometry, qpos[7:19])
+    _, _, feet = env_base.leg_points(geometry, qpos[a1.QPOS_JOINTS])
     return qpos[2] + env_base.quat_rotate(env_base.base_quat(qpos), feet)[:, 2]
 
 
@@ -81,18 +82,12 @@ def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
     With ``initial_joint_noise > 0`` (rad) the start pose's joint angles are the default ones plus
     U[±initial_joint_noise] drawn from ``key``, so that rollouts of different keys differ.
     """
-    cfg = env.cfg
     geometry = env_base.leg_geometry(env.mj_model)
-    default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
-    qpos0 = jnp.concatenate([jnp.array([0.0, 0.0, cfg.init_height, 1.0, 0.0, 0.0, 0.0]), default_q])
-    qvel0 = jnp.zeros(env.mj_model.nv)
+    qpos0, qvel0 = env.default_pose()
 
     def step(params, state, command):
-        data = state.pipeline_state
-        state = state.replace(info={**state.info, "command": command})
-        critic = env.critic_observation(data.qpos, data.qvel, command, state.info["last_action"])
-        obs = jnp.clip(critic[observations.POLICY_FROM_CRITIC], -cfg.clip_observations, cfg.clip_observations)
-        state, work = env.step_with_work(state, policy_fn(params, obs))
+        state = env.with_command(state, command)
+        state, work = env.step_with_work(state, policy_fn(params, state.obs[observations.POLICY_OBS_KEY]))
         qpos, qvel = state.pipeline_state.qpos, state.pipeline_state.qvel
         terminated = (state.done > 0) & (state.info["truncation"] == 0)
         return state, Trajectory(qpos=qpos, foot_heights=foot_heights(geometry, qpos),
@@ -105,7 +100,7 @@ def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
         start = qpos0
         if initial_joint_noise > 0:
             key, k_start = jax.random.split(key)
-            start = qpos0.at[7:].add(jax.random.uniform(k_start, (12,), minval=-initial_joint_noise,
+            start = qpos0.at[a1.QPOS_JOINTS].add(jax.random.uniform(k_start, (12,), minval=-initial_joint_noise,
                                                         maxval=initial_joint_noise))
         state = env.reset_to(key, start, qvel0)
         _, trajectory = jax.lax.scan(functools.partial(step, params), state, commands)

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from amp_jax import a1
+
 MAX_TILT_RAD = math.radians(60.0)
 """The robot counts as fallen once the trunk's z axis is tilted more than this from vertical."""
 MIN_BASE_HEIGHT = 0.15
@@ -22,4 +24,4 @@ def trunk_up_z(quat: np.ndarray) -> float:
 def is_upright(qpos: np.ndarray) -> bool:
     """Trunk tilt below :data:`MAX_TILT_RAD` and base height above :data:`MIN_BASE_HEIGHT`, of a MuJoCo
     ``qpos [19]`` (base position, base quaternion, joints)."""
-    return bool(trunk_up_z(qpos[3:7]) > math.cos(MAX_TILT_RAD) and qpos[2] > MIN_BASE_HEIGHT)
+    return bool(trunk_up_z(qpos[a1.QPOS_BASE_QUAT]) > math.cos(MAX_TILT_RAD) and qpos[2] > MIN_BASE_HEIGHT)

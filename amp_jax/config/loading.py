@@ -3,7 +3,7 @@
 YAML files in ``configs/`` override the defaults of :mod:`amp_jax.config.sections`; ``--set
 section.field=value`` overrides YAML. Any unknown key, wrong type, out-of-range or inconsistent value, and
 any file that is not readable UTF-8 YAML without repeated keys, raises one
-:class:`~amp_jax.config.sections.ConfigError` naming the source, the key path, the value and what was expected.
+:class:`~amp_jax.config.common.ConfigError` naming the source, the key path, the value and what was expected.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from amp_jax.config.sections import CONFIG_DIR, Config, ConfigError
+from amp_jax.config.common import CONFIG_DIR, ConfigError
+from amp_jax.config.sections import Config
 
 
 def _type_name(tp: Any) -> str:

@@ -93,14 +93,14 @@ def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, 
     Returns:
       ``[42]``: projected gravity, scaled commands, scaled (q − q_default), scaled q̇, last action; clipped.
     """
-    rot = _quat_to_matrix(np.asarray(qpos[3:7], np.float64))
+    rot = _quat_to_matrix(np.asarray(qpos[a1.QPOS_BASE_QUAT], np.float64))
     gravity = rot.T @ np.array([0.0, 0.0, -1.0])
     s = spec.obs_scales
     obs = np.concatenate([
         gravity * s["projected_gravity"],
         np.asarray(command) * s["commands"],
-        (qpos[7:19] - spec.default_joint_pos) * s["joint_pos"],
-        qvel[6:18] * s["joint_vel"],
+        (qpos[a1.QPOS_JOINTS] - spec.default_joint_pos) * s["joint_pos"],
+        qvel[a1.QVEL_JOINTS] * s["joint_vel"],
         np.asarray(last_action) * s["last_action"],
     ])
     return np.clip(obs, -spec.clip_observations, spec.clip_observations).astype(np.float32)
@@ -108,7 +108,7 @@ def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, 
 
 def base_velocity(qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
     """Measured (v_x, v_y, yaw rate) in the base frame, ``[3]``."""
-    lin = _quat_to_matrix(np.asarray(qpos[3:7], np.float64)).T @ qvel[0:3]
+    lin = _quat_to_matrix(np.asarray(qpos[a1.QPOS_BASE_QUAT], np.float64)).T @ qvel[a1.QVEL_BASE_LIN]
     return np.array([lin[0], lin[1], qvel[5]])
 
 
@@ -235,10 +235,10 @@ def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, comma
         action = np.clip(np.asarray(policy(obs), np.float64), -spec.clip_actions, spec.clip_actions)
         target = spec.default_joint_pos + spec.action_scale * action
         for _ in range(spec.decimation):
-            torque = spec.kp * (target - data.qpos[7:19]) - spec.kd * data.qvel[6:18]
+            torque = spec.kp * (target - data.qpos[a1.QPOS_JOINTS]) - spec.kd * data.qvel[a1.QVEL_JOINTS]
             data.ctrl[:] = np.clip(torque, -spec.effort_limits, spec.effort_limits)
             mujoco.mj_step(model, data)
-            positive, absolute = motor_work(data.ctrl, data.qvel[6:18], spec.physics_dt)
+            positive, absolute = motor_work(data.ctrl, data.qvel[a1.QVEL_JOINTS], spec.physics_dt)
             work_positive[k] += positive
             work_absolute[k] += absolute
         foot_forces[k] = foot_normal_forces(model, data, foot_geoms)

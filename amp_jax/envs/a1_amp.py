@@ -276,7 +276,8 @@ class A1AmpEnv(Env):
                             last_foot_contact=info[LAST_FOOT_CONTACT], feet_air_time=info[FEET_AIR_TIME])
         return rewards.StepQuantities(
             command=info["command"], base_lin_vel=base.base_lin_vel(qpos, qvel), base_ang_vel=base.base_ang_vel(qvel),
-            joint_pos=qpos[7:19], joint_vel=qvel[6:18], joint_vel_before=state.pipeline_state.qvel[6:18],
+            joint_pos=qpos[a1.QPOS_JOINTS], joint_vel=qvel[a1.QVEL_JOINTS],
+            joint_vel_before=state.pipeline_state.qvel[a1.QVEL_JOINTS],
             torque=data.ctrl, action=action, last_action=info["last_action"], fell=fell, **optional)
 
     def foot_normal_forces(self, data: mjx.Data) -> jax.Array:
@@ -320,9 +321,9 @@ class A1AmpEnv(Env):
 
         def physics_step(_, carry: tuple[mjx.Data, MotorWork]) -> tuple[mjx.Data, MotorWork]:
             d, work = carry
-            torque = base.pd_torque(target, d.qpos[7:], d.qvel[6:], kp, kd, self._effort_limit)
+            torque = base.pd_torque(target, d.qpos[a1.QPOS_JOINTS], d.qvel[a1.QVEL_JOINTS], kp, kd, self._effort_limit)
             d = mjx.step(self.sys, d.replace(ctrl=torque))
-            power = torque * d.qvel[6:]
+            power = torque * d.qvel[a1.QVEL_JOINTS]
             return d, MotorWork(absolute=work.absolute + dt * jnp.sum(jnp.abs(power)),
                                 positive=work.positive + dt * jnp.sum(jnp.maximum(power, 0.0)))
 
@@ -338,12 +339,12 @@ class A1AmpEnv(Env):
     def amp_observation(self, qpos: jax.Array, qvel: jax.Array) -> jax.Array:
         """AMP features ``[43]``: q, feet (base axes, from the trunk COM), v_base, ω_base, q̇, base height."""
         return jnp.concatenate([
-            qpos[7:19],
-            base.foot_positions_from_com(self._geometry, qpos[7:19]),
+            qpos[a1.QPOS_JOINTS],
+            base.foot_positions_from_com(self._geometry, qpos[a1.QPOS_JOINTS]),
             base.base_lin_vel(qpos, qvel),
             base.base_ang_vel(qvel),
-            qvel[6:18],
-            qpos[2:3],
+            qvel[a1.QVEL_JOINTS],
+            qpos[a1.QPOS_BASE_HEIGHT],
         ])
 
     def critic_observation(self, qpos: jax.Array, qvel: jax.Array, command: jax.Array,
@@ -355,17 +356,33 @@ class A1AmpEnv(Env):
             base.base_ang_vel(qvel) * cfg.obs_scale_ang_vel,
             base.projected_gravity(qpos),
             command * self._command_obs_scale,
-            (qpos[7:19] - self._default_q) * cfg.obs_scale_dof_pos,
-            qvel[6:18] * cfg.obs_scale_dof_vel,
+            (qpos[a1.QPOS_JOINTS] - self._default_q) * cfg.obs_scale_dof_pos,
+            qvel[a1.QVEL_JOINTS] * cfg.obs_scale_dof_vel,
             last_action,
         ])
 
     def _observe(self, qpos, qvel, command, last_action, key) -> dict[str, jax.Array]:
         critic = self.critic_observation(qpos, qvel, command, last_action)
         critic = critic + self._noise_scale * jax.random.uniform(key, critic.shape, minval=-1.0, maxval=1.0)
+        return self._observation_dict(critic)
+
+    def _observation_dict(self, critic: jax.Array) -> dict[str, jax.Array]:
         critic = jnp.clip(critic, -self.cfg.clip_observations, self.cfg.clip_observations)
         return {observations.POLICY_OBS_KEY: critic[observations.POLICY_FROM_CRITIC],
                 observations.CRITIC_OBS_KEY: critic}
+
+    def with_command(self, state: State, command: jax.Array) -> State:
+        """``state`` with ``command [3]`` (v_x, v_y, yaw rate) in force and its observations rebuilt for it,
+        noise-free (as the env's own step builds them with ``add_noise`` off): how an evaluation holds a command."""
+        data = state.pipeline_state
+        critic = self.critic_observation(data.qpos, data.qvel, command, state.info["last_action"])
+        return state.replace(obs=self._observation_dict(critic), info={**state.info, "command": command})
+
+    def default_pose(self) -> tuple[jax.Array, jax.Array]:
+        """The default pose at rest, base at the initial height and upright: ``(qpos [19], qvel [18])`` (the
+        evaluations' start)."""
+        qpos = jnp.concatenate([jnp.array([0.0, 0.0, self.cfg.init_height, 1.0, 0.0, 0.0, 0.0]), self._default_q])
+        return qpos, jnp.zeros(self.mj_model.nv)
 
     def sample_command(self, key: jax.Array) -> jax.Array:
         """(v_x, v_y, yaw rate) uniform in the configured ranges; an xy command below the minimum norm is zeroed;
@@ -390,7 +407,7 @@ class A1AmpEnv(Env):
         """The non-RSI reset: default angles × U[0.5, 1.5], q̇ = 0, base at init height, base vel U[−0.5, 0.5]."""
         k_q, k_v = jax.random.split(key)
         q = self._default_q * jax.random.uniform(k_q, (12,), minval=0.5, maxval=1.5)
-        qpos = jnp.concatenate([jnp.array([0.0, 0.0, self.cfg.init_height, 1.0, 0.0, 0.0, 0.0]), q])
+        qpos = self.default_pose()[0].at[a1.QPOS_JOINTS].set(q)
         base_vel = jax.random.uniform(k_v, (6,), minval=-0.5, maxval=0.5)
         return qpos, jnp.concatenate([base_vel, jnp.zeros(12)])
 

@@ -113,18 +113,18 @@ def quat_rotate_inverse(quat: jax.Array, v: jax.Array) -> jax.Array:
 
 def base_quat(qpos: jax.Array) -> jax.Array:
     """Base orientation (w, x, y, z), normalised, ``[4]``."""
-    q = qpos[3:7]
+    q = qpos[a1.QPOS_BASE_QUAT]
     return q / jnp.linalg.norm(q)
 
 
 def base_lin_vel(qpos: jax.Array, qvel: jax.Array) -> jax.Array:
     """Linear velocity of the base origin in base axes ``[3]`` (m/s)."""
-    return quat_rotate_inverse(base_quat(qpos), qvel[0:3])
+    return quat_rotate_inverse(base_quat(qpos), qvel[a1.QVEL_BASE_LIN])
 
 
 def base_ang_vel(qvel: jax.Array) -> jax.Array:
     """Angular velocity of the base in base axes ``[3]`` (rad/s)."""
-    return qvel[3:6]
+    return qvel[a1.QVEL_BASE_ANG]
 
 
 def projected_gravity(qpos: jax.Array) -> jax.Array:
@@ -143,7 +143,7 @@ def _trunk_corner_and_link_end_heights(geometry: LegGeometry, qpos: jax.Array) -
     ``[8]``: the four thigh joints, then the four knees (legs FL, FR, RL, RR)."""
     quat = base_quat(qpos)
     corners_z = qpos[2] + quat_rotate(quat, jnp.asarray(a1.TRUNK_CORNERS, jnp.float32))[:, 2]
-    thigh_joint, knee, _ = leg_points(geometry, qpos[7:19])
+    thigh_joint, knee, _ = leg_points(geometry, qpos[a1.QPOS_JOINTS])
     link_ends_z = qpos[2] + quat_rotate(quat, jnp.concatenate([thigh_joint, knee]))[:, 2]
     return corners_z, link_ends_z
 

@@ -58,10 +58,10 @@ def test_a_signal_at_any_offset_checkpoints_the_last_logged_iteration_and_resume
 
 SLOW_STOP_SAVE = """
 import runpy, sys, time
-from amp_jax.training import trainer
+from amp_jax.training import stop_signals, trainer
 real_save = trainer.RunCheckpointer.save
 def save(self, step, state, **kwargs):  # the save a stop signal asks for takes {delay} s (a slow or stuck disk)
-    if trainer.stop_requested():
+    if stop_signals.stop_requested():
         time.sleep({delay})
     return real_save(self, step, state, **kwargs)
 trainer.RunCheckpointer.save = save

@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY_RUN_OVERRIDES
 
 from amp_jax.config import load_config
-from amp_jax.training import trainer
+from amp_jax.training import stop_signals, trainer
 from amp_jax.training.checkpoint import CheckpointError, RunCheckpointer
 from amp_jax.training.metrics_log import format_progress
 
@@ -292,14 +292,14 @@ def test_sigterm_checkpoints_the_latest_iteration_and_resumes_exactly(straight_r
         def train_step(state):
             calls["n"] += 1
             if calls["n"] == 3:
-                trainer.handle_stop_signal(signal.SIGTERM)
+                stop_signals.handle_stop_signal(signal.SIGTERM)
             return setup.train_step(state)
 
         return trainer.Setup(setup.cfg, setup.env, setup.motion_library, setup.init_fn, train_step)
 
     with monkeypatch.context() as patch:
         patch.setattr(trainer, "build", build)
-        with pytest.raises(trainer.StopSignal) as stopped:
+        with pytest.raises(stop_signals.StopSignal) as stopped:
             trainer.train(cfg, run_dir=run, progress=False)
     assert stopped.value.exit_code == 143 and stopped.value.reason == "SIGTERM"
     # The iteration in flight finished and was logged; the checkpoint holds it.
@@ -311,38 +311,6 @@ def test_sigterm_checkpoints_the_latest_iteration_and_resumes_exactly(straight_r
     resumed = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in resumed] == [1, 2, 3, 4]
     assert [r["loss/total"] for r in resumed] == [r["loss/total"] for r in straight]
-
-
-def test_a_signal_outside_the_loop_stops_where_the_program_is():
-    import signal
-
-    assert trainer.stop_requested() is None
-    with pytest.raises(trainer.StopSignal) as stopped:
-        trainer.handle_stop_signal(signal.SIGHUP)
-    assert stopped.value.exit_code == 129 and trainer.stop_requested() is None
-
-
-def test_a_signal_delivered_twice_at_once_is_one_request_and_a_later_second_one_exits(monkeypatch):
-    """A terminal's Ctrl-C (or a scheduler's SIGTERM to the process group) reaches each process of a run split over
-    processes twice, directly and forwarded by the launcher: the copy is not a second signal. A second signal
-    after the window, or another signal, still exits at once."""
-    import signal
-
-    exits = []
-    monkeypatch.setattr(trainer.os, "_exit", lambda code: exits.append(code))
-    monkeypatch.setattr(trainer, "_in_loop", True)
-    monkeypatch.setattr(trainer, "_stop_requests", [])
-    monkeypatch.setattr(trainer, "_first_signal", [])
-    clock = iter([100.0, 100.01, 100.02, 101.0])
-    monkeypatch.setattr(trainer.time, "monotonic", lambda: next(clock))
-    trainer.handle_stop_signal(signal.SIGINT)
-    trainer.handle_stop_signal(signal.SIGINT)  # the launcher's copy, 10 ms later
-    assert trainer.stop_requested() == signal.SIGINT and exits == []
-    trainer.handle_stop_signal(signal.SIGTERM)  # another signal at once: a second request
-    assert exits == [143]
-    exits.clear()
-    trainer.handle_stop_signal(signal.SIGINT)  # the same signal a second later: a second Ctrl-C
-    assert exits == [130]
 
 
 def test_ctrl_c_between_iterations_labels_the_checkpoint_with_the_state_it_holds(straight_run, cfg, target,
