@@ -1,7 +1,9 @@
 """Shared test set-up: CPU only, JAX's persistent compilation cache, XLA's cheap compiles, 64-bit off."""
 
+import fcntl
 import os
 import pathlib
+import shutil
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -46,16 +48,38 @@ TINY_RUN_OVERRIDES = (
 )
 
 
-@pytest.fixture(scope="session")
-def tiny_run_dir(tmp_path_factory):
-    """A run folder (config.yaml, metrics.jsonl, checkpoints and policy files 1 and 2) of a 2-iteration a1_trot +
-    cpu.yaml run."""
+def _train_tiny_run(run_dir: pathlib.Path) -> pathlib.Path:
     from amp_jax.config import load_config
     from amp_jax.training import trainer
 
     cfg = load_config(["a1_trot", "cpu.yaml"], TINY_RUN_OVERRIDES)
-    return trainer.train(cfg, config_name="tiny", run_dir=tmp_path_factory.mktemp("tiny_run") / "run",
-                         progress=False)
+    return trainer.train(cfg, config_name="tiny", run_dir=run_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory):
+    """A run folder (config.yaml, metrics.jsonl, checkpoints and policy files 1 and 2) of a 2-iteration a1_trot +
+    cpu.yaml run, this process's own copy (tests write their evaluations into it).
+
+    Under xdist the run is trained once per test session, by the first worker that asks, into the session's
+    shared temporary folder (a file lock makes the others wait for it), and each worker copies it; alone, the
+    process trains its own."""
+    own = tmp_path_factory.mktemp("tiny_run") / "run"
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return _train_tiny_run(own)
+    shared_root = tmp_path_factory.getbasetemp().parent  # the session's folder, above each worker's own
+    shared, finished = shared_root / "tiny_run_shared", shared_root / "tiny_run_shared.done"
+    with open(shared_root / "tiny_run_shared.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not finished.exists():
+                shutil.rmtree(shared, ignore_errors=True)  # a worker that died mid-run left it half-written
+                _train_tiny_run(shared)
+                finished.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    shutil.copytree(shared, own)
+    return own
 
 
 @pytest.fixture(scope="session")
