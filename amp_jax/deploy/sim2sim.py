@@ -187,10 +187,17 @@ def motor_work(torque: np.ndarray, joint_vel_after: np.ndarray, dt: float) -> tu
     return dt * float(np.sum(np.maximum(power, 0.0))), dt * float(np.sum(np.abs(power)))
 
 
-def initial_state(spec: RunnerSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The default pose at the initial height, at rest: ``(qpos [19], qvel [18])``."""
+def initial_state(spec: RunnerSpec, trot_phase_nudge: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The default pose at the initial height, at rest: ``(qpos [19], qvel [18])``; with ``trot_phase_nudge``
+    (rad) the thigh angles of the diagonal pair FR, RL are raised by it and those of FL, RR lowered: a start
+    that is not its own mirror image, as the default pose is."""
     qpos = np.concatenate([[0.0, 0.0, spec.init_height, 1.0, 0.0, 0.0, 0.0], spec.default_joint_pos])
+    qpos[a1.QPOS_JOINTS][1::3] += trot_phase_nudge * TROT_PHASE_SIGNS
     return qpos, np.zeros(18)
+
+
+TROT_PHASE_SIGNS = np.array([-1.0, 1.0, 1.0, -1.0])
+"""Per leg (FL, FR, RL, RR): the sign of :func:`initial_state`'s thigh offset."""
 
 
 def run_sim2sim(onnx_path: str | pathlib.Path,
@@ -213,13 +220,15 @@ def run_sim2sim(onnx_path: str | pathlib.Path,
 
 
 def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, commands: np.ndarray, *,
-             scene: str | pathlib.Path = a1.SCENE_XML) -> Sim2SimResult:
+             scene: str | pathlib.Path = a1.SCENE_XML,
+             start: tuple[np.ndarray, np.ndarray] | None = None) -> Sim2SimResult:
     """The runner's loop: ``policy(obs [42]) -> action [12]`` in C MuJoCo, one control step per row of
-    ``commands [T, 3]``, from :func:`initial_state`; PD torques in NumPy before each ``mj_step``."""
+    ``commands [T, 3]``, from ``start`` (``(qpos [19], qvel [18])``, default :func:`initial_state`); PD torques
+    in NumPy before each ``mj_step``."""
     model = mujoco.MjModel.from_xml_path(str(scene))
     model.opt.timestep = spec.physics_dt
     data = mujoco.MjData(model)
-    data.qpos[:], data.qvel[:] = initial_state(spec)
+    data.qpos[:], data.qvel[:] = initial_state(spec) if start is None else start
     mujoco.mj_forward(model, data)
 
     commands = np.asarray(commands, np.float64)

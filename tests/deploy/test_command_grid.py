@@ -135,6 +135,34 @@ def test_the_grid_holds_each_command_and_reports_it(spec, tmp_path, monkeypatch)
     assert path.stat().st_size > 10_000
 
 
+def test_a_trot_phase_nudge_is_a_start_that_is_not_its_own_mirror_image_and_never_passes(spec, monkeypatch):
+    """The default pose is its own mirror image (a policy that answers mirrored states with mirrored actions keeps
+    it so); the nudged start's mirror image is the start nudged the other way, the rest of the pose untouched."""
+    from amp_jax.envs import mirror
+
+    qpos0, qvel0 = sim2sim.initial_state(spec)
+    np.testing.assert_allclose(np.asarray(mirror.qpos_map()(qpos0)), qpos0, atol=1e-6)
+    nudged, _ = sim2sim.initial_state(spec, 0.05)
+    np.testing.assert_allclose(np.asarray(mirror.qpos_map()(nudged)), sim2sim.initial_state(spec, -0.05)[0],
+                               atol=1e-6)
+    change = nudged - qpos0
+    np.testing.assert_allclose(change[a1.QPOS_JOINTS].reshape(4, 3), [[0, -0.05, 0], [0, 0.05, 0], [0, 0.05, 0],
+                                                                     [0, -0.05, 0]], atol=1e-12)
+    assert not np.any(change[:7]) and not np.any(qvel0)
+    seen = []
+    monkeypatch.setattr(sim2sim, "simulate", lambda policy, spec, commands, start: seen.append(start) or
+                        _synthetic_run(commands.shape[0], spec.control_dt))
+    monkeypatch.setattr(command_grid, "grid_goal", lambda results, reference: {"every criterion": True})
+    commands = (("forward 0.8", (0.8, 0.0, 0.0)),)
+    reference = command_grid.ClipReference("trot0.txt", 1.17, 1.53)
+    nudged_report = command_grid.evaluate_grid(lambda obs: np.zeros(12), spec, reference, commands,
+                                               trot_phase_nudge=0.05)
+    np.testing.assert_array_equal(seen[0][0], nudged)
+    assert nudged_report["conditions"]["trot_phase_nudge_rad"] == 0.05 and not nudged_report["passes"]
+    assert "trot-phase nudge of 0.05 rad" in command_grid.format_report(nudged_report)
+    assert command_grid.evaluate_grid(lambda obs: np.zeros(12), spec, reference, commands)["passes"]
+
+
 def test_the_command_line_on_a_run_folder(tiny_onnx, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(command_grid, "GRID", (("forward 0.4", (0.4, 0.0, 0.0)),))
     assert command_grid.main([str(tiny_onnx.parent), "--json", str(tmp_path / "g.json"),
