@@ -48,9 +48,11 @@ MAX_LATERAL_DRIFT = 0.05
 MAX_YAW_DRIFT = 0.1
 
 
-def held_commands(command: tuple[float, float, float], control_dt: float) -> tuple[np.ndarray, slice]:
-    """``[T, 3]`` commands (settle at zero, then ``command``) and the slice of the measured control steps."""
-    settle, hold = int(round(SETTLE_S / control_dt)), int(round(HOLD_S / control_dt))
+def held_commands(command: tuple[float, float, float], control_dt: float,
+                  settle_s: float = SETTLE_S) -> tuple[np.ndarray, slice]:
+    """``[T, 3]`` commands (``settle_s`` at zero, then ``command`` for :data:`HOLD_S`) and the slice of the
+    measured control steps."""
+    settle, hold = int(round(settle_s / control_dt)), int(round(HOLD_S / control_dt))
     commands = np.zeros((settle + hold, 3))
     commands[settle:] = command
     return commands, slice(settle + hold - int(round(MEASURED_FRACTION * hold)), settle + hold)

@@ -159,6 +159,7 @@ def test_a_trot_phase_nudge_is_a_start_that_is_not_its_own_mirror_image_and_neve
                                                trot_phase_nudge=0.05)
     np.testing.assert_array_equal(seen[0][0], nudged)
     assert nudged_report["conditions"]["trot_phase_nudge_rad"] == 0.05 and not nudged_report["passes"]
+    assert nudged_report["conditions"]["settle_s"] == 0.0  # held from the first step: settling would undo it
     assert "trot-phase nudge of 0.05 rad" in command_grid.format_report(nudged_report)
     assert command_grid.evaluate_grid(lambda obs: np.zeros(12), spec, reference, commands)["passes"]
 
