@@ -110,10 +110,14 @@ def test_full_task_recipe_and_its_task_only_baseline():
     assert len(amp.motion.files) == 6 and amp.amp.enabled and amp.env.rsi_probability == 0.85
     assert (amp.env.command_lin_vel_x, amp.env.command_lin_vel_y, amp.env.command_ang_vel_yaw) == (
         (-1.0, 2.0), (-0.3, 0.3), (-1.57, 1.57))
-    assert amp.symmetry.ppo_augmentation and amp.symmetry.discriminator and amp.symmetry.reference_state_init
+    # the clips' mirror images, but no mirrored PPO samples (a mirror-symmetric policy cannot start from rest)
+    assert not amp.symmetry.ppo_augmentation and amp.symmetry.discriminator and amp.symmetry.reference_state_init
+    assert amp.env.standing_command_probability == 0.2 and amp.env.command_resample_s == 5.0
     base = load_config(["a1_amp_cpu", "task_only"])
     assert not base.amp.enabled and base.env.rsi_probability == 0.0 and not base.symmetry.discriminator
-    assert base.symmetry.ppo_augmentation and base.env == dataclasses.replace(amp.env, rsi_probability=0.0)
+    assert base.symmetry == amp.symmetry.__class__(ppo_augmentation=False, discriminator=False,
+                                                   reference_state_init=False)
+    assert base.env == dataclasses.replace(amp.env, rsi_probability=0.0)
     assert base.networks == amp.networks and base.train.seed == amp.train.seed
     # The first stage's command, as its overlay, the README and the results page give it.
     from amp_jax.config import PROJECT_ROOT
