@@ -6,7 +6,9 @@ Suffixes: ``_t`` at step ``t``, ``_tp1`` at ``t + 1``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -125,6 +127,14 @@ class PPOSamples:
     advantage: jax.Array
     """Normalised over the whole batch."""
     returns: jax.Array
+
+    @classmethod
+    def from_rollout(cls, rollout: Any, advantage: jax.Array, returns: jax.Array) -> PPOSamples:
+        """The samples of a flattened rollout (any struct with this class's other fields, e.g. the train step's
+        ``Rollout``): its fields of the same names, and ``advantage`` and ``returns``."""
+        taken = {f.name: getattr(rollout, f.name) for f in dataclasses.fields(cls)
+                 if f.name not in ("advantage", "returns")}
+        return cls(**taken, advantage=advantage, returns=returns)
 
 
 @struct.dataclass

@@ -341,10 +341,8 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         advantages, returns = losses.generalized_advantages(reward, data.value, data.done, last_value,
                                                             cfg.ppo.gamma, cfg.ppo.gae_lambda)
         flat = jax.tree.map(_flatten_time, data)
-        samples = PPOSamples(state_obs=flat.state_obs, privileged_obs=flat.privileged_obs, action=flat.action,
-                             action_mean=flat.action_mean, log_prob=flat.log_prob, value=flat.value,
-                             advantage=normalize_advantages(_flatten_time(advantages)),
-                             returns=_flatten_time(returns))
+        samples = PPOSamples.from_rollout(flat, normalize_advantages(_flatten_time(advantages)),
+                                          _flatten_time(returns))
 
         learner = Learner(params=params, opt_state=state.opt_state, learning_rate=state.learning_rate,
                           normalizer=state.normalizer)

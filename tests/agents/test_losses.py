@@ -1,5 +1,7 @@
 """Losses, GAE and the gradient penalty against plain Python, NumPy, closed forms and finite differences."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -116,3 +118,17 @@ def test_gradient_penalty_parameter_gradient_matches_finite_differences():
         e = jnp.zeros_like(kernel).at[i, 0].set(eps)
         fd = (penalty(kernel + e) - penalty(kernel - e)) / (2 * eps)
         assert float(analytic[i, 0]) == pytest.approx(float(fd), rel=2e-3, abs=1e-4)
+
+
+def test_samples_from_a_rollout_take_its_fields_of_the_same_names():
+    from amp_jax.agents import train_step
+
+    rollout = train_step.Rollout(**{f.name: jnp.full((2,), float(i)) for i, f in
+                                    enumerate(dataclasses.fields(train_step.Rollout)) if f.name != "reward_terms"},
+                                 reward_terms={})
+    samples = losses.PPOSamples.from_rollout(rollout, jnp.full((2,), -1.0), jnp.full((2,), -2.0))
+    for f in dataclasses.fields(losses.PPOSamples):
+        expected = {"advantage": -1.0, "returns": -2.0}.get(f.name)
+        if expected is None:
+            expected = [g.name for g in dataclasses.fields(train_step.Rollout)].index(f.name)
+        np.testing.assert_array_equal(getattr(samples, f.name), expected, err_msg=f.name)
