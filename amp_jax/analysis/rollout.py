@@ -60,6 +60,10 @@ class Trajectory:
     """``[T]`` bool: the env's termination test (trunk, thigh or calf on the floor) fired."""
     motor_work: MotorWork
     """``[T]`` leaves: the joint motors' work during the step (J)."""
+    foot_forces: jax.Array
+    """``[T, 4]`` normal force of the floor on each foot at the step's last physics step (N), legs FL, FR, RL, RR
+    (:meth:`amp_jax.envs.a1_amp.A1AmpEnv.foot_normal_forces`; NaN with ``impl='warp'``, whose contacts it cannot
+    read)."""
 
     @property
     def measured(self) -> jax.Array:
@@ -90,10 +94,13 @@ def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
         state, work = env.step_with_work(state, policy_fn(params, state.obs[observations.POLICY_OBS_KEY]))
         qpos, qvel = state.pipeline_state.qpos, state.pipeline_state.qvel
         terminated = (state.done > 0) & (state.info["truncation"] == 0)
+        forces = (env.foot_normal_forces(state.pipeline_state) if env.cfg.impl == "jax"
+                  else jnp.full((4,), jnp.nan))
         return state, Trajectory(qpos=qpos, foot_heights=foot_heights(geometry, qpos),
                                  base_lin_vel=env_base.base_lin_vel(qpos, qvel),
                                  base_ang_vel=env_base.base_ang_vel(qvel), command=command,
-                                 amp_obs=state.info["amp_obs"], terminated=terminated, motor_work=work)
+                                 amp_obs=state.info["amp_obs"], terminated=terminated, motor_work=work,
+                                 foot_forces=forces)
 
     @jax.jit
     def rollout(params, commands: jax.Array, key: jax.Array) -> Trajectory:

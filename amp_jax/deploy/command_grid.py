@@ -123,9 +123,35 @@ def robot_mass(scene: str | pathlib.Path = a1.SCENE_XML) -> float:
     return float(np.sum(mujoco.MjModel.from_xml_path(str(scene)).body_mass))
 
 
-def measure_run(name: str, command: Sequence[float], run: sim2sim.Sim2SimResult, window: slice,
+@dataclasses.dataclass(frozen=True)
+class HeldRun:
+    """What :func:`measure_run` reads of one held command's run, one row per control step, from either simulator
+    (:meth:`from_sim2sim`; the MJX grid, :mod:`amp_jax.evaluation.mjx_grid`, builds it from its rollout)."""
+
+    upright: bool
+    """No fall at any control step."""
+    fell_at_s: float | None
+    qpos: np.ndarray
+    """``[T, 19]``."""
+    measured: np.ndarray
+    """``[T, 3]`` (v_x, v_y, yaw rate), base frame."""
+    foot_forces: np.ndarray
+    """``[T, 4]`` normal force of the floor on each foot at the step's last physics step (N), legs FL, FR, RL, RR."""
+    work_positive: np.ndarray
+    """``[T]`` the motors' positive work over each control step (J)."""
+    work_absolute: np.ndarray
+    """``[T]`` the motors' absolute work over each control step (J)."""
+
+    @classmethod
+    def from_sim2sim(cls, run: sim2sim.Sim2SimResult) -> HeldRun:
+        return cls(upright=run.upright, fell_at_s=run.fell_at_s, qpos=run.qpos, measured=run.measured,
+                   foot_forces=run.foot_forces, work_positive=run.work_positive, work_absolute=run.work_absolute)
+
+
+def measure_run(name: str, command: Sequence[float], run: HeldRun | sim2sim.Sim2SimResult, window: slice,
                 mass: float, control_dt: float) -> CommandResult:
-    """A :class:`CommandResult` of one C MuJoCo run over its measured ``window`` of control steps."""
+    """A :class:`CommandResult` of one run (C MuJoCo's, or any :class:`HeldRun`) over its measured ``window`` of
+    control steps."""
     measured = run.measured[window]
     commanded = np.broadcast_to(np.asarray(command, np.float64), measured.shape)
     # The displacement runs from the state before the window's first step to its last state, the span of the
@@ -187,8 +213,16 @@ def evaluate_grid(policy: Callable[[np.ndarray], np.ndarray], spec: sim2sim.Runn
         schedule, window = held_commands(command, spec.control_dt, settle_s)
         run = sim2sim.simulate(policy, spec, schedule, start=start)
         results[name] = measure_run(name, command, run, window, mass, spec.control_dt)
+    return grid_report(results, reference, mass, "C MuJoCo (ONNX policy)", settle_s, trot_phase_nudge)
+
+
+def grid_report(results: Mapping[str, CommandResult], reference: ClipReference, mass: float, simulator: str,
+                settle_s: float = SETTLE_S, trot_phase_nudge: float = 0.0) -> dict[str, Any]:
+    """The grid's report (JSON-ready): conditions, the clip reference, each command's measures, the goal's
+    criteria and whether all are met (never for a nudged start)."""
     checks = grid_goal(results, reference)
-    return {"conditions": {"settle_s": settle_s, "hold_s": HOLD_S, "measured_fraction": MEASURED_FRACTION,
+    return {"simulator": simulator,
+            "conditions": {"settle_s": settle_s, "hold_s": HOLD_S, "measured_fraction": MEASURED_FRACTION,
                            "contact_force_threshold_n": sim2sim.CONTACT_FORCE_THRESHOLD, "mass_kg": mass,
                            "trot_phase_nudge_rad": trot_phase_nudge},
             "clip_reference": dataclasses.asdict(reference),
@@ -277,7 +311,8 @@ def plot_grid(report: Mapping[str, Any], path: str | pathlib.Path) -> pathlib.Pa
     met = sum(report["criteria"].values())
     nudge = report["conditions"].get("trot_phase_nudge_rad", 0.0)
     start = f"; started with a {nudge:g} rad trot-phase nudge" if nudge else ""
-    ax.set_title(f"Commands held {report['conditions']['hold_s']:g} s in C MuJoCo (ONNX policy){start}, last "
+    simulator = report.get("simulator", "C MuJoCo (ONNX policy)")
+    ax.set_title(f"Commands held {report['conditions']['hold_s']:g} s in {simulator}{start}, last "
                  f"{report['conditions']['measured_fraction']:.0%} measured; goal criteria met {met} of "
                  f"{len(report['criteria'])}; {ref['file']} strides at {ref['stride_hz']:.2f} Hz", fontsize=10)
     path = pathlib.Path(path)

@@ -19,7 +19,9 @@ default pose, with observation noise, pushes and randomisation off, under a comm
   ``speed_sweep.png`` and ``footfall_phases.png``;
 - with ``--grid``: every command of the full task's grid held in C MuJoCo through ``policy.onnx``
   (:mod:`amp_jax.deploy.command_grid`: falls, tracking per axis, footfalls from contact forces, cost of transport,
-  the goal's criteria) as ``evaluation.json["command_grid"]``, with ``command_grid.png``.
+  the goal's criteria) as ``evaluation.json["command_grid"]``, with ``command_grid.png``, and in MJX with the
+  run's policy (:mod:`amp_jax.evaluation.mjx_grid`) as ``evaluation.json["command_grid_mjx"]``, with
+  ``command_grid_mjx.png``.
 
 Each step fails softly: its error is logged with what to do and recorded in ``evaluation.json["problems"]``,
 and the remaining steps still run; nothing in the run folder is removed.
@@ -70,6 +72,7 @@ VIDEO_FALLBACK_FILE = "policy.gif"
 SPEED_SWEEP_FILE = "speed_sweep.png"
 FOOTFALL_FILE = "footfall_phases.png"
 GRID_FILE = "command_grid.png"
+GRID_MJX_FILE = "command_grid_mjx.png"
 def rollout_policy(policy: RunPolicy, commands: np.ndarray, seed: int = 0) -> Trajectory:
     """The deterministic rollout of ``policy`` under ``commands [T, 3]`` (NumPy arrays out)."""
     env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
@@ -231,18 +234,27 @@ def plot_learning_curves(run_dir: pathlib.Path, report: Report, out_dir: pathlib
         report.files.append(path.name)
 
 
-def evaluate_command_grid(onnx_path: pathlib.Path, report: Report, out_dir: pathlib.Path) -> None:
-    """The command grid of an exported policy (:mod:`amp_jax.deploy.command_grid`) into
-    ``report.results["command_grid"]``, its table into ``out_dir / GRID_FILE``."""
+def evaluate_command_grid(policy: RunPolicy, onnx_path: pathlib.Path | None, report: Report,
+                          out_dir: pathlib.Path) -> None:
+    """The command grid in MJX with the run's policy (:mod:`amp_jax.evaluation.mjx_grid`) into
+    ``report.results["command_grid_mjx"]`` and :data:`GRID_MJX_FILE`, and in C MuJoCo through the exported policy
+    (:mod:`amp_jax.deploy.command_grid`, when ``onnx_path``) into ``report.results["command_grid"]`` and
+    :data:`GRID_FILE`."""
     from amp_jax.deploy import command_grid
+    from amp_jax.evaluation import mjx_grid
 
-    result = report.attempt("command_grid", lambda: command_grid.evaluate_onnx(onnx_path))
-    if result is None:
-        return
-    report.results["command_grid"] = result
-    path = report.attempt("command_grid_plot", lambda: command_grid.plot_grid(result, out_dir / GRID_FILE))
-    if path is not None:
-        report.files.append(path.name)
+    grids = [("command_grid_mjx", GRID_MJX_FILE, lambda: mjx_grid.evaluate_grid_mjx(policy))]
+    if onnx_path is not None:
+        grids.append(("command_grid", GRID_FILE, lambda: command_grid.evaluate_onnx(onnx_path)))
+    for key, file, evaluate_grid in grids:
+        result = report.attempt(key, evaluate_grid)
+        if result is None:
+            continue
+        report.results[key] = result
+        path = report.attempt(f"{key}_plot", lambda result=result, file=file: command_grid.plot_grid(
+            result, out_dir / file))
+        if path is not None:
+            report.files.append(path.name)
 
 
 def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] = command_schedule.DEFAULT_SCHEDULE,
@@ -256,8 +268,9 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
       policy: the run's policy when the caller already loaded it (:func:`load_run_policy`).
       out_dir: where the outputs go (created if needed); default ``run_dir``, which is then only read.
       sweep: the speed sweep's settings; None: no sweep.
-      grid: also hold every command of :data:`amp_jax.deploy.command_grid.GRID` in C MuJoCo through the exported
-        policy (needs ``export``): ``command_grid`` in the report, the table drawn in :data:`GRID_FILE`.
+      grid: also hold every command of :data:`amp_jax.deploy.command_grid.GRID` in MJX (``command_grid_mjx`` in
+        the report, the table drawn in :data:`GRID_MJX_FILE`) and, with ``export``, in C MuJoCo through the
+        exported policy (``command_grid``, :data:`GRID_FILE`).
     Returns:
       The contents written to ``<out_dir>/evaluation.json``.
     """
@@ -294,8 +307,8 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
                 onnx_path, report.reference_contacts))
             if check is not None:
                 report.results["sim2sim"] = {**report.results.get("sim2sim", {}), "trot_check": check}
-        if grid and onnx_path is not None:
-            evaluate_command_grid(onnx_path, report, out_dir)
+        if grid:
+            evaluate_command_grid(policy, onnx_path, report, out_dir)
     summary = report.as_dict()
     try:
         (out_dir / EVALUATION_FILE).write_text(json.dumps(json_ready(summary), indent=2) + "\n")

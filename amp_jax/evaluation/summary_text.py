@@ -43,11 +43,12 @@ def format_summary(run_dir: pathlib.Path, summary: Mapping[str, Any]) -> str:
                          f"{check['achieved']:.2f} m/s, vx RMS {check['vx_rms']:.3f}, duty "
                          f"{min(check['duty']):.2f}-{max(check['duty']):.2f}, diagonal phi "
                          f"{min(check['diagonal_phi']):.2f}, lateral phi {max(check['lateral_phi']):.2f}")
-    if "command_grid" in summary:
-        grid = summary["command_grid"]
-        missed = [name for name, ok in grid["criteria"].items() if not ok]
-        lines.append(f"  command grid (C MuJoCo): {len(grid['criteria']) - len(missed)} of {len(grid['criteria'])} "
-                     "goal criteria met" + (f"; missed: {', '.join(missed)}" if missed else ""))
+    for key, where in (("command_grid_mjx", "MJX"), ("command_grid", "C MuJoCo")):
+        if key in summary:
+            criteria = summary[key]["criteria"]
+            missed = [name for name, ok in criteria.items() if not ok]
+            lines.append(f"  command grid ({where}): {len(criteria) - len(missed)} of {len(criteria)} goal criteria "
+                         "met" + (f"; missed: {', '.join(missed)}" if missed else ""))
     if "speed_sweep" in summary:
         sweep = summary["speed_sweep"]
         lines.append(f"  speed sweep ({sweep['settings']['seeds']} seeds, {sweep['settings']['measure_s']:g} s "

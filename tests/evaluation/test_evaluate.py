@@ -77,7 +77,7 @@ def test_finish_run_writes_every_artefact(finished, tiny_run_dir):
     # The only step allowed to fail here is the video, and only with the message saying how to get one.
     assert set(problems) <= {"video"}, problems
     expected = {"learning_curves.png", "gait_diagram.png", "velocity_tracking.png", "policy.onnx",
-                evaluate.SPEED_SWEEP_FILE, evaluate.FOOTFALL_FILE, evaluate.GRID_FILE}
+                evaluate.SPEED_SWEEP_FILE, evaluate.FOOTFALL_FILE, evaluate.GRID_FILE, evaluate.GRID_MJX_FILE}
     if "video" in problems:
         assert "MUJOCO_GL" in problems["video"] and "apt-get install" in problems["video"]
     else:
@@ -111,9 +111,11 @@ def test_evaluation_json_contents(finished):
     assert all(np.isfinite(scores[k]) for k in ("d_policy", "d_clips", "style_reward_policy", "style_reward_clips"))
     assert 0.0 <= scores["style_reward_policy"] <= scores["reward_coef"] == 2.0
     # The command grid: the patched command and the trot clip's speed, with the goal's criteria.
-    grid = finished["command_grid"]
-    assert [row["name"] for row in grid["results"]] == ["forward 0.4", "trot clip speed"]
-    assert grid["criteria"]["no_fall"] in (True, False) and "vx_rms_at_0.4" in grid["criteria"]
+    for key in ("command_grid", "command_grid_mjx"):  # in C MuJoCo through the ONNX, and in MJX
+        grid = finished[key]
+        assert [row["name"] for row in grid["results"]] == ["forward 0.4", "trot clip speed"]
+        assert grid["criteria"]["no_fall"] in (True, False) and "vx_rms_at_0.4" in grid["criteria"]
+    assert finished["command_grid_mjx"]["criteria"].keys() == finished["command_grid"]["criteria"].keys()
     sim = finished["sim2sim"]
     assert sim["duration_s"] == pytest.approx(0.6)
     assert isinstance(sim["upright"], bool) and set(sim["tracking_rms"]) == {"vx", "vy", "yaw_rate"}

@@ -1,0 +1,61 @@
+"""The full task's command grid in MJX: the run's own policy in the training simulator, beside the C MuJoCo grid of
+its ONNX export (:mod:`amp_jax.deploy.command_grid`).
+
+The same commands, conditions (0.5 s settling at the zero command from the default pose, then 8 s held, the last
+75 % measured; no pushes, randomisation or observation noise), measures and goal criteria as the C MuJoCo grid:
+every command is one row of a vmapped rollout (:func:`amp_jax.analysis.rollout.make_rollout`), contacts come from
+the MJX contact forces, and the motor work is the env's own count. A gap between the two grids is a sim-to-sim gap
+of the policy, not of the measuring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from amp_jax.analysis import rollout as rollout_lib
+from amp_jax.deploy import command_grid
+from amp_jax.deploy.mirror_check import held_commands
+from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.training.run_folder import RunPolicy
+
+SIMULATOR = "MJX (the run's policy)"
+
+
+def held_run(trajectory: rollout_lib.Trajectory, control_dt: float) -> command_grid.HeldRun:
+    """One command's MJX rollout (NumPy leaves, ``[T, ...]``) as the grid measures runs."""
+    fell_at = rollout_lib.first_fall_s(trajectory, control_dt)
+    return command_grid.HeldRun(
+        upright=fell_at is None, fell_at_s=fell_at, qpos=np.asarray(trajectory.qpos, np.float64),
+        measured=np.asarray(trajectory.measured, np.float64),
+        foot_forces=np.asarray(trajectory.foot_forces, np.float64),
+        work_positive=np.asarray(trajectory.motor_work.positive, np.float64),
+        work_absolute=np.asarray(trajectory.motor_work.absolute, np.float64))
+
+
+def evaluate_grid_mjx(policy: RunPolicy, reference: command_grid.ClipReference | None = None,
+                      commands: Sequence[tuple[str, tuple[float, float, float]]] | None = None,
+                      seed: int = 0) -> dict[str, Any]:
+    """Every command of the grid (default :func:`amp_jax.deploy.command_grid.grid_commands`) held by ``policy``'s
+    deterministic action in MJX, all commands in one vmapped rollout; the report as the C MuJoCo grid's
+    (:func:`amp_jax.deploy.command_grid.grid_report`, JSON-ready)."""
+    reference = command_grid.clip_reference() if reference is None else reference
+    commands = command_grid.grid_commands(reference) if commands is None else tuple(commands)
+    env = A1AmpEnv(rollout_lib.evaluation_env_config(policy.cfg.env), None)
+    dt = env.cfg.control_dt
+    schedules = [held_commands(command, dt) for _, command in commands]
+    batch = jnp.asarray(np.stack([schedule for schedule, _ in schedules]), jnp.float32)  # [G, T, 3]
+    rollout = rollout_lib.make_rollout(env, policy.policy_fn)
+    trajectories = jax.device_get(jax.vmap(rollout, in_axes=(None, 0, None))(policy.params, batch,
+                                                                            jax.random.key(seed)))
+    mass = env.robot_mass
+    results = {}
+    for i, ((name, command), (_, window)) in enumerate(zip(commands, schedules)):
+        trajectory = jax.tree.map(lambda x, i=i: np.asarray(x[i]), trajectories)
+        results[name] = command_grid.measure_run(name, command, held_run(trajectory, dt), window, mass, dt)
+    return command_grid.grid_report(results, reference, mass, SIMULATOR)
+
