@@ -98,22 +98,21 @@ def tiny_run_policy(tiny_run_dir):
 # export, sim-to-sim) start. The rest follow in collection order.
 
 LONGEST_FIRST = (
-    "tests/agents/test_distributed.py",  # a four-device subprocess: point-mass on 1, 2, 4 devices, A1 on 4
+    "tests/agents/test_distributed.py",  # a four-device subprocess: point-mass on 1, 2, 4 devices, A1 on 2
     "tests/evaluation/test_evaluate.py",  # trains the tiny run
-    "tests/envs/test_split_step.py",  # two processes at 512 envs, beside the distributed checks
     "tests/training/test_signals.py",  # a train.py process per signal
-    "tests/envs/test_brax_ppo.py",
-    "tests/test_notebooks.py",
-    "tests/test_gpu_bundle.py",
     "tests/training/test_trainer.py",
-    "tests/envs/test_complex_reward.py",  # compiles the env with every reward term on
     "tests/agents/test_train_step.py",
     "tests/envs/test_a1_env.py",
-    "tests/envs/test_push_clock.py",
-    "tests/analysis/test_gait_sweep.py",
-    "tests/analysis/test_speed_sweep.py",
-    "tests/deploy/test_sim2sim.py",
+    "tests/test_notebooks.py",
+    "tests/envs/test_complex_reward.py",  # compiles the env with every reward term on
+    "tests/agents/test_symmetry.py",
     "tests/test_pretrained.py",
+    "tests/envs/test_push_clock.py",
+    "tests/envs/test_mirror.py",
+    "tests/deploy/test_sim2sim.py",
+    "tests/analysis/test_speed_sweep.py",
+    "tests/analysis/test_gait_sweep.py",
 )
 
 

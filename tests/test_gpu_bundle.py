@@ -162,6 +162,7 @@ def test_importing_refuses_missing_files_and_a_used_folder(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # run it before a session on the GPU machine: python -m pytest -m heavy tests/test_gpu_bundle.py
 @pytest.mark.timeout(900)
 def test_the_tiny_rehearsal_brings_back_files_that_become_an_evaluable_run(tmp_path):
     from amp_jax.training import run_folder

@@ -1,10 +1,12 @@
-"""brax's own PPO trainer, with brax's own wrappers and domain randomisation, drives the env core unchanged."""
+"""brax's own PPO trainer, with brax's own wrappers and domain randomisation, drives the env core unchanged (a heavy
+check: `python -m pytest -m heavy`)."""
 
 import dataclasses
 import functools
 
 import jax
 import numpy as np
+import pytest
 from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import train as ppo
 
@@ -12,6 +14,8 @@ from amp_jax.config import EnvConfig
 from amp_jax.envs import observations
 from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.envs.randomize import domain_randomize
+
+pytestmark = pytest.mark.heavy
 
 
 def _removed(module, name):
