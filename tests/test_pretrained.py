@@ -1,4 +1,5 @@
-"""The shipped CPU-trained policy (pretrained/a1_trot_cpu): it loads, exports faithfully and stays up."""
+"""The shipped CPU-trained policies (pretrained/a1_trot_cpu, the trot; pretrained/a1_amp_cpu, the full task): each
+loads, exports faithfully and stays up."""
 
 import json
 
@@ -13,36 +14,58 @@ from amp_jax.deploy import export_policy, onnx_export
 from amp_jax.training import policy_file, run_folder
 
 PRETRAINED = PROJECT_ROOT / "pretrained" / "a1_trot_cpu"
+SHIPPED = {"a1_trot_cpu": 1019, "a1_amp_cpu": 1642}
+"""Each shipped folder and the step of its one policy."""
+
+
+@pytest.fixture(scope="module", params=sorted(SHIPPED))
+def shipped(request):
+    """(folder, its policy read from its policy file)."""
+    folder = PROJECT_ROOT / "pretrained" / request.param
+    policy = run_folder.load_run_policy(folder)
+    assert policy.step == SHIPPED[request.param] and policy_file.policy_steps(folder) == [policy.step]
+    return folder, policy
 
 
 @pytest.fixture(scope="module")
 def policy():
-    policy = run_folder.load_run_policy(PRETRAINED)
-    assert policy.step == 1019 and policy_file.policy_steps(PRETRAINED) == [1019]  # read from its policy file
-    return policy
+    return run_folder.load_run_policy(PRETRAINED)
 
 
-def test_the_shipped_folder_is_small_and_complete():
-    files = {p.relative_to(PRETRAINED).as_posix() for p in PRETRAINED.rglob("*") if p.is_file()}
-    for name in ("config.yaml", "metrics.jsonl", "policies/1019.npz", "evaluation.json", "policy.onnx",
+def test_the_shipped_folder_is_small_and_complete(shipped):
+    folder, policy = shipped
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    for name in ("config.yaml", "metrics.jsonl", f"policies/{policy.step}.npz", "evaluation.json", "policy.onnx",
                  "learning_curves.png", "gait_diagram.png", "velocity_tracking.png"):
         assert name in files, name
     assert not any("/heavy/" in f for f in files)  # no replay buffer
-    assert sum((PRETRAINED / f).stat().st_size for f in files) < 20e6
-    report = json.loads((PRETRAINED / "evaluation.json").read_text())
+    assert sum((folder / f).stat().st_size for f in files) < 20e6
+    report = json.loads((folder / "evaluation.json").read_text())
+    assert report["checkpoint_step"] == policy.step
     assert "trot_check" in report and "sim2sim" in report and not report["problems"]
 
 
-def test_the_shipped_onnx_is_the_shipped_parameters(policy, tmp_path):
+def test_the_full_task_policy_ships_its_command_grids_in_both_simulators():
+    folder = PROJECT_ROOT / "pretrained" / "a1_amp_cpu"
+    report = json.loads((folder / "evaluation.json").read_text())
+    for key, png in (("command_grid", "command_grid.png"), ("command_grid_mjx", "command_grid_mjx.png")):
+        grid = report[key]
+        assert len(grid["results"]) == 11 and grid["criteria"]["no_fall"] and not grid["passes"]
+        assert (folder / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_shipped_onnx_is_the_shipped_parameters(shipped, tmp_path):
+    folder, policy = shipped
     obs = (3.0 * np.random.default_rng(1).normal(size=(256, 42))).astype(np.float32)
-    shipped = onnx_export.run_onnx(PRETRAINED / "policy.onnx", obs)
-    assert np.max(np.abs(shipped - policy.act(obs))) <= onnx_export.PARITY_TOLERANCE
+    shipped_onnx = onnx_export.run_onnx(folder / "policy.onnx", obs)
+    assert np.max(np.abs(shipped_onnx - policy.act(obs))) <= onnx_export.PARITY_TOLERANCE
     fresh = export_policy.export_policy(policy, tmp_path / "policy.onnx")
     assert fresh.max_abs_diff <= onnx_export.PARITY_TOLERANCE and fresh.step == policy.step
 
 
 @pytest.mark.slow
-def test_the_shipped_policy_stays_up_under_a_forward_command(policy):
+def test_the_shipped_policy_stays_up_under_a_forward_command(shipped):
+    _, policy = shipped
     from amp_jax.analysis.rollout import evaluation_env_config
     from amp_jax.envs.a1_amp import A1AmpEnv
 

@@ -10,8 +10,8 @@ replay buffer, and what the run's evaluation wrote.
 - ``checkpoints/<step>/`` of that step when the run has it, without its ``heavy`` item (the replay buffer,
   tens of MB): parameters, optimiser and normaliser state, the env state and the PRNG key, enough to resume
   training (with an empty replay buffer, so not bit-exactly);
-- ``evaluation.json``, the learning curves, gait diagram, velocity-tracking, speed-sweep and footfall plots, and
-  ``policy.onnx``, when the run has them.
+- ``evaluation.json``, the learning curves, gait diagram, velocity-tracking, speed-sweep, footfall and command-grid
+  plots, and ``policy.onnx``, when the run has them.
 
 The checkpoint is checked against its ``digest.json`` first (a corrupt checkpoint is never shipped) and the
 digest travels with it (the missing ``heavy`` item is what a verifying reader skips); the policy file is read
@@ -41,7 +41,7 @@ HEAVY_ITEM = "heavy"
 RUN_FILES = ("config.yaml", "metrics.jsonl")
 """Files every packaged run has."""
 EVALUATION_FILES = ("evaluation.json", "learning_curves.png", "gait_diagram.png", "velocity_tracking.png",
-                    "speed_sweep.png", "footfall_phases.png", "policy.onnx")
+                    "speed_sweep.png", "footfall_phases.png", "command_grid.png", "command_grid_mjx.png", "policy.onnx")
 """Files of the run's evaluation, copied when present."""
 
 
