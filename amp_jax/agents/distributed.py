@@ -17,6 +17,10 @@ device applies the same update:
   device index into the replicated key (:func:`device_key`); the rollout's action noise is drawn for the
   global env axis and sliced, so env ``i`` sees the same noise whatever ``D`` is.
 
+The train step is written once: it reaches every one of these through :class:`DeviceAxis`, whose methods are the
+single-device computations themselves when there is one device (the lowered one-device program is the same as
+the step's before the class existed, and so is the split one: docs/BENCHMARKS.md).
+
 Layouts (what a checkpoint holds, :func:`to_checkpoint_layout` / :func:`from_checkpoint_layout`):
 
 * env state: the global ``[N, ...]`` arrays; env ``i`` lives on device ``i // (N/D)``. Its
@@ -47,7 +51,7 @@ from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from amp_jax.agents import normalizer
+from amp_jax.agents import losses, normalizer
 from amp_jax.agents.normalizer import NormalizerState
 from amp_jax.agents.replay_buffer import ReplayBuffer
 from amp_jax.config import Config, ConfigError
@@ -86,6 +90,69 @@ def check_divisible(cfg: Config, num_devices: int, source: str = DEVICES_SOURCE)
 
 # ----------------------------------------------------------------------------------------------------------
 # Inside the shard_map body.
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceAxis:
+    """The devices one iteration is split over, as the iteration's body sees them.
+
+    Every collective and per-device draw of the train step goes through this, so the step is written once for
+    any device count. ``name`` None (one device, no ``shard_map``): each method is the single-device computation
+    itself (the identity, :func:`amp_jax.agents.normalizer.update`, :func:`amp_jax.agents.losses.
+    normalize_advantages`), so the one-device program is exactly what it was before devices existed; otherwise
+    the collective over the mesh axis ``name`` of ``size`` devices, inside ``shard_map``. The choice between the
+    two is made here and nowhere else.
+    """
+
+    name: str | None = None
+    size: int = 1
+
+    @classmethod
+    def over(cls, num_devices: int) -> DeviceAxis:
+        """One device: no axis; several: the mesh axis :data:`AXIS` of ``num_devices``."""
+        return cls(None if num_devices == 1 else AXIS, num_devices)
+
+    def per_device_key(self, key: jax.Array) -> jax.Array:
+        """``key`` made distinct per device (:func:`device_key`); one device: ``key`` itself."""
+        return key if self.name is None else device_key(key, self.name)
+
+    def own_rows(self, x: jax.Array) -> jax.Array:
+        """This device's contiguous block of a replicated ``x [D·n, ...]``, ``[n, ...]`` (:func:`local_block`)."""
+        return x if self.name is None else local_block(x, x.shape[0] // self.size, self.name)
+
+    def mean(self, tree: Any) -> Any:
+        """The device mean of every leaf (:func:`jax.lax.pmean`)."""
+        return tree if self.name is None else jax.lax.pmean(tree, self.name)
+
+    def sum(self, tree: Any) -> Any:
+        """The device sum of every leaf (:func:`jax.lax.psum`)."""
+        return tree if self.name is None else jax.lax.psum(tree, self.name)
+
+    def normalize_advantages(self, advantages: jax.Array) -> jax.Array:
+        """Advantages normalised by the global batch's mean and unbiased std, ``[B/D] -> [B/D]``."""
+        if self.name is None:
+            return losses.normalize_advantages(advantages)
+        return normalize_advantages(advantages, self.name)
+
+    def reduce_and_merge(self, tree: Any, state: NormalizerState, batches: Sequence[jax.Array]
+                         ) -> tuple[Any, NormalizerState]:
+        """The device mean of ``tree`` and every device's ``batches`` merged in order into ``state``
+        (:func:`reduce_and_merge`)."""
+        if self.name is None:
+            for batch in batches:
+                state = normalizer.update(state, batch)
+            return tree, state
+        if not batches:  # nothing to merge: the mean alone
+            return self.mean(tree), state
+        return reduce_and_merge(tree, state, batches, self.name)
+
+    def local_env(self, env: Env, num_local_envs: int) -> Env:
+        """``env`` with this device's rows of its domain-randomisation table (:func:`localize_env`)."""
+        return env if self.name is None else localize_env(env, num_local_envs, self.name)
+
+
+ONE_DEVICE = DeviceAxis()
+"""The iteration on one device, unsplit."""
 
 
 def device_index(axis_name: str = AXIS) -> jax.Array:

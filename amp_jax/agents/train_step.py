@@ -27,6 +27,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from amp_jax.agents import distributed, losses, networks, normalizer, optimizer, replay_buffer, symmetry
+from amp_jax.agents.distributed import ONE_DEVICE, DeviceAxis
 from amp_jax.agents.losses import AMPSamples, LossTerms, PPOSamples, amp_ppo_loss, normalized_transition
 from amp_jax.agents.networks import AgentNetworks, AgentParams
 from amp_jax.agents.normalizer import NormalizerState
@@ -121,13 +122,13 @@ LearnStepFn = Callable[[Learner, PPOSamples, AMPSamples, jax.Array], tuple[Learn
 
 
 def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
-                    axis_name: str | None = None, mirror: MirrorMaps | None = None) -> LearnStepFn:
+                    axis: DeviceAxis = ONE_DEVICE, mirror: MirrorMaps | None = None) -> LearnStepFn:
     """One optimiser step on given samples: ``(learner, ppo [b], amp [b], old_std [A]) -> (learner, terms)``.
 
     Takes the gradient of :func:`amp_ppo_loss`, adapts the learning rate from the minibatch's KL, applies the
-    step, floors the std and merges the minibatch's policy and expert AMP states (if any) into the normaliser. With
-    ``axis_name`` (inside ``shard_map``) the samples are this device's share of the minibatch: gradients and
-    loss terms are averaged over the devices and the normaliser merges every device's states. ``mirror``: the
+    step, floors the std and merges the minibatch's policy and expert AMP states (if any) into the normaliser. Split
+    over devices (``axis``, inside ``shard_map``) the samples are this device's share of the minibatch: gradients
+    and loss terms are averaged over the devices and the normaliser merges every device's states. ``mirror``: the
     env's mirror maps, used as ``cfg.symmetry`` asks (:func:`amp_ppo_loss`).
     """
 
@@ -135,15 +136,10 @@ def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg:
                    old_std: jax.Array) -> tuple[Learner, LossTerms]:
         grads, terms = jax.grad(amp_ppo_loss, has_aux=True)(learner.params, nets, cfg, ppo_samples, amp,
                                                             learner.normalizer, old_std, mirror)
-        if amp is None:  # no motion prior: the normaliser stays as it is
-            stats = learner.normalizer
-            if axis_name is not None:
-                grads, terms = jax.lax.pmean((grads, terms), axis_name)
-        elif axis_name is None:
-            stats = normalizer.update(normalizer.update(learner.normalizer, amp.policy_state), amp.expert_state)
-        else:  # two all-reduces for the device mean of the gradients and terms and the normaliser's merge
-            (grads, terms), stats = distributed.reduce_and_merge(
-                (grads, terms), learner.normalizer, (amp.policy_state, amp.expert_state), axis_name)
+        # no motion prior: the normaliser stays as it is; split over devices, the device mean of the gradients and
+        # terms and the normaliser's merge take two all-reduces
+        amp_states = () if amp is None else (amp.policy_state, amp.expert_state)
+        (grads, terms), stats = axis.reduce_and_merge((grads, terms), learner.normalizer, amp_states)
         learning_rate = optimizer.adapt_learning_rate(learner.learning_rate, terms.kl, cfg.ppo)
         updates, opt_state = opt.update(grads, optimizer.with_learning_rate(learner.opt_state, learning_rate),
                                         learner.params)
@@ -154,7 +150,7 @@ def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg:
 
 
 def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
-                sample_expert_fn: SampleExpertFn, axis_name: str | None = None, num_devices: int = 1,
+                sample_expert_fn: SampleExpertFn, axis: DeviceAxis = ONE_DEVICE,
                 mirror: MirrorMaps | None = None) -> UpdateFn:
     """The learning phase of an iteration: ``cfg.ppo.num_epochs`` × ``num_minibatches`` optimiser steps.
 
@@ -163,7 +159,7 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     adapts the learning rate from that minibatch's KL, applies it in the step, floors the std and merges the
     minibatch's policy and expert AMP states into the normaliser. ``old_std`` is the rollout's action std.
 
-    With ``axis_name`` (inside ``shard_map`` over ``num_devices``) ``samples`` and ``buffer`` are this
+    Split over devices (``axis``, inside ``shard_map``) ``samples`` and ``buffer`` are this
     device's: it shuffles its ``B/D`` samples into minibatches of ``B/(M·D)``, draws as many replay and expert
     transitions with its own keys, and :func:`make_learn_step` combines the devices' shares.
 
@@ -171,19 +167,16 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     are joined by their mirror images (:func:`amp_jax.agents.symmetry.with_mirror_image`). With
     ``cfg.amp.enabled`` false no replay or expert transition is drawn and the loss has no discriminator terms.
     """
-    num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size // num_devices
-    learn_step = make_learn_step(nets, opt, cfg, axis_name, mirror)
+    num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size // axis.size
+    learn_step = make_learn_step(nets, opt, cfg, axis, mirror)
     mirror_transitions = mirror is not None and cfg.symmetry.discriminator
-
-    def per_device(key: jax.Array) -> jax.Array:
-        return key if axis_name is None else distributed.device_key(key, axis_name)
 
     def minibatch_step(learner: Learner, xs: tuple[PPOSamples, jax.Array], buffer: ReplayBuffer,
                        old_std: jax.Array) -> tuple[Learner, LossTerms]:
         ppo_samples, key = xs
         if not cfg.amp.enabled:
             return learn_step(learner, ppo_samples, None, old_std)
-        k_policy, k_expert = jax.random.split(per_device(key))
+        k_policy, k_expert = jax.random.split(axis.per_device_key(key))
         policy_s, policy_next = replay_buffer.sample(buffer, k_policy, minibatch_size)
         expert_s, expert_next = sample_expert_fn(k_expert, minibatch_size)
         if mirror_transitions:
@@ -196,7 +189,7 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     def epoch(learner: Learner, key: jax.Array, samples: PPOSamples, buffer: ReplayBuffer,
               old_std: jax.Array) -> tuple[Learner, LossTerms]:
         k_perm, k_amp = jax.random.split(key)
-        order = jax.random.permutation(per_device(k_perm), samples.advantage.shape[0])
+        order = jax.random.permutation(axis.per_device_key(k_perm), samples.advantage.shape[0])
         shuffled = jax.tree.map(lambda x: x[order].reshape((num_minibatches, minibatch_size) + x.shape[1:]),
                                 samples)
         return jax.lax.scan(lambda c, xs: minibatch_step(c, xs, buffer, old_std), learner,
@@ -214,22 +207,18 @@ RolloutFn = Callable[[Env, AgentParams, EnvState, jax.Array], tuple[EnvState, Ro
 """``(env, params, env_state [N/D], key) -> (env_state [N/D], rollout [T, N/D])``."""
 
 
-def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis_name: str | None = None,
-                 num_devices: int = 1) -> RolloutFn:
+def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int,
+                 axis: DeviceAxis = ONE_DEVICE) -> RolloutFn:
     """The experience-collection phase of an iteration: ``num_steps`` control steps of the stochastic policy in a
     batched, auto-resetting env, as one ``lax.scan``.
 
-    The action noise is drawn for the global ``[num_envs, A]`` batch and, with ``axis_name`` (inside
-    ``shard_map`` over ``num_devices``), this device's rows are sliced from it, so env ``i`` sees the same noise
-    on any device count.
+    The action noise is drawn for the global ``[num_envs, A]`` batch and, split over devices (``axis``, inside
+    ``shard_map``), this device's rows are sliced from it, so env ``i`` sees the same noise on any device count.
     """
 
     def action_noise(step_key: jax.Array, action_size: int) -> jax.Array:
         """Standard normal noise of this device's envs, ``[N/D, A]``: the global draw's rows of these envs."""
-        noise = jax.random.normal(step_key, (num_envs, action_size))
-        if axis_name is None:
-            return noise
-        return distributed.local_block(noise, num_envs // num_devices, axis_name)
+        return axis.own_rows(jax.random.normal(step_key, (num_envs, action_size)))
 
     def rollout(env: Env, params: AgentParams, env_state: EnvState, key: jax.Array) -> tuple[EnvState, Rollout]:
         def env_step(env_state: EnvState, step_key: jax.Array) -> tuple[EnvState, Rollout]:
@@ -284,16 +273,14 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
                      if getattr(cfg.symmetry, f))
         raise ConfigError("config", f"symmetry.{field}", getattr(cfg.symmetry, field),
                           "off: this env has no mirror maps")
-    num_devices = 1 if mesh is None else mesh.size
-    axis_name = None if num_devices == 1 else distributed.AXIS
-    if num_devices > 1:
-        distributed.check_divisible(cfg, num_devices)
+    axis = DeviceAxis.over(1 if mesh is None else mesh.size)
+    if axis.size > 1:
+        distributed.check_divisible(cfg, axis.size)
     nets = networks.make_networks(cfg.networks, env.action_size)
     opt = optimizer.make_optimizer(cfg.ppo, cfg.amp)
     num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
-    local_envs = num_envs // num_devices
-    update = make_update(nets, opt, cfg, sample_expert_fn, axis_name, num_devices, mirror)
-    rollout = make_rollout(nets, num_envs, num_steps, axis_name, num_devices)
+    update = make_update(nets, opt, cfg, sample_expert_fn, axis, mirror)
+    rollout = make_rollout(nets, num_envs, num_steps, axis)
 
     def init_fn(key: jax.Array) -> TrainingState:
         k_params, k_env, k_next = jax.random.split(key, 3)
@@ -307,23 +294,11 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
                              replay_buffer=replay_buffer.init(cfg.amp.replay_buffer_size, amp_size),
                              env_state=env_state, key=k_next, iteration=jnp.zeros((), jnp.int32))
 
-    def mean_over_devices(x: jax.Array) -> jax.Array:
-        return x if axis_name is None else jax.lax.pmean(x, axis_name)
-
-    def sum_over_devices(x: jax.Array) -> jax.Array:
-        return x if axis_name is None else jax.lax.psum(x, axis_name)
-
-    def normalize_advantages(advantages: jax.Array) -> jax.Array:
-        if axis_name is None:
-            return losses.normalize_advantages(advantages)
-        return distributed.normalize_advantages(advantages, axis_name)
-
     def train_step(state: TrainingState) -> tuple[TrainingState, dict[str, jax.Array]]:
         """One iteration; on a mesh, the body every device runs on its share (inside ``shard_map``)."""
         key, k_rollout, k_update = jax.random.split(state.key, 3)
         params = state.params
-        local_env = env if axis_name is None else distributed.localize_env(env, local_envs, axis_name)
-        env_state, data = rollout(local_env, params, state.env_state, k_rollout)
+        env_state, data = rollout(axis.local_env(env, num_envs // axis.size), params, state.env_state, k_rollout)
 
         if cfg.amp.enabled:
             # Rewards from the discriminator and normaliser as they were before this iteration's update.
@@ -341,30 +316,30 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         advantages, returns = losses.generalized_advantages(reward, data.value, data.done, last_value,
                                                             cfg.ppo.gamma, cfg.ppo.gae_lambda)
         flat = jax.tree.map(_flatten_time, data)
-        samples = PPOSamples.from_rollout(flat, normalize_advantages(_flatten_time(advantages)),
+        samples = PPOSamples.from_rollout(flat, axis.normalize_advantages(_flatten_time(advantages)),
                                           _flatten_time(returns))
 
         learner = Learner(params=params, opt_state=state.opt_state, learning_rate=state.learning_rate,
                           normalizer=state.normalizer)
         learner, terms = update(learner, samples, buffer, params.action_std, k_update)
 
-        finished = sum_over_devices(jnp.sum(data.done))
+        finished = axis.sum(jnp.sum(data.done))
 
         def per_episode(x: jax.Array) -> jax.Array:  # mean over the episodes that ended, [T, N] -> []
-            return sum_over_devices(jnp.sum(x * data.done)) / jnp.maximum(finished, 1.0)
+            return axis.sum(jnp.sum(x * data.done)) / jnp.maximum(finished, 1.0)
 
         metrics = {f"loss/{name}": jnp.mean(getattr(terms, name))
                    for name in ("total", "surrogate", "value", "entropy", "discriminator", "grad_penalty", "mirror")
                    if getattr(terms, name) is not None}
-        metrics.update({name: mean_over_devices(jnp.mean(value)) for name, value in data.reward_terms.items()})
+        metrics.update({name: axis.mean(jnp.mean(value)) for name, value in data.reward_terms.items()})
         if cfg.amp.enabled:
             metrics.update({"amp/d_expert": jnp.mean(terms.d_expert), "amp/d_policy": jnp.mean(terms.d_policy),
-                            "reward/amp": mean_over_devices(jnp.mean(amp_reward))})
+                            "reward/amp": axis.mean(jnp.mean(amp_reward))})
         metrics.update({
             "policy/kl": jnp.mean(terms.kl),
             "policy/mean_std": jnp.mean(learner.params.action_std),
             "optim/learning_rate": learner.learning_rate,
-            "reward/task": mean_over_devices(jnp.mean(data.task_reward)),
+            "reward/task": axis.mean(jnp.mean(data.task_reward)),
             "episode/finished": finished,
             "episode/return": per_episode(data.episode_return),
             "episode/length": per_episode(data.episode_length),
@@ -375,7 +350,7 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
                                   iteration=state.iteration + 1)
         return new_state, metrics
 
-    if axis_name is None:
+    if axis.name is None:
         # Pinned to one device, in and out: a state restored from a checkpoint arrives committed to the device
         # while a fresh one would not be, and jit compiles the whole iteration once more for each variant.
         device = jax.sharding.SingleDeviceSharding(jax.devices()[0])

@@ -110,7 +110,8 @@ def learn_step_both_ways(out: dict, env, steps: dict) -> None:
     single = jax.jit(ts.make_learn_step(nets, opt, CFG))(learner, ppo, amp, old_std)
     # init_fn's state is committed to device 0: replicate it for the split step.
     replicated, replicated_std = jax.device_put((learner, old_std), distributed.shardings(mesh, P()))
-    split = jax.jit(jax.shard_map(ts.make_learn_step(nets, opt, CFG, distributed.AXIS), mesh=mesh,
+    four = distributed.DeviceAxis.over(4)
+    split = jax.jit(jax.shard_map(ts.make_learn_step(nets, opt, CFG, four), mesh=mesh,
                                   in_specs=(P(), P(distributed.AXIS), P(distributed.AXIS), P()),
                                   out_specs=P(), check_vma=False))(replicated, ppo, amp, replicated_std)
     _leaves("learn/one", single, out)
