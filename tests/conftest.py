@@ -4,6 +4,7 @@ import fcntl
 import os
 import pathlib
 import shutil
+import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -15,10 +16,22 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 # back on for a test module whose runs outlast its compiles.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
+_CACHE = pathlib.Path(os.environ.get("AMP_JAX_TEST_CACHE", pathlib.Path.home() / ".cache" / "amp_jax_jit"))
+# The suite starts dozens of Python processes (workers, train.py tries, notebook kernels, multi-process runs), each
+# importing jax, mujoco, brax and this package. Where byte-compiled files are neither installed (the test command
+# installs with --no-compile) nor written (PYTHONDONTWRITEBYTECODE), every one of them compiles all that source
+# again: about 3.5 s of CPU per process here. So the suite keeps them in a folder of its own beside the
+# compilation cache (never beside the sources), for this process and, through the environment, for the ones it
+# starts (docs/BENCHMARKS.md).
+_BYTECODE = _CACHE.with_name(_CACHE.name + "_pycache")
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+os.environ["PYTHONPYCACHEPREFIX"] = str(_BYTECODE)
+sys.dont_write_bytecode = False
+sys.pycache_prefix = str(_BYTECODE)
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-_CACHE = pathlib.Path(os.environ.get("AMP_JAX_TEST_CACHE", pathlib.Path.home() / ".cache" / "amp_jax_jit"))
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
