@@ -248,8 +248,8 @@ def format_report(report: Mapping[str, Any]) -> str:
         duty = " ".join(f"{d:.2f}" for d in r["duty"])
         fell = "" if r["upright"] else f"  fell at {r['fell_at_s']:.2f} s"
         lines.append(f"{r['name']:>16} {cmd:>19}  {ach:>19}  {r['rms']['vx']:6.3f} {r['rms']['vy']:5.3f} "
-                     f"{r['rms']['yaw_rate']:5.3f}  {r['gait']:>7} {r['stride_hz']:5.2f}  {duty}  "
-                     f"{r['cot_positive']:5.2f} {r['cot']:5.2f}{fell}")
+                     f"{r['rms']['yaw_rate']:5.3f}  {r['gait']:>7} {_number(r['stride_hz']):>5}  {duty}  "
+                     f"{_number(r['cot_positive']):>5} {_number(r['cot']):>5}{fell}")
     ref = report["clip_reference"]
     lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz")
     lines += [f"{name}: {'yes' if ok else 'no'}" for name, ok in report["criteria"].items()]
@@ -288,7 +288,7 @@ def plot_grid(report: Mapping[str, Any], path: str | pathlib.Path) -> pathlib.Pa
         def verdict(ok: bool | None) -> str:
             return none if ok is None else (good if ok else bad)
 
-        cot = r["cot_positive"]
+        cot = math.nan if r["cot_positive"] is None else r["cot_positive"]  # null in a report read from JSON
         fell = "no" if r["upright"] else f"{r['fell_at_s']:.1f} s"
         cells.append([r["name"], ", ".join(f"{c:.2f}" for c in r["command"]), fell,
                       ", ".join(f"{a:.2f}" for a in r["achieved"]), f"{r['rms']['vx']:.3f}",

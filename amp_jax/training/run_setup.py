@@ -37,7 +37,8 @@ class Setup:
     """The devices the iteration is split over, and the checkpoints' layout of the state."""
     probe: Callable[[Any], dict[str, float]] | None = None
     """``probe(params) -> {"probe/...": value}``: the deterministic policy's tracking and gait
-    (:mod:`amp_jax.analysis.speed`); None when ``train.probe_interval`` is 0."""
+    (:mod:`amp_jax.analysis.speed`); None when ``train.probe_interval`` is 0. The loop runs it as a per-iteration
+    hook (:func:`amp_jax.training.trainer.probe_hook`)."""
 
 
 HOST_ONLY_TRAIN_FIELDS = ("num_iterations", "checkpoint_interval", "keep_checkpoints", "run_root", "time_limit_s",

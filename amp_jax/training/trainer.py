@@ -25,7 +25,7 @@ import os
 import pathlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -50,6 +50,28 @@ HEAVY_KEYS = ("replay_buffer",)
 ADDED_STATE_LEAVES = ("env_state/info/push_countdown",)
 """Train-state leaves added after checkpoints were shipped: an older checkpoint restores with them taken from
 the new state (the per-env push clock: drawn afresh), so its runs still evaluate, export and resume."""
+
+
+IterationHook = Callable[[int, TrainingState], "Mapping[str, float] | None"]
+"""``hook(iteration, state) -> metrics or None``: called on process 0 after every iteration with the count of
+iterations done and the state they left (device arrays, already computed); what it returns is logged with that
+iteration's metrics. The training probe is one (:func:`probe_hook`); :func:`train` takes more (a notebook's live
+plot, a user's own measure)."""
+
+
+def probe_hook(setup: Setup) -> IterationHook | None:
+    """The training probe (:attr:`Setup.probe`) every ``train.probe_interval`` iterations, as a hook; None when the
+    setup has no probe."""
+    if setup.probe is None:
+        return None
+    interval, probe = setup.cfg.train.probe_interval, setup.probe
+
+    def hook(iteration: int, state: TrainingState) -> Mapping[str, float] | None:
+        if iteration % interval:
+            return None
+        return probe(state.params if jax.process_count() == 1 else jax.device_get(state.params))
+
+    return hook
 
 
 _clock = time.monotonic
@@ -108,6 +130,7 @@ def train(
     resume_overrides: Sequence[str] = (),
     num_iterations: int | None = None,
     progress: bool = True,
+    hooks: Sequence[IterationHook] = (),
 ) -> pathlib.Path:
     """Trains ``cfg`` and returns the run folder.
 
@@ -124,6 +147,7 @@ def train(
         ``run_dir/resumes.jsonl``.
       num_iterations: stop after this many iterations in total (default ``cfg.train.num_iterations``).
       progress: print the live progress line.
+      hooks: called after every iteration, after the training probe (:data:`IterationHook`).
     Raises:
       TrainingDivergedError: a loss became non-finite (the last good checkpoint is kept).
       CheckpointError: ``resume`` and no readable checkpoint.
@@ -181,7 +205,8 @@ def train(
                                         resume_from=start if resume else None, deadline=deadline) if lead else (
             contextlib.nullcontext(_NoMetricsLogger()))
         with metrics_context as metrics_logger, stop_signals.ctrl_c_at_iteration_boundary():
-            state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict, deadline)
+            all_hooks = tuple(h for h in (probe_hook(setup), *hooks) if h is not None)
+            state = _loop(setup, state, start, total, checkpointer, metrics_logger, config_dict, deadline, all_hooks)
     # a signal during the last iteration: the run stops before its evaluation
     signum, _ = stop_signals.agree_to_stop(False)
     if signum:
@@ -199,16 +224,19 @@ def _save(checkpointer: RunCheckpointer, setup: Setup, state: TrainingState, ste
 
 
 def _loop(setup: Setup, state: TrainingState, start: int, total: int, checkpointer: RunCheckpointer,
-          metrics_logger: MetricsLogger, config_dict: dict, deadline: float | None = None) -> TrainingState:
+          metrics_logger: MetricsLogger, config_dict: dict, deadline: float | None = None,
+          hooks: Sequence[IterationHook] = ()) -> TrainingState:
     """:func:`_iterations` with the stop signals told that the loop runs."""
     with stop_signals.loop_running():
-        return _iterations(setup, state, start, total, checkpointer, metrics_logger, config_dict, deadline)
+        return _iterations(setup, state, start, total, checkpointer, metrics_logger, config_dict, deadline, hooks)
 
 
 def _iterations(setup: Setup, state: TrainingState, start: int, total: int, checkpointer: RunCheckpointer,
-                metrics_logger: MetricsLogger, config_dict: dict, deadline: float | None) -> TrainingState:
-    """Iterations ``start + 1 .. total``; stops early, between iterations, once :func:`_clock` passes
-    ``deadline`` or a signal asked it to (:mod:`amp_jax.training.stop_signals`: checkpoint, then ``StopSignal``).
+                metrics_logger: MetricsLogger, config_dict: dict, deadline: float | None,
+                hooks: Sequence[IterationHook] = ()) -> TrainingState:
+    """Iterations ``start + 1 .. total``, each followed by the ``hooks`` (process 0); stops early, between
+    iterations, once :func:`_clock` passes ``deadline`` or a signal asked it to
+    (:mod:`amp_jax.training.stop_signals`: checkpoint, then ``StopSignal``).
 
     Every process of a run takes the same decisions at the same iteration boundary
     (:func:`amp_jax.training.stop_signals.agree_to_stop`).
@@ -246,9 +274,8 @@ def _iterations(setup: Setup, state: TrainingState, start: int, total: int, chec
                     f"The last good checkpoint is step {checkpointer.latest_step()} in {checkpointer.directory}. "
                     f"Try a lower ppo.learning_rate or amp.grad_penalty_coef.")
             iteration += 1
-            if setup.probe is not None and lead and iteration % cfg.train.probe_interval == 0:
-                params = state.params if jax.process_count() == 1 else jax.device_get(state.params)
-                metrics = {**metrics, **setup.probe(params)}
+            for hook in hooks if lead else ():
+                metrics = {**metrics, **(hook(iteration, state) or {})}
             metrics_logger.log(iteration, metrics, env_steps=iteration * cfg.batch_size)
             if iteration % cfg.train.checkpoint_interval == 0 and iteration < total:
                 _save(checkpointer, setup, state, iteration, config_dict)

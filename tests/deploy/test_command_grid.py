@@ -131,7 +131,13 @@ def test_the_grid_holds_each_command_and_reports_it(spec, tmp_path, monkeypatch)
     assert not report["passes"]
     text = command_grid.format_report(report)
     assert "forward 0.8" in text and "grid goal not met" in text and "vx_rms_at_0.8: no" in text
-    path = command_grid.plot_grid(report, tmp_path / "grid.png")
+    # read back from its JSON file (NaN written as null), the report prints and draws the same
+    from amp_jax.analysis.report_json import json_ready
+
+    read_back = json.loads(json.dumps(json_ready(report)))
+    assert read_back["results"][0]["cot_positive"] is None
+    assert command_grid.format_report(read_back) == text
+    path = command_grid.plot_grid(read_back, tmp_path / "grid.png")
     assert path.stat().st_size > 10_000
 
 

@@ -421,3 +421,35 @@ def test_the_complex_reward_baseline_trains_with_every_term_logged_and_no_discri
     assert leaves_equal(final.params.discriminator, initial.params.discriminator)
     assert leaves_equal((final.normalizer, final.replay_buffer), (initial.normalizer, initial.replay_buffer))
     assert not leaves_equal(final.params.actor, initial.params.actor)
+
+
+def test_hooks_see_every_iteration_s_state_and_their_metrics_are_logged_with_it(straight_run, cfg, tmp_path):
+    seen = []
+
+    def count(iteration, state):
+        seen.append((iteration, int(state.iteration)))
+        return {"hook/twice": 2.0 * iteration} if iteration % 2 == 0 else None
+
+    run = trainer.train(cfg, run_dir=tmp_path / "run", progress=False, hooks=[count])
+    assert seen == [(1, 1), (2, 2), (3, 3), (4, 4)]
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line.get("hook/twice") for line in lines] == [None, 4.0, None, 8.0]
+    # a hook only adds: the run's own records are the straight run's
+    straight = [json.loads(line) for line in (straight_run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["loss/total"] for line in lines] == [line["loss/total"] for line in straight]
+
+
+def test_the_probe_runs_as_a_hook_every_probe_interval_iterations(cfg):
+    setup = trainer.build(cfg, probe=False)
+    assert trainer.probe_hook(setup) is None
+    calls = []
+
+    def probe(params):
+        calls.append(params)
+        return {"probe/x": 1.0}
+
+    every_third = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, probe_interval=3))
+    hook = trainer.probe_hook(dataclasses.replace(setup, cfg=every_third, probe=probe))
+    state = jax.eval_shape(setup.init_fn, jax.random.key(0))
+    assert [hook(i, state) for i in range(1, 7)] == [None, None, {"probe/x": 1.0}, None, None, {"probe/x": 1.0}]
+    assert len(calls) == 2 and all(params is state.params for params in calls)
