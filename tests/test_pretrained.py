@@ -1,5 +1,5 @@
-"""The shipped CPU-trained policies (pretrained/a1_trot_cpu, the trot; pretrained/a1_amp_cpu, the full task): each
-loads, exports faithfully and stays up."""
+"""The shipped CPU-trained policies (pretrained/a1_trot_cpu, the trot; pretrained/a1_amp_cpu, the full task;
+pretrained/baselines/, the full task's Table II baselines): each loads, exports faithfully and stays up."""
 
 import json
 
@@ -14,8 +14,10 @@ from amp_jax.deploy import export_policy, onnx_export
 from amp_jax.training import policy_file, run_folder
 
 PRETRAINED = PROJECT_ROOT / "pretrained" / "a1_trot_cpu"
-SHIPPED = {"a1_trot_cpu": 1019, "a1_amp_cpu": 1642}
+SHIPPED = {"a1_trot_cpu": 1019, "a1_amp_cpu": 1642, "baselines/task_only": 1642}
 """Each shipped folder and the step of its one policy."""
+WITH_GRIDS = ("a1_amp_cpu", "baselines/task_only")
+"""The shipped folders evaluated on the full task's command grid."""
 
 
 @pytest.fixture(scope="module", params=sorted(SHIPPED))
@@ -45,8 +47,9 @@ def test_the_shipped_folder_is_small_and_complete(shipped):
     assert "trot_check" in report and "sim2sim" in report and not report["problems"]
 
 
-def test_the_full_task_policy_ships_its_command_grids_in_both_simulators():
-    folder = PROJECT_ROOT / "pretrained" / "a1_amp_cpu"
+@pytest.mark.parametrize("name", WITH_GRIDS)
+def test_the_full_task_policies_ship_their_command_grids_in_both_simulators(name):
+    folder = PROJECT_ROOT / "pretrained" / name
     report = json.loads((folder / "evaluation.json").read_text())
     for key, png in (("command_grid", "command_grid.png"), ("command_grid_mjx", "command_grid_mjx.png")):
         grid = report[key]
@@ -63,16 +66,26 @@ def test_the_shipped_onnx_is_the_shipped_parameters(shipped, tmp_path):
     assert fresh.max_abs_diff <= onnx_export.PARITY_TOLERANCE and fresh.step == policy.step
 
 
-@pytest.mark.slow
-def test_the_shipped_policy_stays_up_under_a_forward_command(shipped):
-    _, policy = shipped
+_ROLLOUTS = {}
+"""One jitted rollout per (evaluation env, networks): shipped policies of one recipe share its compilation."""
+
+
+def _sweep_rollout(policy):
     from amp_jax.analysis.rollout import evaluation_env_config
     from amp_jax.envs.a1_amp import A1AmpEnv
 
-    env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
-    rollout = speed.make_sweep_rollout(env, policy.policy_fn)
-    commands = jnp.asarray(speed.sweep_commands([0.5, 0.8], 3.0, env.cfg.control_dt))
-    trajectory = jax.device_get(rollout(policy.params, commands, jax.random.key(0)))
+    env_cfg = evaluation_env_config(policy.cfg.env)
+    key = (env_cfg, policy.cfg.networks)
+    if key not in _ROLLOUTS:
+        _ROLLOUTS[key] = speed.make_sweep_rollout(A1AmpEnv(env_cfg, None), policy.policy_fn)
+    return _ROLLOUTS[key]
+
+
+@pytest.mark.slow
+def test_the_shipped_policy_stays_up_under_a_forward_command(shipped):
+    _, policy = shipped
+    commands = jnp.asarray(speed.sweep_commands([0.5, 0.8], 3.0, policy.cfg.env.control_dt))
+    trajectory = jax.device_get(_sweep_rollout(policy)(policy.params, commands, jax.random.key(0)))
     assert not np.any(trajectory.terminated)
     assert np.all(trajectory.qpos[:, :, 2] > 0.15)  # base height: upright
 
