@@ -34,9 +34,15 @@ def test_yaml_round_trip(tmp_path):
     assert again == cfg and again.ppo.learning_rate == 3e-4 and again.env.command_lin_vel_x == (-0.5, 1.5)
 
 
-def test_configs_are_frozen():
-    cfg = load_config()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+def test_a_config_is_a_value_that_keys_the_build_cache():
+    """Configs loaded twice from the same files are equal and hash equal (every field a number, string or tuple,
+    none a list or dict), so a run's build is found again; one changed field makes a different key."""
+    cfg, again = load_config(["a1_amp_cpu", "symmetry.yaml"]), load_config(["a1_amp_cpu", "symmetry.yaml"])
+    assert cfg == again and hash(cfg) == hash(again) and {cfg: 1}[again] == 1
+    for override in ("ppo.learning_rate=3e-4", "env.command_lin_vel_x=[-0.5, 1.5]", "networks.actor_hidden=[64]"):
+        changed = load_config(["a1_amp_cpu", "symmetry.yaml"], [override])
+        assert changed != cfg and hash(changed) != hash(cfg), override
+    with pytest.raises(dataclasses.FrozenInstanceError):  # a value: changed by dataclasses.replace, never in place
         cfg.ppo.learning_rate = 1.0  # type: ignore[misc]
 
 

@@ -39,10 +39,6 @@ def _repo(notebook) -> tuple[str, str]:
     return matches[0]
 
 
-def test_there_are_the_two_notebooks():
-    assert {p.name for p in NOTEBOOKS} >= {"train_a1_amp.ipynb", "motion_data.ipynb"}
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_valid_and_committed_without_outputs(path):
     notebook = _read(path)
@@ -59,6 +55,7 @@ def test_one_repository_url_builds_every_badge():
     assert len(set(repos.values())) == 1, f"the notebooks name different repositories: {repos}"
     owner, name = next(iter(repos.values()))
     readme_badges = BADGE.findall((PROJECT_ROOT / "README.md").read_text())
+    # the README's badges name exactly the notebooks there are (so a notebook gone missing fails here too)
     assert {b[2] for b in readme_badges} == set(repos), "README.md needs one Open-in-Colab badge per notebook"
     for path in NOTEBOOKS:
         notebook_badges = BADGE.findall(_read(path).cells[0].source)
