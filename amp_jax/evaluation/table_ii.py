@@ -150,8 +150,22 @@ def paper_order(table: Mapping[str, Mapping[float, Cell]]) -> dict[float, bool |
     return order
 
 
+EDGE_BIN_HZ = 0.2
+"""A stride frequency within this of :data:`amp_jax.analysis.footfall.MAX_STRIDE_HZ` is the search band's edge
+(the window's frequency resolution is 1/6 Hz): the feet move faster than any stride the band holds."""
+
+
 def _number(value: float, digits: int = 2) -> str:
     return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _stride(hz: float) -> str:
+    """The stride frequency, or ``≥ f (band edge)`` where the spectrum's peak is the top of the search band."""
+    from amp_jax.analysis.footfall import MAX_STRIDE_HZ
+
+    if math.isfinite(hz) and hz >= MAX_STRIDE_HZ - EDGE_BIN_HZ:
+        return f"≥ {hz:.2f} (band edge)"
+    return _number(hz)
 
 
 def markdown_table(table: Mapping[str, Mapping[float, Cell]]) -> str:
@@ -167,7 +181,7 @@ def markdown_table(table: Mapping[str, Mapping[float, Cell]]) -> str:
             gait = cell.gait if cell.upright else f"fell ({cell.gait})"
             lines.append(f"| {LABELS[policy]} | {speed:g} | {cell.achieved_vx:.2f} ({paper_speed:.2f}) | "
                          f"{_number(cell.cot_positive)} ({paper_cot:.2f}) | {_number(cell.cot_absolute)} | "
-                         f"{_number(cell.stride_hz)} | {' '.join(f'{d:.2f}' for d in cell.duty)} | {gait} |")
+                         f"{_stride(cell.stride_hz)} | {' '.join(f'{d:.2f}' for d in cell.duty)} | {gait} |")
     return "\n".join(lines)
 
 

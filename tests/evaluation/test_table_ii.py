@@ -69,6 +69,20 @@ def test_goal_compares_only_speeds_both_reach(amp_grid):
     assert "fell (" in table_ii.markdown_table(table)
 
 
+def test_a_stride_at_the_search_band_s_edge_is_named_so(amp_grid):
+    """A peak at the top of the footfall search band means the feet move faster than any stride it holds."""
+    from amp_jax.analysis.footfall import MAX_STRIDE_HZ
+
+    fast = copy.deepcopy(amp_grid)
+    for row in fast["results"]:
+        row["stride_hz"] = MAX_STRIDE_HZ - 0.08
+    table = {p: table_ii.cells(r, p) for p, r in (("amp", amp_grid), ("complex_reward", amp_grid),
+                                                   ("task_only", fast))}
+    lines = table_ii.markdown_table(table).splitlines()
+    assert all("(band edge)" in line for line in lines if line.startswith("| task reward only"))
+    assert not any("(band edge)" in line for line in lines if line.startswith("| AMP"))
+
+
 def test_the_command_line_writes_table_json_and_figure(amp_grid, tmp_path, capsys):
     paths = {}
     for policy, factor in (("amp", 1.0), ("complex_reward", 0.9), ("task_only", 5.0)):
