@@ -179,7 +179,8 @@ def markdown_table(table: Mapping[str, Mapping[float, Cell]]) -> str:
             cell = table[policy][speed]
             paper_cot, paper_speed = PAPER[policy][speed]
             gait = cell.gait if cell.upright else f"fell ({cell.gait})"
-            lines.append(f"| {LABELS[policy]} | {speed:g} | {cell.achieved_vx:.2f} ({paper_speed:.2f}) | "
+            achieved = cell.achieved_vx if abs(cell.achieved_vx) >= 0.005 else 0.0  # no "-0.00"
+            lines.append(f"| {LABELS[policy]} | {speed:g} | {achieved:.2f} ({paper_speed:.2f}) | "
                          f"{_number(cell.cot_positive)} ({paper_cot:.2f}) | {_number(cell.cot_absolute)} | "
                          f"{_stride(cell.stride_hz)} | {' '.join(f'{d:.2f}' for d in cell.duty)} | {gait} |")
     return "\n".join(lines)
