@@ -14,9 +14,9 @@ from amp_jax.deploy import export_policy, onnx_export
 from amp_jax.training import policy_file, run_folder
 
 PRETRAINED = PROJECT_ROOT / "pretrained" / "a1_trot_cpu"
-SHIPPED = {"a1_trot_cpu": 1019, "a1_amp_cpu": 1642, "baselines/task_only": 1642}
+SHIPPED = {"a1_trot_cpu": 1019, "a1_amp_cpu": 1642, "baselines/task_only": 1642, "baselines/complex_reward": 1642}
 """Each shipped folder and the step of its one policy."""
-WITH_GRIDS = ("a1_amp_cpu", "baselines/task_only")
+WITH_GRIDS = ("a1_amp_cpu", "baselines/task_only", "baselines/complex_reward")
 """The shipped folders evaluated on the full task's command grid."""
 
 
