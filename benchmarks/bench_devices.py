@@ -43,8 +43,7 @@ def measure(env_name: str, num_envs: int, num_devices: int, iterations: int) -> 
         from amp_jax.envs.wrappers import AutoResetWrapper
 
         env = AutoResetWrapper(VmapWrapper(point_mass.PointMassEnv()))
-        init_fn, step = ts.make_train_step(env, cfg, point_mass.sample_expert_transitions,
-                                           mesh if num_devices > 1 else None)
+        init_fn, step = ts.make_train_step(env, cfg, point_mass.sample_expert_transitions, mesh)
         state = init_fn(jax.random.PRNGKey(0))
     start = time.perf_counter()
     state, metrics = step(state)

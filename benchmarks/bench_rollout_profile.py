@@ -27,6 +27,7 @@ Each row is the best of ``--repeats`` rounds of ``--calls`` calls; say how loade
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -129,7 +130,15 @@ def main() -> None:
     time_it("+ policy and noise", policy_rollout, env_state, jax.random.key(2), finished=counted)
     from amp_jax.agents import train_step
 
-    if hasattr(train_step, "make_rollout"):  # (code older than the function has no such row)
+    from amp_jax.agents import distributed
+
+    if hasattr(distributed, "on_one_device"):  # the step's pieces run under shard_map, on one device too
+        rollout = train_step.make_rollout(nets, n, t, distributed.DeviceAxis(1))
+        training_rollout = jax.jit(distributed.on_one_device(
+            lambda p, s, key: rollout(setup.env, p, s, key)[0]))
+        time_it("rollout", functools.partial(training_rollout, params), env_state, jax.random.key(3),
+                finished=counted)
+    elif hasattr(train_step, "make_rollout"):  # (code older than the function has no such row)
         training_rollout = jax.jit(lambda s, key: train_step.make_rollout(nets, n, t)(setup.env, params, s, key)[0])
         time_it("rollout", training_rollout, env_state, jax.random.key(3), finished=counted)
 

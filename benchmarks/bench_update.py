@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from amp_jax.agents import networks, normalizer, optimizer, replay_buffer
+from amp_jax.agents import distributed, networks, normalizer, optimizer, replay_buffer
 from amp_jax.agents.train_step import Learner, PPOSamples, make_update
 from amp_jax.config import Config, EnvConfig
 
@@ -126,10 +126,9 @@ def jax_update(cfg: Config, data: dict[str, np.ndarray]):
         index = jax.random.randint(key, (batch,), 0, EXPERT_POOL)
         return expert_s[index], expert_next[index]
 
-    update = jax.jit(make_update(nets, opt, cfg, sample_expert))
+    update = jax.jit(distributed.on_one_device(make_update(nets, opt, cfg, sample_expert, distributed.DeviceAxis(1))))
     params = networks.init_params(nets, jax.random.PRNGKey(1), STATE_OBS, PRIVILEGED_OBS, AMP_FEATURES)
     learner = Learner(params=params, opt_state=opt.init(params),
-                      learning_rate=jnp.asarray(cfg.ppo.learning_rate, jnp.float32),
                       normalizer=normalizer.init(AMP_FEATURES, cfg.amp.normalizer_epsilon))
     samples = PPOSamples(**{k: jnp.asarray(data[k]) for k in (
         "state_obs", "privileged_obs", "action", "action_mean", "log_prob", "value", "advantage", "returns")})

@@ -110,3 +110,21 @@ def test_the_shipped_run_s_discriminator_scores_its_clips_as_training_logged(pol
     still = style.discriminator_scores(policy.networks, policy.params, policy.amp_normalizer, policy.cfg,
                                        (standing, standing), clips)
     assert still["d_policy"] < scores["d_clips"] - 0.5
+
+
+def test_a_checkpoint_of_the_older_train_state_restores_into_today_s(policy):
+    """The shipped trot's checkpoint was written before the state gained its push clock and lost its copy of the
+    learning rate: it restores into today's train state with the one drawn afresh and the other read past, and
+    what it holds is the policy file's parameters, normaliser, iteration and (from the optimiser state) learning
+    rate."""
+    from amp_jax.training import params_file, trainer
+
+    restored = run_folder.restore_checkpoint(PRETRAINED)
+    assert restored.step == policy.step and restored.missing == trainer.HEAVY_KEYS
+    assert restored.dropped == ("learning_rate",) and restored.filled == ("env_state/info/push_countdown",)
+    saved = params_file.read_params_file(policy_file.policy_path(PRETRAINED, policy.step)).arrays
+    assert saved["learning_rate"] == np.asarray(restored.state.learning_rate) and saved["iteration"] == policy.step
+    got = params_file.state_arrays(restored.state)
+    assert sorted(got) == sorted(saved)
+    for name, array in saved.items():
+        np.testing.assert_array_equal(got[name], array, err_msg=name)

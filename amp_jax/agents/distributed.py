@@ -17,9 +17,10 @@ device applies the same update:
   device index into the replicated key (:func:`device_key`); the rollout's action noise is drawn for the
   global env axis and sliced, so env ``i`` sees the same noise whatever ``D`` is.
 
-The train step is written once: it reaches every one of these through :class:`DeviceAxis`, whose methods are the
-single-device computations themselves when there is one device (the lowered one-device program is the same as
-the step's before the class existed, and so is the split one: docs/BENCHMARKS.md).
+The train step is written once and always runs under ``shard_map``, on a mesh of one device too: it reaches
+every one of these through :class:`DeviceAxis`. On one device the collectives are all-reduces of a single
+participant, which XLA removes, and the compiled iteration is as fast as the unsplit one was
+(docs/BENCHMARKS.md).
 
 Layouts (what a checkpoint holds, :func:`to_checkpoint_layout` / :func:`from_checkpoint_layout`):
 
@@ -39,7 +40,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -51,7 +53,7 @@ from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from amp_jax.agents import losses, normalizer
+from amp_jax.agents import normalizer
 from amp_jax.agents.normalizer import NormalizerState
 from amp_jax.agents.replay_buffer import ReplayBuffer
 from amp_jax.config import Config, ConfigError
@@ -94,65 +96,61 @@ def check_divisible(cfg: Config, num_devices: int, source: str = DEVICES_SOURCE)
 
 @dataclasses.dataclass(frozen=True)
 class DeviceAxis:
-    """The devices one iteration is split over, as the iteration's body sees them.
+    """The devices one iteration is split over, as the iteration's body (inside ``shard_map``) sees them.
 
     Every collective and per-device draw of the train step goes through this, so the step is written once for
-    any device count. ``name`` None (one device, no ``shard_map``): each method is the single-device computation
-    itself (the identity, :func:`amp_jax.agents.normalizer.update`, :func:`amp_jax.agents.losses.
-    normalize_advantages`), so the one-device program is exactly what it was before devices existed; otherwise
-    the collective over the mesh axis ``name`` of ``size`` devices, inside ``shard_map``. The choice between the
-    two is made here and nowhere else.
+    any device count, one device included: there the collectives are all-reduces of one participant, which
+    XLA removes, and a block of one device is the whole array. The one exception is :meth:`per_device_key`.
     """
 
-    name: str | None = None
     size: int = 1
-
-    @classmethod
-    def over(cls, num_devices: int) -> DeviceAxis:
-        """One device: no axis; several: the mesh axis :data:`AXIS` of ``num_devices``."""
-        return cls(None if num_devices == 1 else AXIS, num_devices)
+    """Devices on the mesh axis."""
+    name: str = AXIS
+    """The mesh axis."""
 
     def per_device_key(self, key: jax.Array) -> jax.Array:
-        """``key`` made distinct per device (:func:`device_key`); one device: ``key`` itself."""
-        return key if self.name is None else device_key(key, self.name)
+        """``key`` made distinct per device (:func:`device_key`).
+
+        One device keeps ``key`` itself, so a one-device run draws what it drew before runs could be split
+        (its replay, expert and minibatch samples; shipped runs stay reproducible): the only branch on the
+        device count in the train step.
+        """
+        return key if self.size == 1 else device_key(key, self.name)
 
     def own_rows(self, x: jax.Array) -> jax.Array:
         """This device's contiguous block of a replicated ``x [D·n, ...]``, ``[n, ...]`` (:func:`local_block`)."""
-        return x if self.name is None else local_block(x, x.shape[0] // self.size, self.name)
+        return local_block(x, x.shape[0] // self.size, self.name)
 
     def mean(self, tree: Any) -> Any:
         """The device mean of every leaf (:func:`jax.lax.pmean`)."""
-        return tree if self.name is None else jax.lax.pmean(tree, self.name)
+        return jax.lax.pmean(tree, self.name)
 
     def sum(self, tree: Any) -> Any:
         """The device sum of every leaf (:func:`jax.lax.psum`)."""
-        return tree if self.name is None else jax.lax.psum(tree, self.name)
+        return jax.lax.psum(tree, self.name)
 
     def normalize_advantages(self, advantages: jax.Array) -> jax.Array:
         """Advantages normalised by the global batch's mean and unbiased std, ``[B/D] -> [B/D]``."""
-        if self.name is None:
-            return losses.normalize_advantages(advantages)
         return normalize_advantages(advantages, self.name)
 
     def reduce_and_merge(self, tree: Any, state: NormalizerState, batches: Sequence[jax.Array]
                          ) -> tuple[Any, NormalizerState]:
         """The device mean of ``tree`` and every device's ``batches`` merged in order into ``state``
         (:func:`reduce_and_merge`)."""
-        if self.name is None:
-            for batch in batches:
-                state = normalizer.update(state, batch)
-            return tree, state
         if not batches:  # nothing to merge: the mean alone
             return self.mean(tree), state
         return reduce_and_merge(tree, state, batches, self.name)
 
     def local_env(self, env: Env, num_local_envs: int) -> Env:
         """``env`` with this device's rows of its domain-randomisation table (:func:`localize_env`)."""
-        return env if self.name is None else localize_env(env, num_local_envs, self.name)
+        return localize_env(env, num_local_envs, self.name)
 
 
-ONE_DEVICE = DeviceAxis()
-"""The iteration on one device, unsplit."""
+def on_one_device(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, a body written for ``DeviceAxis(1)`` (its collectives need the mesh axis), callable outside
+    ``shard_map``: every argument and result whole on the first device. For benchmarks and tests of the pieces
+    of the step; the step itself is sharded by :func:`amp_jax.agents.train_step.make_train_step`."""
+    return jax.shard_map(fn, mesh=make_mesh(1), in_specs=P(), out_specs=P(), check_vma=False)
 
 
 def device_index(axis_name: str = AXIS) -> jax.Array:
@@ -238,11 +236,14 @@ def localize_env(env: Env, num_local_envs: int, axis_name: str = AXIS) -> Env:
 # Shardings of the train state.
 
 
+REPLAY_BUFFER_SPECS = ReplayBuffer(states=P(AXIS), next_states=P(AXIS), insert_index=P(), size=P())
+"""The replay buffer's rows split over the devices, its counters replicated."""
+
+
 def state_specs(state: Any) -> Any:
     """``PartitionSpec`` prefix tree of a ``TrainingState``: env state and replay rows split, the rest replicated."""
-    buffer = ReplayBuffer(states=P(AXIS), next_states=P(AXIS), insert_index=P(), size=P())
     env_specs = jax.tree.map(lambda _: P(AXIS), state.env_state)
-    return state.replace(params=P(), opt_state=P(), learning_rate=P(), normalizer=P(), replay_buffer=buffer,
+    return state.replace(params=P(), opt_state=P(), normalizer=P(), replay_buffer=REPLAY_BUFFER_SPECS,
                          env_state=env_specs, key=P(), iteration=P())
 
 
@@ -269,8 +270,6 @@ def _deinterleave(rows: jax.Array, num_devices: int) -> jax.Array:
 
 def buffer_to_global(buffer: ReplayBuffer, num_devices: int) -> ReplayBuffer:
     """Per-device rings (device blocks, local counters) → one global ring of the same capacity."""
-    if num_devices == 1:
-        return buffer
     return ReplayBuffer(states=_interleave(buffer.states, num_devices),
                         next_states=_interleave(buffer.next_states, num_devices),
                         insert_index=(buffer.insert_index * num_devices).astype(jnp.int32),
@@ -284,8 +283,6 @@ def buffer_from_global(buffer: ReplayBuffer, num_devices: int) -> ReplayBuffer:
     iterations of a config that splits over it (``B`` and ``C`` multiples of ``D``); otherwise the few
     newest rows that do not fill a whole row of devices are dropped (``insert_index`` rounds down).
     """
-    if num_devices == 1:
-        return buffer
     return ReplayBuffer(states=_deinterleave(buffer.states, num_devices),
                         next_states=_deinterleave(buffer.next_states, num_devices),
                         insert_index=(buffer.insert_index // num_devices).astype(jnp.int32),
@@ -298,23 +295,23 @@ class DeviceLayout:
     about devices (the trainer builds it, the train step is compiled for its mesh, the checkpoints go through
     :meth:`to_checkpoint` / :meth:`from_checkpoint`)."""
 
-    mesh: Mesh | None = None
-    """The 1-D mesh the iteration is split over; None: one device."""
+    mesh: Mesh
+    """The 1-D mesh the iteration is split over (one device: a mesh of one)."""
 
     @classmethod
     def for_config(cls, cfg: Config) -> DeviceLayout:
-        """The first ``train.num_devices`` devices (0: all); a single device is the unsplit layout.
+        """The first ``train.num_devices`` devices (0: all).
 
         Raises:
           ConfigError: more devices asked for than exist, or the config does not split evenly over them.
         """
         mesh = make_mesh(cfg.train.num_devices)
         check_divisible(cfg, mesh.size)
-        return cls(mesh if mesh.size > 1 else None)
+        return cls(mesh)
 
     @property
     def num_devices(self) -> int:
-        return 1 if self.mesh is None else self.mesh.size
+        return self.mesh.size
 
     def to_checkpoint(self, state: Any) -> Any:
         """:func:`to_checkpoint_layout` for this layout."""
@@ -325,21 +322,25 @@ class DeviceLayout:
         return from_checkpoint_layout(state, self.mesh)
 
 
-def to_checkpoint_layout(state: Any, mesh: Mesh | None) -> Any:
+def to_checkpoint_layout(state: Any, mesh: Mesh) -> Any:
     """``TrainingState`` as stored: the replay buffer as one global ring (see the module docstring)."""
-    if mesh is None or mesh.size == 1:
-        return state
     return _convert_buffer(state, mesh, buffer_to_global)
 
 
-def from_checkpoint_layout(state: Any, mesh: Mesh | None) -> Any:
+def from_checkpoint_layout(state: Any, mesh: Mesh) -> Any:
     """Inverse of :func:`to_checkpoint_layout` for ``mesh``'s device count (any count that splits the config)."""
-    if mesh is None or mesh.size == 1:
-        return state
     return _convert_buffer(state, mesh, buffer_from_global)
 
 
-def _convert_buffer(state: Any, mesh: Mesh, convert) -> Any:
-    buffer_shardings = shardings(mesh, state_specs(state).replay_buffer)
-    fn = jax.jit(lambda buffer: convert(buffer, mesh.size), out_shardings=buffer_shardings)
-    return state.replace(replay_buffer=fn(state.replay_buffer))
+def _convert_buffer(state: Any, mesh: Mesh, convert: Callable[[ReplayBuffer, int], ReplayBuffer]) -> Any:
+    if mesh.size == 1:  # the two layouts are the same arrays: no copy of the buffer
+        return state
+    return state.replace(replay_buffer=_buffer_converter(mesh, convert)(state.replay_buffer))
+
+
+@functools.lru_cache(maxsize=8)
+def _buffer_converter(mesh: Mesh, convert: Callable[[ReplayBuffer, int], ReplayBuffer]
+                      ) -> Callable[[ReplayBuffer], ReplayBuffer]:
+    """``convert`` for ``mesh``, jitted once per mesh (a run converts at every checkpoint)."""
+    return jax.jit(functools.partial(convert, num_devices=mesh.size),
+                   out_shardings=shardings(mesh, REPLAY_BUFFER_SPECS))

@@ -106,11 +106,6 @@ def generalized_advantages(reward_t: jax.Array, value_t: jax.Array, done_t: jax.
     return advantages, advantages + value_t
 
 
-def normalize_advantages(advantages: jax.Array) -> jax.Array:
-    """``(A − mean) / (std + 1e-8)`` over every element, ``std`` unbiased (N − 1)."""
-    return (advantages - jnp.mean(advantages)) / (jnp.std(advantages, ddof=1) + 1e-8)
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The summed AMP-PPO loss of one minibatch
 

@@ -73,6 +73,12 @@ def make_optimizer(ppo: PPOConfig, amp: AMPConfig) -> optax.GradientTransformati
         train_discriminator=amp.enabled)
 
 
+def learning_rate(opt_state: optax.OptState) -> jax.Array:
+    """The learning rate of ``opt_state``'s next step, float32 scalar: the adaptive rule's state, whose one home is
+    optax's injected hyper-parameter."""
+    return opt_state.hyperparams["learning_rate"]
+
+
 def with_learning_rate(opt_state: optax.OptState, learning_rate: jax.Array) -> optax.OptState:
     """``opt_state`` whose next step uses ``learning_rate``."""
     hyperparams = dict(opt_state.hyperparams)

@@ -27,7 +27,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from amp_jax.agents import distributed, losses, networks, normalizer, optimizer, replay_buffer, symmetry
-from amp_jax.agents.distributed import ONE_DEVICE, DeviceAxis
+from amp_jax.agents.distributed import DeviceAxis
 from amp_jax.agents.losses import AMPSamples, LossTerms, PPOSamples, amp_ppo_loss, normalized_transition
 from amp_jax.agents.networks import AgentNetworks, AgentParams
 from amp_jax.agents.normalizer import NormalizerState
@@ -50,8 +50,7 @@ class TrainingState:
 
     params: AgentParams
     opt_state: optax.OptState
-    learning_rate: jax.Array
-    """Adaptive learning rate carried across iterations, float32 scalar (written into ``opt_state`` per step)."""
+    """The optimiser's state, the adaptive learning rate included (:attr:`learning_rate`)."""
     normalizer: NormalizerState
     """AMP feature statistics."""
     replay_buffer: ReplayBuffer
@@ -62,6 +61,11 @@ class TrainingState:
     """PRNG key of every draw of the next iteration."""
     iteration: jax.Array
     """Iterations done, int32 scalar."""
+
+    @property
+    def learning_rate(self) -> jax.Array:
+        """The next step's adaptive learning rate, float32 scalar (kept in ``opt_state`` alone)."""
+        return optimizer.learning_rate(self.opt_state)
 
 
 @struct.dataclass
@@ -104,7 +108,7 @@ class Learner:
 
     params: AgentParams
     opt_state: optax.OptState
-    learning_rate: jax.Array
+    """Adam's moments and the adaptive learning rate."""
     normalizer: NormalizerState
 
 
@@ -121,14 +125,15 @@ LearnStepFn = Callable[[Learner, PPOSamples, AMPSamples, jax.Array], tuple[Learn
 """``(learner, ppo [b], amp [b], old_std [A]) -> (learner, terms)``: one optimiser step."""
 
 
-def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
-                    axis: DeviceAxis = ONE_DEVICE, mirror: MirrorMaps | None = None) -> LearnStepFn:
+def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config, axis: DeviceAxis,
+                    mirror: MirrorMaps | None = None) -> LearnStepFn:
     """One optimiser step on given samples: ``(learner, ppo [b], amp [b], old_std [A]) -> (learner, terms)``.
 
     Takes the gradient of :func:`amp_ppo_loss`, adapts the learning rate from the minibatch's KL, applies the
-    step, floors the std and merges the minibatch's policy and expert AMP states (if any) into the normaliser. Split
-    over devices (``axis``, inside ``shard_map``) the samples are this device's share of the minibatch: gradients
-    and loss terms are averaged over the devices and the normaliser merges every device's states. ``mirror``: the
+    step, floors the std and merges the minibatch's policy and expert AMP states (if any) into the normaliser. It
+    runs inside ``shard_map`` over ``axis`` (one device or more); the samples are this device's share of the
+    minibatch: gradients and loss terms are averaged over the devices and the normaliser merges every device's
+    states. ``mirror``: the
     env's mirror maps, used as ``cfg.symmetry`` asks (:func:`amp_ppo_loss`).
     """
 
@@ -140,17 +145,17 @@ def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg:
         # terms and the normaliser's merge take two all-reduces
         amp_states = () if amp is None else (amp.policy_state, amp.expert_state)
         (grads, terms), stats = axis.reduce_and_merge((grads, terms), learner.normalizer, amp_states)
-        learning_rate = optimizer.adapt_learning_rate(learner.learning_rate, terms.kl, cfg.ppo)
+        learning_rate = optimizer.adapt_learning_rate(optimizer.learning_rate(learner.opt_state), terms.kl, cfg.ppo)
         updates, opt_state = opt.update(grads, optimizer.with_learning_rate(learner.opt_state, learning_rate),
                                         learner.params)
         params = optimizer.apply_std_floor(optax.apply_updates(learner.params, updates), nets.min_std)
-        return Learner(params=params, opt_state=opt_state, learning_rate=learning_rate, normalizer=stats), terms
+        return Learner(params=params, opt_state=opt_state, normalizer=stats), terms
 
     return learn_step
 
 
 def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
-                sample_expert_fn: SampleExpertFn, axis: DeviceAxis = ONE_DEVICE,
+                sample_expert_fn: SampleExpertFn, axis: DeviceAxis,
                 mirror: MirrorMaps | None = None) -> UpdateFn:
     """The learning phase of an iteration: ``cfg.ppo.num_epochs`` × ``num_minibatches`` optimiser steps.
 
@@ -159,7 +164,7 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     adapts the learning rate from that minibatch's KL, applies it in the step, floors the std and merges the
     minibatch's policy and expert AMP states into the normaliser. ``old_std`` is the rollout's action std.
 
-    Split over devices (``axis``, inside ``shard_map``) ``samples`` and ``buffer`` are this
+    It runs inside ``shard_map`` over ``axis`` (one device or more); ``samples`` and ``buffer`` are this
     device's: it shuffles its ``B/D`` samples into minibatches of ``B/(M·D)``, draws as many replay and expert
     transitions with its own keys, and :func:`make_learn_step` combines the devices' shares.
 
@@ -207,13 +212,12 @@ RolloutFn = Callable[[Env, AgentParams, EnvState, jax.Array], tuple[EnvState, Ro
 """``(env, params, env_state [N/D], key) -> (env_state [N/D], rollout [T, N/D])``."""
 
 
-def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int,
-                 axis: DeviceAxis = ONE_DEVICE) -> RolloutFn:
+def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis: DeviceAxis) -> RolloutFn:
     """The experience-collection phase of an iteration: ``num_steps`` control steps of the stochastic policy in a
     batched, auto-resetting env, as one ``lax.scan``.
 
-    The action noise is drawn for the global ``[num_envs, A]`` batch and, split over devices (``axis``, inside
-    ``shard_map``), this device's rows are sliced from it, so env ``i`` sees the same noise on any device count.
+    It runs inside ``shard_map`` over ``axis`` (one device or more). The action noise is drawn for the global
+    ``[num_envs, A]`` batch and this device's rows are sliced from it, so env ``i`` sees the same noise on any device count.
     """
 
     def action_noise(step_key: jax.Array, action_size: int) -> jax.Array:
@@ -259,11 +263,12 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
       cfg: the run configuration (``networks``, ``ppo``, ``amp``, ``env.num_envs``).
       sample_expert_fn: ``(key, batch) -> (s, s_next)``, each ``[batch, F]``.
       mesh: a 1-D mesh over axis :data:`~amp_jax.agents.distributed.AXIS` to split the iteration over
-        (see :mod:`amp_jax.agents.distributed`); None or one device: the single-device iteration.
+        (see :mod:`amp_jax.agents.distributed`); None: the first device alone. One program for any count: the
+        iteration runs under ``shard_map`` on a mesh of one device too.
       mirror: the env's mirror maps, needed when ``cfg.symmetry`` asks for any mirrored samples.
     Returns:
-      ``init_fn(key) -> TrainingState`` and ``train_step(state) -> (state, metrics)``, both jitted. On a mesh
-      the state's env state and replay rows are split over the devices and the rest is replicated.
+      ``init_fn(key) -> TrainingState`` and ``train_step(state) -> (state, metrics)``, both jitted. The state's
+      env state and replay rows are split over the mesh's devices and the rest is replicated.
     Raises:
       ConfigError: envs, minibatch or replay buffer do not split evenly over the mesh's devices, or
         ``cfg.symmetry`` asks for mirrored samples of an env without mirror maps.
@@ -273,9 +278,9 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
                      if getattr(cfg.symmetry, f))
         raise ConfigError("config", f"symmetry.{field}", getattr(cfg.symmetry, field),
                           "off: this env has no mirror maps")
-    axis = DeviceAxis.over(1 if mesh is None else mesh.size)
-    if axis.size > 1:
-        distributed.check_divisible(cfg, axis.size)
+    mesh = distributed.make_mesh(1) if mesh is None else mesh
+    distributed.check_divisible(cfg, mesh.size)
+    axis = DeviceAxis(mesh.size)
     nets = networks.make_networks(cfg.networks, env.action_size)
     opt = optimizer.make_optimizer(cfg.ppo, cfg.amp)
     num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
@@ -289,13 +294,12 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         params = networks.init_params(nets, k_params, env_state.obs["state"].shape[-1],
                                       env_state.obs["privileged_state"].shape[-1], amp_size)
         return TrainingState(params=params, opt_state=opt.init(params),
-                             learning_rate=jnp.asarray(cfg.ppo.learning_rate, jnp.float32),
                              normalizer=normalizer.init(amp_size, cfg.amp.normalizer_epsilon),
                              replay_buffer=replay_buffer.init(cfg.amp.replay_buffer_size, amp_size),
                              env_state=env_state, key=k_next, iteration=jnp.zeros((), jnp.int32))
 
     def train_step(state: TrainingState) -> tuple[TrainingState, dict[str, jax.Array]]:
-        """One iteration; on a mesh, the body every device runs on its share (inside ``shard_map``)."""
+        """One iteration: the body every device runs on its share (inside ``shard_map``)."""
         key, k_rollout, k_update = jax.random.split(state.key, 3)
         params = state.params
         env_state, data = rollout(axis.local_env(env, num_envs // axis.size), params, state.env_state, k_rollout)
@@ -319,8 +323,7 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         samples = PPOSamples.from_rollout(flat, axis.normalize_advantages(_flatten_time(advantages)),
                                           _flatten_time(returns))
 
-        learner = Learner(params=params, opt_state=state.opt_state, learning_rate=state.learning_rate,
-                          normalizer=state.normalizer)
+        learner = Learner(params=params, opt_state=state.opt_state, normalizer=state.normalizer)
         learner, terms = update(learner, samples, buffer, params.action_std, k_update)
 
         finished = axis.sum(jnp.sum(data.done))
@@ -338,24 +341,16 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         metrics.update({
             "policy/kl": jnp.mean(terms.kl),
             "policy/mean_std": jnp.mean(learner.params.action_std),
-            "optim/learning_rate": learner.learning_rate,
+            "optim/learning_rate": optimizer.learning_rate(learner.opt_state),
             "reward/task": axis.mean(jnp.mean(data.task_reward)),
             "episode/finished": finished,
             "episode/return": per_episode(data.episode_return),
             "episode/length": per_episode(data.episode_length),
         })
-        new_state = TrainingState(params=learner.params, opt_state=learner.opt_state,
-                                  learning_rate=learner.learning_rate, normalizer=learner.normalizer,
+        new_state = TrainingState(params=learner.params, opt_state=learner.opt_state, normalizer=learner.normalizer,
                                   replay_buffer=buffer, env_state=env_state, key=key,
                                   iteration=state.iteration + 1)
         return new_state, metrics
-
-    if axis.name is None:
-        # Pinned to one device, in and out: a state restored from a checkpoint arrives committed to the device
-        # while a fresh one would not be, and jit compiles the whole iteration once more for each variant.
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        return (jax.jit(init_fn, out_shardings=device),
-                jax.jit(train_step, in_shardings=device, out_shardings=device, donate_argnums=0))
 
     specs = distributed.state_specs(jax.eval_shape(init_fn, jax.random.key(0)))
     # check_vma off: the auto-reset's lax.cond has branches whose outputs differ in device-variance (a reset
@@ -364,8 +359,9 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
     sharded_step = jax.shard_map(train_step, mesh=mesh, in_specs=(specs,), out_specs=(specs, P()),
                                  check_vma=False)
     state_shardings = distributed.shardings(mesh, specs)
-    # The output shardings are pinned to the input's: left to themselves, zero-size leaves (MJX data has many,
-    # e.g. [N, 0] for absent activations and tendons) come back replicated instead of split, so the next call
-    # misses jit's cache and compiles the whole iteration again.
+    # The shardings are pinned, in and out: a state restored from a checkpoint and a fresh one arrive alike, and
+    # zero-size leaves (MJX data has many, e.g. [N, 0] for absent activations and tendons) do not come back
+    # replicated instead of split; either would miss jit's cache and compile the whole iteration again.
     return (jax.jit(init_fn, out_shardings=state_shardings),
-            jax.jit(sharded_step, out_shardings=(state_shardings, NamedSharding(mesh, P())), donate_argnums=0))
+            jax.jit(sharded_step, in_shardings=(state_shardings,),
+                    out_shardings=(state_shardings, NamedSharding(mesh, P())), donate_argnums=0))

@@ -11,8 +11,8 @@ callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The 
   ``episode_step`` int32 control steps taken in this episode;
   ``amp_obs [43]`` the AMP observation of this state;
   ``truncation`` 1.0 when the step ended the episode by time-out only;
-  ``push_countdown`` int32 control steps left until this env's next push (:data:`PUSH_COUNTDOWN`): the env's
-  push clock, which runs over the env's whole life, not over one episode;
+  ``push_countdown`` int32 control steps left until this env's next push (:data:`push_clock.PUSH_COUNTDOWN`):
+  the env's push clock, which runs over the env's whole life, not over one episode;
 and, only when the ``feet_air_time`` reward term is on (``env.reward_scales.feet_air_time`` ≠ 0), legged_gym's
 foot bookkeeping, zero at reset:
   ``feet_air_time [4]`` (:data:`FEET_AIR_TIME`) seconds each foot has been in the air, legs FL, FR, RL, RR;
@@ -22,14 +22,8 @@ The other complex-reward terms need no state of their own: ``dof_acc``'s previou
 torques of ``torques`` are the ``ctrl`` of the step's last physics step, ``action_rate`` reads ``last_action``.
 Every reward term with a non-zero scale is logged in ``State.metrics`` as ``reward/<name>`` (scaled).
 
-Pushes follow the push clock, not the episode clock: the first reset draws the countdown uniformly in
-``[1, push_interval_steps]``, every step counts it down by one, and the step on which it reaches 0 pushes the
-env and sets it back to ``push_interval_steps``. A reset draws a countdown too, but a wrapper that resets
-finished envs keeps the stepped one (the project's ``AutoResetWrapper`` does): each env is then pushed once
-every ``push_interval_steps`` control steps of its life, at any step of its episodes, and the envs of a batch
-are spread over the interval. The reference gives each env the same schedule with one global step counter
-(its episodes start at random times), though it pushes all its envs on the same step. With ``push_robots``
-off the clock still runs (the state keeps its structure) but no push happens.
+Pushes follow the env's push clock, not the episode clock (:mod:`amp_jax.envs.push_clock`); commands are drawn
+by :mod:`amp_jax.envs.commands`.
 """
 
 from __future__ import annotations
@@ -47,32 +41,15 @@ from mujoco import mjx
 
 from amp_jax import a1
 from amp_jax.config import EnvConfig
-from amp_jax.envs import base, observations, randomize, rewards
+from amp_jax.envs import base, commands, observations, push_clock, randomize, rewards
+from amp_jax.envs.push_clock import PUSH_COUNTDOWN
 from amp_jax.motion import layout
 
-PUSH_COUNTDOWN = "push_countdown"
-"""info key: control steps left until the env's next push, int32 scalar per env (``[N]`` batched), in
-``[1, push_interval_steps]``; it survives episode ends (see the module docstring)."""
 FEET_AIR_TIME = "feet_air_time"
 """info key (only with the ``feet_air_time`` term on): seconds each foot has been in the air, ``[4]`` float32 per
 env, legs FL, FR, RL, RR; reset to 0 when the foot's filtered contact holds (:func:`rewards.air_time_step`)."""
 LAST_FOOT_CONTACT = "last_foot_contact"
 """info key (only with the ``feet_air_time`` term on): each foot's contact on the previous step, ``[4]`` bool."""
-_PUSH_CLOCK_SALT = 0x9C5
-"""Folded into a reset key to draw the initial push countdown (leaves the reset's other draws unchanged)."""
-
-
-def tick_push_clock(countdown: jax.Array, interval: int) -> tuple[jax.Array, jax.Array]:
-    """One control step of a push clock: ``countdown`` int32 (any shape) → ``(due, next_countdown)``.
-
-    ``due`` (bool, same shape) is true where the countdown reaches 0 on this step (a step from countdown 1;
-    a countdown already at 0 or below, as in a state filled with zeros, fires too); there the next countdown
-    is ``interval``, elsewhere ``countdown − 1``. A clock started at ``c`` in ``[1, interval]`` is due on
-    steps ``c, c + interval, c + 2·interval, ...`` (counted from 1).
-    """
-    remaining = countdown - 1
-    due = remaining <= 0
-    return due, jnp.where(due, jnp.asarray(interval, countdown.dtype), remaining)
 
 
 @struct.dataclass
@@ -188,7 +165,7 @@ class A1AmpEnv(Env):
         k_command, k_gains, k_noise, k_next = jax.random.split(rng, 4)
         data = self._data_template.replace(qpos=qpos, qvel=qvel)
         kp_scale, kd_scale = randomize.draw_gain_multipliers(k_gains, self.cfg)
-        command = self.sample_command(k_command)
+        command = commands.sample_command(self.cfg, k_command)
         last_action = jnp.zeros(observations.NUM_ACTIONS)
         info = {
             "rng": k_next,
@@ -199,7 +176,7 @@ class A1AmpEnv(Env):
             "episode_step": jnp.zeros((), jnp.int32),
             "amp_obs": self.amp_observation(qpos, qvel),
             "truncation": jnp.zeros(()),
-            PUSH_COUNTDOWN: self.initial_push_countdown(jax.random.fold_in(rng, _PUSH_CLOCK_SALT)),
+            PUSH_COUNTDOWN: push_clock.initial_countdown(self.cfg, jax.random.fold_in(rng, push_clock.RESET_KEY_SALT)),
         }
         if self._tracks_feet_air_time:
             info[FEET_AIR_TIME] = jnp.zeros(a1.NUM_LEGS)
@@ -223,8 +200,8 @@ class A1AmpEnv(Env):
         action = jnp.clip(action, -cfg.clip_actions, cfg.clip_actions)
         step_count = info["episode_step"] + 1
         data = state.pipeline_state
-        push_due, push_countdown = tick_push_clock(info[PUSH_COUNTDOWN], cfg.push_interval_steps)
-        data = data.replace(qvel=self.push(data.qvel, push_due, k_push))
+        push_due, push_countdown = push_clock.tick(info[PUSH_COUNTDOWN], cfg.push_interval_steps)
+        data = data.replace(qvel=push_clock.push(cfg, data.qvel, push_due, k_push))
         data, work = self.simulate_with_work(data, action, info["kp_scale"], info["kd_scale"])
 
         qpos, qvel = data.qpos, data.qvel
@@ -234,7 +211,7 @@ class A1AmpEnv(Env):
         quantities = self.reward_quantities(state, data, action, terminated & ~timed_out)
         reward, terms = rewards.task_reward(self._reward_scales, quantities, self._reward_params)
 
-        command = self.update_command(info["command"], step_count, k_command)
+        command = commands.update_command(cfg, info["command"], step_count, k_command)
         info = {
             **info,
             "rng": k_next,
@@ -284,24 +261,6 @@ class A1AmpEnv(Env):
         """Normal force of the floor on each foot at the physics step that produced ``data``, ``[4]`` (N), legs FL,
         FR, RL, RR (:func:`amp_jax.envs.base.foot_normal_forces`; ``impl='jax'`` only)."""
         return base.foot_normal_forces(data, self._foot_geom_ids, self._pyramidal_cone)
-
-    def initial_push_countdown(self, key: jax.Array) -> jax.Array:
-        """A push countdown drawn uniformly in ``[1, push_interval_steps]``, int32 scalar."""
-        return jax.random.randint(key, (), 1, self.cfg.push_interval_steps + 1, dtype=jnp.int32)
-
-    def push(self, qvel: jax.Array, push_now: jax.Array, key: jax.Array) -> jax.Array:
-        """``qvel [18]`` with the base's world-frame xy velocity set to U[±max_push_vel_xy] (drawn from ``key``)
-        where ``push_now`` (bool scalar: the push clock is due, :func:`tick_push_clock`) and ``push_robots``
-        is on; otherwise ``qvel`` unchanged."""
-        if not self.cfg.push_robots:
-            return qvel
-        push_vel = jax.random.uniform(key, (2,), minval=-self.cfg.max_push_vel_xy, maxval=self.cfg.max_push_vel_xy)
-        return jnp.where(push_now, qvel.at[0:2].set(push_vel), qvel)
-
-    def update_command(self, command: jax.Array, step_count: jax.Array, key: jax.Array) -> jax.Array:
-        """A fresh command when ``step_count`` (control steps taken) is a multiple of the resampling period."""
-        resample = step_count % self.cfg.command_resample_steps == 0
-        return jnp.where(resample, self.sample_command(key), command)
 
     def pd_targets(self, action: jax.Array) -> jax.Array:
         """Joint targets ``q_default + action_scale · action``, ``[12]`` rad."""
@@ -383,25 +342,6 @@ class A1AmpEnv(Env):
         evaluations' start)."""
         qpos = jnp.concatenate([jnp.array([0.0, 0.0, self.cfg.init_height, 1.0, 0.0, 0.0, 0.0]), self._default_q])
         return qpos, jnp.zeros(self.mj_model.nv)
-
-    def sample_command(self, key: jax.Array) -> jax.Array:
-        """(v_x, v_y, yaw rate) uniform in the configured ranges; an xy command below the minimum norm is zeroed;
-        with ``standing_command_probability`` the whole command is (0, 0, 0) (that draw uses a key split off
-        ``key``, so with probability 0 the commands are the reference's draws)."""
-        cfg = self.cfg
-        if cfg.standing_command_probability > 0:
-            key, k_stand = jax.random.split(key)
-            stand = jax.random.bernoulli(k_stand, cfg.standing_command_probability)
-            return jnp.where(stand, 0.0, self._moving_command(key))
-        return self._moving_command(key)
-
-    def _moving_command(self, key: jax.Array) -> jax.Array:
-        cfg = self.cfg
-        low = jnp.array([cfg.command_lin_vel_x[0], cfg.command_lin_vel_y[0], cfg.command_ang_vel_yaw[0]])
-        high = jnp.array([cfg.command_lin_vel_x[1], cfg.command_lin_vel_y[1], cfg.command_ang_vel_yaw[1]])
-        command = jax.random.uniform(key, (3,), minval=low, maxval=high)
-        small = jnp.linalg.norm(command[:2]) < cfg.min_command_norm
-        return command.at[:2].multiply(jnp.where(small, 0.0, 1.0))
 
     def _default_initial_state(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The non-RSI reset: default angles × U[0.5, 1.5], q̇ = 0, base at init height, base vel U[−0.5, 0.5]."""

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 from brax.envs.base import Env, State, Wrapper
 from brax.envs.wrappers.training import DomainRandomizationVmapWrapper, VmapWrapper
 
-from amp_jax.envs.a1_amp import PUSH_COUNTDOWN, A1AmpEnv
+from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.envs.push_clock import PUSH_COUNTDOWN
 
 if TYPE_CHECKING:
     from amp_jax.config import Config

@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 
 from amp_jax import config as config_lib
+from amp_jax.agents import optimizer
 from amp_jax.agents.train_step import TrainingState
 from amp_jax.config import Config
-from amp_jax.training.checkpoint import Restored, RunCheckpointer
+from amp_jax.training.checkpoint import Restored, RunCheckpointer, StateHistory
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def apply_resume_overrides(state: TrainingState, cfg: Config, overrides: Sequenc
             old = float(jax.device_get(state.learning_rate))
             new = jax.device_put(jnp.asarray(cfg.ppo.learning_rate, state.learning_rate.dtype),
                                  state.learning_rate.sharding)
-            state = state.replace(learning_rate=new)
+            state = state.replace(opt_state=optimizer.with_learning_rate(state.opt_state, new))
             applied[key] = (f"the saved learning rate {old:.3g} replaced by {cfg.ppo.learning_rate:.3g}"
                             + (" (the adaptive schedule goes on from it)" if cfg.ppo.schedule == "adaptive" else ""))
         else:
@@ -62,16 +63,15 @@ def apply_resume_overrides(state: TrainingState, cfg: Config, overrides: Sequenc
 
 
 def restore_for_resume(reader: RunCheckpointer, target: TrainingState, step: int | None,
-                       fill_missing: Sequence[str] = ()) -> tuple[Restored, list[int]]:
+                       history: StateHistory = StateHistory()) -> tuple[Restored, list[int]]:
     """The checkpoint a resume starts from, and the newer steps it leaves behind.
 
     ``step`` None: the newest intact step (corrupt newer ones are skipped, with a warning saying what the
     fallback costs); else exactly ``step`` (an error if it is corrupt or missing). A warning also says when the
-    resume is not exact (the step holds no replay buffer, or predates leaves in ``fill_missing``).
+    resume is not exact (the step holds no replay buffer, or predates leaves in ``history.added``).
     """
-    fill = tuple(fill_missing)
-    restored = (reader.restore(target, step, fill_missing=fill) if step is not None
-                else reader.restore_newest_intact(target, fill_missing=fill))
+    restored = (reader.restore(target, step, history=history) if step is not None
+                else reader.restore_newest_intact(target, history=history))
     newer = [s for s in reader.steps() if s > restored.step]
     if restored.skipped:
         steps = ", ".join(str(s) for s, _ in restored.skipped)

@@ -111,8 +111,8 @@ def restore_checkpoint(run_dir: str | pathlib.Path, step: int | None = None, cfg
     setup = trainer.build(cfg, probe=False)
     target = jax.eval_shape(setup.init_fn, jax.random.key(0))
     with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=trainer.HEAVY_KEYS) as ckpt:
-        # the policy needs no replay buffer, nor leaves added to the state since the checkpoint was written
-        return ckpt.restore(target, step, warn_missing=False, fill_missing=trainer.ADDED_STATE_LEAVES)
+        # the policy needs no replay buffer, nor leaves the state gained or lost since the checkpoint was written
+        return ckpt.restore(target, step, warn_missing=False, history=trainer.STATE_HISTORY)
 
 
 def load_run_policy(run_dir: str | pathlib.Path, step: int | None = None) -> RunPolicy:

@@ -33,7 +33,7 @@ class Setup:
     motion_library: motion_library_lib.MotionLibrary
     init_fn: Callable[[jax.Array], TrainingState]
     train_step: Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]
-    devices: distributed.DeviceLayout = distributed.DeviceLayout()
+    devices: distributed.DeviceLayout
     """The devices the iteration is split over, and the checkpoints' layout of the state."""
     probe: Callable[[Any], dict[str, float]] | None = None
     """``probe(params) -> {"probe/...": value}``: the deterministic policy's tracking and gait

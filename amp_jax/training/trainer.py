@@ -35,7 +35,7 @@ from amp_jax.agents.train_step import TrainingState
 from amp_jax.config import Config
 from amp_jax.training import memory_check, policy_file, stop_signals
 from amp_jax.training import resume as resume_lib
-from amp_jax.training.checkpoint import SET_ASIDE_SUBDIR, CheckpointError, RunCheckpointer
+from amp_jax.training.checkpoint import SET_ASIDE_SUBDIR, CheckpointError, RunCheckpointer, StateHistory
 from amp_jax.training.metrics_log import MetricsLogger
 from amp_jax.training.run_setup import Setup, build, initial_state
 
@@ -47,9 +47,10 @@ CPU_ENV_WARNING_THRESHOLD = 1024
 
 HEAVY_KEYS = ("replay_buffer",)
 """Train-state fields kept in the newest checkpoints only."""
-ADDED_STATE_LEAVES = ("env_state/info/push_countdown",)
-"""Train-state leaves added after checkpoints were shipped: an older checkpoint restores with them taken from
-the new state (the per-env push clock: drawn afresh), so its runs still evaluate, export and resume."""
+STATE_HISTORY = StateHistory(added=("env_state/info/push_countdown",), dropped=("learning_rate",))
+"""How the train state changed since checkpoints were shipped, so older runs still evaluate, export and resume:
+the per-env push clock was added (an older checkpoint restores it from the new state: drawn afresh), and the
+learning rate's copy beside the optimiser state was dropped (its value is the optimiser's injected one)."""
 
 
 IterationHook = Callable[[int, TrainingState], "Mapping[str, float] | None"]
@@ -178,7 +179,7 @@ def train(
         resume_lib.check_resume_overrides(resume_overrides)
         with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as reader:
             restored, newer = resume_lib.restore_for_resume(reader, setup.devices.to_checkpoint(state), resume_step,
-                                                            ADDED_STATE_LEAVES)
+                                                            STATE_HISTORY)
             state = setup.devices.from_checkpoint(restored.state)
             state, applied = resume_lib.apply_resume_overrides(state, cfg, resume_overrides)
             # Every check passed: only now is the run folder changed.

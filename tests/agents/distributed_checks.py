@@ -19,7 +19,7 @@ from brax.envs.base import Wrapper
 from brax.envs.wrappers.training import VmapWrapper
 from jax.sharding import PartitionSpec as P
 
-from amp_jax.agents import distributed, losses, networks, optimizer
+from amp_jax.agents import distributed, networks, optimizer
 from amp_jax.agents import train_step as ts
 from amp_jax.config import AMPConfig, Config, ConfigError, EnvConfig, NetworkConfig, PPOConfig
 from amp_jax.envs import point_mass
@@ -54,7 +54,7 @@ def _run(step, state, iterations):
 def make_steps(env, mesh) -> dict:
     """``name -> (mesh, init_fn, train_step)`` of the point-mass iteration on one, two and four devices, built once
     and shared by the checks (each build is traced and compiled on its first call)."""
-    meshes = {"one": None, "two": distributed.make_mesh(2), "four": mesh}
+    meshes = {"one": distributed.make_mesh(1), "two": distributed.make_mesh(2), "four": mesh}
     return {name: (m, *ts.make_train_step(env, CFG, point_mass.sample_expert_transitions, m))
             for name, m in meshes.items()}
 
@@ -63,7 +63,7 @@ def replicated_shards(out: dict, steps: dict) -> None:
     """Every device's copy of the replicated state after 5 iterations, stacked ``[D, ...]``."""
     _, init, step = steps["four"]
     state, history = _run(step, init(jax.random.PRNGKey(0)), 5)
-    replicated = (state.params, state.opt_state, state.learning_rate, state.normalizer, state.key)
+    replicated = (state.params, state.opt_state, state.normalizer, state.key)
     for i, leaf in enumerate(jax.tree.leaves(replicated)):
         out[f"shards/{i}"] = np.stack([np.asarray(s.data) for s in leaf.addressable_shards])
     out["shards/losses"] = np.array([h["loss/total"] for h in history])
@@ -103,14 +103,14 @@ def learn_step_both_ways(out: dict, env, steps: dict) -> None:
                                                                  expert_velocity=jnp.zeros(12))
     amp = ts.AMPSamples(policy_state=policy_s, policy_next_state=policy_next, expert_state=expert_s,
                         expert_next_state=expert_next)
-    learner = ts.Learner(params=state.params, opt_state=state.opt_state, learning_rate=state.learning_rate,
-                         normalizer=state.normalizer)
+    learner = ts.Learner(params=state.params, opt_state=state.opt_state, normalizer=state.normalizer)
     old_std = state.params.action_std * 1.1
 
-    single = jax.jit(ts.make_learn_step(nets, opt, CFG))(learner, ppo, amp, old_std)
+    single = jax.jit(distributed.on_one_device(ts.make_learn_step(nets, opt, CFG, distributed.DeviceAxis(1))))(
+        learner, ppo, amp, old_std)
     # init_fn's state is committed to device 0: replicate it for the split step.
     replicated, replicated_std = jax.device_put((learner, old_std), distributed.shardings(mesh, P()))
-    four = distributed.DeviceAxis.over(4)
+    four = distributed.DeviceAxis(4)
     split = jax.jit(jax.shard_map(ts.make_learn_step(nets, opt, CFG, four), mesh=mesh,
                                   in_specs=(P(), P(distributed.AXIS), P(distributed.AXIS), P()),
                                   out_specs=P(), check_vma=False))(replicated, ppo, amp, replicated_std)
@@ -118,7 +118,7 @@ def learn_step_both_ways(out: dict, env, steps: dict) -> None:
     _leaves("learn/four", split, out)
 
     advantages = normal(b, scale=3.0) + 1.0
-    out["adv/one"] = np.asarray(losses.normalize_advantages(advantages))
+    out["adv/one"] = np.asarray(jax.jit(distributed.on_one_device(distributed.normalize_advantages))(advantages))
     out["adv/four"] = np.asarray(jax.jit(jax.shard_map(distributed.normalize_advantages, mesh=mesh,
                                                        in_specs=P(distributed.AXIS),
                                                        out_specs=P(distributed.AXIS)))(advantages))

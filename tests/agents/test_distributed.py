@@ -33,6 +33,8 @@ import shutil
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -106,6 +108,12 @@ def test_split_learn_step_equals_the_unsplit_one(results):
     np.testing.assert_allclose(arrays["adv/four"], arrays["adv/one"], rtol=1e-5, atol=1e-6)
     adv = arrays["adv/one"]
     assert abs(adv.mean()) < 1e-6 and abs(adv.std(ddof=1) - 1.0) < 1e-5
+
+
+def test_advantage_normalisation_uses_the_unbiased_std_on_one_device():
+    a = np.random.default_rng(1).normal(3.0, 2.0, size=(28,)).astype(np.float32)
+    got = jax.jit(distributed.on_one_device(distributed.normalize_advantages))(jnp.asarray(a))
+    np.testing.assert_allclose(got, (a - a.mean()) / (a.std(ddof=1) + 1e-8), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("writer", ["four", "one"])

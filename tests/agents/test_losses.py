@@ -38,12 +38,6 @@ def test_gae_matches_python_loop_with_dones_and_time_outs():
     assert truncation.sum() > 0 and (done - truncation).sum() > 0  # both kinds of episode end occur
 
 
-def test_advantage_normalisation_uses_unbiased_std():
-    a = np.random.default_rng(1).normal(3.0, 2.0, size=(7, 4)).astype(np.float32)
-    np.testing.assert_allclose(losses.normalize_advantages(jnp.asarray(a)),
-                               (a - a.mean()) / (a.std(ddof=1) + 1e-8), rtol=1e-5, atol=1e-6)
-
-
 def test_ppo_losses_match_numpy():
     rng = np.random.default_rng(2)
     logp, old, adv = (rng.normal(size=50).astype(np.float32) * s for s in (0.3, 0.3, 1.0))
@@ -132,3 +126,88 @@ def test_samples_from_a_rollout_take_its_fields_of_the_same_names():
         if expected is None:
             expected = [g.name for g in dataclasses.fields(train_step.Rollout)].index(f.name)
         np.testing.assert_array_equal(getattr(samples, f.name), expected, err_msg=f.name)
+
+
+def _np_mlp(params: dict, x: np.ndarray, activation) -> np.ndarray:
+    """A linen MLP's forward in float64 NumPy from its parameter dict."""
+    layers = params["params"]
+    hidden = sorted((k for k in layers if k != networks.DISC_HEAD), key=lambda k: int(k.split("_")[1]))
+    for name in hidden:
+        x = activation(x @ np.asarray(layers[name]["kernel"], np.float64) + np.asarray(layers[name]["bias"]))
+    return x @ np.asarray(layers[networks.DISC_HEAD]["kernel"], np.float64) + np.asarray(
+        layers[networks.DISC_HEAD]["bias"])
+
+
+def test_the_summed_loss_matches_numpy():
+    """``amp_ppo_loss`` (AMP on) against every term written out in NumPy: the networks' forwards, the Gaussian
+    log-density and entropy, clipped surrogate and value losses, the AMP normaliser, the least-squares
+    discriminator loss, and the gradient penalty from central finite differences of the discriminator."""
+    from amp_jax.agents import normalizer
+    from amp_jax.agents.train_step import amp_ppo_loss
+    from amp_jax.config import Config
+
+    def elu(x):
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+    def leaky(x):
+        return np.where(x > 0, x, networks.LEAKY_RELU_SLOPE * x)
+
+    cfg = Config(networks=NetworkConfig(actor_hidden=(8, 6), critic_hidden=(7,), disc_hidden=(9, 5)))
+    cfg = dataclasses.replace(cfg, amp=dataclasses.replace(cfg.amp, grad_penalty_coef=3.0))
+    actions, s, p, f, b = 12, 10, 13, 4, 16
+    nets = networks.make_networks(cfg.networks, actions)
+    params = networks.init_params(nets, jax.random.key(3), s, p, f)
+    params = params.replace(action_std=jnp.linspace(0.4, 1.3, actions, dtype=jnp.float32))
+    rng = np.random.default_rng(7)
+
+    def normal(*shape, scale=1.0):
+        return (rng.normal(size=shape) * scale).astype(np.float32)
+
+    state_obs, priv = normal(b, s), normal(b, p)
+    mean_np = _np_mlp(params.actor, state_obs.astype(np.float64), elu)
+    action = (mean_np + normal(b, actions, scale=0.5)).astype(np.float32)
+    std = np.asarray(params.action_std, np.float64)
+    z = (action - mean_np) / std
+    log_prob = np.sum(-0.5 * z ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi), axis=-1)
+    old_log_prob = (log_prob + normal(b, scale=0.3)).astype(np.float32)
+    old_value, returns, advantage = normal(b), normal(b), normal(b)
+    ppo = losses.PPOSamples(state_obs=state_obs, privileged_obs=priv, action=action,
+                            action_mean=mean_np.astype(np.float32) + normal(b, actions, scale=0.05),
+                            log_prob=old_log_prob, value=old_value, advantage=advantage, returns=returns)
+    amp = losses.AMPSamples(*(normal(b, f, scale=2.0) for _ in range(4)))
+    stats = normalizer.NormalizerState(mean=normal(f), var=np.abs(normal(f)) + 0.5, count=np.float32(100.0))
+    old_std = params.action_std * 1.1
+
+    total, terms = jax.jit(lambda prm: amp_ppo_loss(prm, nets, cfg, ppo, amp, stats, old_std))(params)
+
+    ratio = np.exp(log_prob - old_log_prob)
+    eps_clip = cfg.ppo.clip_epsilon
+    surrogate = np.mean(np.maximum(-advantage * ratio, -advantage * np.clip(ratio, 1 - eps_clip, 1 + eps_clip)))
+    value = _np_mlp(params.critic, priv.astype(np.float64), elu)[:, 0]
+    clipped = old_value + np.clip(value - old_value, -cfg.ppo.value_clip, cfg.ppo.value_clip)
+    value_loss = np.mean(np.maximum((value - returns) ** 2, (clipped - returns) ** 2))
+    entropy = np.sum(0.5 + 0.5 * np.log(2 * np.pi) + np.log(std))
+
+    def norm(x):
+        scaled = (x - stats.mean) / np.sqrt(stats.var.astype(np.float64) + cfg.amp.normalizer_epsilon)
+        return np.clip(scaled, -cfg.amp.normalizer_clip, cfg.amp.normalizer_clip)
+
+    def disc(x):
+        return _np_mlp(params.discriminator, x, leaky)[:, 0]
+
+    x_policy = np.concatenate([norm(amp.policy_state), norm(amp.policy_next_state)], axis=-1)
+    x_expert = np.concatenate([norm(amp.expert_state), norm(amp.expert_next_state)], axis=-1)
+    d_policy, d_expert = disc(x_policy), disc(x_expert)
+    disc_loss = 0.5 * (np.mean((d_expert - 1) ** 2) + np.mean((d_policy + 1) ** 2))
+    h = 1e-5
+    grad = np.stack([(disc(x_expert + h * e) - disc(x_expert - h * e)) / (2 * h) for e in np.eye(2 * f)], -1)
+    penalty = cfg.amp.grad_penalty_coef * np.mean(np.sum(grad ** 2, axis=-1))
+    expected = {"surrogate": surrogate, "value": value_loss, "entropy": entropy, "discriminator": disc_loss,
+                "grad_penalty": penalty, "d_expert": d_expert.mean(), "d_policy": d_policy.mean()}
+    for name, want in expected.items():
+        np.testing.assert_allclose(float(getattr(terms, name)), want, rtol=2e-4, atol=1e-5, err_msg=name)
+    assert 0.05 < ratio.min() and ratio.max() < 20 and np.any(np.abs(ratio - 1) > eps_clip)  # the clip acts
+    assert penalty > 1e-3
+    want_total = (surrogate + cfg.ppo.value_coef * value_loss - cfg.ppo.entropy_coef * entropy + disc_loss
+                  + penalty)
+    np.testing.assert_allclose(float(total), want_total, rtol=2e-4, atol=1e-5)

@@ -150,21 +150,6 @@ def _count_first_layer_forwards(jaxpr, kernel_shape) -> int:
     return count
 
 
-def test_loss_runs_the_discriminator_once_on_policy_and_once_on_expert_samples():
-    from amp_jax.agents import networks, normalizer
-
-    cfg = dataclasses.replace(SMALL, networks=NetworkConfig(actor_hidden=(6,), critic_hidden=(6,), disc_hidden=(7, 3)))
-    nets = networks.make_networks(cfg.networks, 12)
-    params = networks.init_params(nets, jax.random.PRNGKey(0), 4, 5, 5)
-    b = 9
-    ppo = ts.PPOSamples(state_obs=jnp.ones((b, 4)), privileged_obs=jnp.ones((b, 5)), action=jnp.ones((b, 12)),
-                        action_mean=jnp.ones((b, 12)), log_prob=jnp.ones(b), value=jnp.ones(b),
-                        advantage=jnp.ones(b), returns=jnp.ones(b))
-    amp = ts.AMPSamples(*(jnp.ones((b, 5)) for _ in range(4)))
-    loss = lambda p: ts.amp_ppo_loss(p, nets, cfg, ppo, amp, normalizer.init(5, 1e-4), p.action_std)  # noqa: E731
-    assert _count_first_layer_forwards(jax.make_jaxpr(loss)(params).jaxpr, (10, 7)) == 2
-
-
 def test_amp_disabled_trains_the_policy_as_the_task_reward_alone_with_no_discriminator_work(env, ppo_only):
     """``amp.enabled: false`` (the baselines): the actor and critic follow the same path as with the task reward
     alone through the mixing (lerp = 1), while the discriminator, its normaliser and the replay buffer stay as

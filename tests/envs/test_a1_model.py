@@ -1,7 +1,5 @@
 """The A1 model and the env's cheap pieces: kinematics against the motion data and C MuJoCo, ground-contact
-geometry against MuJoCo's collision of the URDF boxes, RSI onto expert frames, PD law, pushes, commands."""
-
-import dataclasses
+geometry against MuJoCo's collision of the URDF boxes, RSI onto expert frames, PD law."""
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +10,7 @@ import pytest
 from amp_jax import a1
 from amp_jax.config import Config, EnvConfig
 from amp_jax.envs import base, observations, randomize
-from amp_jax.envs.a1_amp import A1AmpEnv, tick_push_clock
+from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.motion import amp_features, layout, load_clip, load_motion_library
 
 
@@ -152,50 +150,6 @@ def test_pd_torque_against_numpy():
     got = jax.vmap(base.pd_torque, in_axes=(0, 0, 0, 0, 0, None))(target, q, qd, kp, kd, limit)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
     assert np.any(np.abs(expected) == limit) and np.any(np.abs(expected) < limit)
-
-
-def test_push_and_command_resampling_happen_at_their_periods(cfg, env):
-    assert cfg.env.push_interval_steps == 500 and cfg.env.command_resample_steps == 333
-    steps = jnp.arange(1, 1101)
-    keys = jax.random.split(jax.random.PRNGKey(2), steps.shape[0])
-
-    def tick(countdown, _):
-        due, countdown = tick_push_clock(countdown, cfg.env.push_interval_steps)
-        return countdown, due
-
-    # a push clock started at the full interval is due on steps 500 and 1000
-    _, due = jax.lax.scan(tick, jnp.int32(cfg.env.push_interval_steps), None, length=steps.shape[0])
-    qvel = jnp.full((18,), 5.0)
-    pushed = jax.jit(jax.vmap(env.push, in_axes=(None, 0, 0)))(qvel, due, keys)
-    changed = np.flatnonzero(np.any(np.asarray(pushed) != 5.0, axis=1)) + 1
-    np.testing.assert_array_equal(changed, [500, 1000])
-    assert np.all(np.abs(np.asarray(pushed)[changed - 1, :2]) <= cfg.env.max_push_vel_xy)
-    np.testing.assert_array_equal(np.asarray(pushed)[changed - 1, 2:], 5.0)
-    commands = jax.jit(jax.vmap(env.update_command, in_axes=(None, 0, 0)))(jnp.full((3,), 9.0), steps, keys)
-    resampled = np.flatnonzero(np.any(np.asarray(commands) != 9.0, axis=1)) + 1
-    np.testing.assert_array_equal(resampled, [333, 666, 999])
-
-
-def test_commands_in_range_and_small_xy_zeroed(cfg, env):
-    commands = np.asarray(jax.jit(jax.vmap(env.sample_command))(jax.random.split(jax.random.PRNGKey(3), 20000)))
-    e = cfg.env
-    for i, (low, high) in enumerate((e.command_lin_vel_x, e.command_lin_vel_y, e.command_ang_vel_yaw)):
-        assert commands[:, i].min() >= low and commands[:, i].max() <= high
-    norms = np.linalg.norm(commands[:, :2], axis=1)
-    assert np.all((norms == 0) | (norms >= e.min_command_norm))
-    assert 0 < np.sum(norms == 0) < 100
-
-
-def test_standing_commands_are_drawn_with_their_probability(cfg):
-    env = A1AmpEnv(dataclasses.replace(cfg.env, standing_command_probability=0.25, rsi_probability=0.0))
-    keys = jax.random.split(jax.random.PRNGKey(4), 20000)
-    commands = np.asarray(jax.jit(jax.vmap(env.sample_command))(keys))
-    standing = np.all(commands == 0.0, axis=1)
-    # Binomial(20000, 0.25): standard deviation 61 draws; the moving draws keep the configured ranges.
-    assert abs(standing.sum() - 5000) < 300
-    moving = commands[~standing]
-    assert moving[:, 0].min() >= cfg.env.command_lin_vel_x[0] and moving[:, 0].max() <= cfg.env.command_lin_vel_x[1]
-    assert np.abs(moving[:, 2]).max() <= cfg.env.command_ang_vel_yaw[1] and np.abs(moving[:, 2]).min() > 0
 
 
 def test_domain_randomize_shapes_and_ranges(cfg, env):

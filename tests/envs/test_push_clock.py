@@ -13,7 +13,9 @@ from brax.envs.wrappers.training import VmapWrapper
 
 from amp_jax.config import Config
 from amp_jax.envs import wrappers
-from amp_jax.envs.a1_amp import PUSH_COUNTDOWN, A1AmpEnv, tick_push_clock
+from amp_jax.envs import push_clock
+from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.envs.push_clock import PUSH_COUNTDOWN
 
 INTERVAL_S, EPISODE_S = 0.36, 0.9
 """Push interval and episode length of the rollout: 12 and 30 control steps of 0.03 s."""
@@ -39,7 +41,7 @@ def test_countdown_by_hand():
     countdown = jnp.int32(2)
     due_steps, values = [], []
     for step in range(1, 10):
-        due, countdown = tick_push_clock(countdown, interval)
+        due, countdown = push_clock.tick(countdown, interval)
         values.append(int(countdown))
         if due:
             due_steps.append(step)
@@ -47,15 +49,15 @@ def test_countdown_by_hand():
     assert values == [1, 3, 2, 1, 3, 2, 1, 3, 2]
     # batched, any start in [1, interval]: due on steps c, c + interval, ...; a zeroed clock fires at once
     starts = jnp.array([1, 2, 3, 0], jnp.int32)
-    due, nxt = tick_push_clock(starts, interval)
+    due, nxt = push_clock.tick(starts, interval)
     np.testing.assert_array_equal(due, [True, False, False, True])
     np.testing.assert_array_equal(nxt, [3, 1, 2, 3])
     assert nxt.dtype == jnp.int32
 
 
 def test_initial_countdown_is_uniform_over_the_interval(small_cfg):
-    env = A1AmpEnv(small_cfg.env)
-    draws = np.asarray(jax.jit(jax.vmap(env.initial_push_countdown))(jax.random.split(jax.random.PRNGKey(0), 6000)))
+    draw = jax.jit(jax.vmap(lambda k: push_clock.initial_countdown(small_cfg.env, k)))
+    draws = np.asarray(draw(jax.random.split(jax.random.PRNGKey(0), 6000)))
     assert draws.dtype == np.int32 and draws.min() == 1 and draws.max() == 12
     counts = np.bincount(draws, minlength=13)[1:]
     np.testing.assert_allclose(counts / len(draws), 1 / 12, atol=0.015)
@@ -69,11 +71,30 @@ def test_push_robots_off_keeps_the_state_shape_and_never_pushes(small_cfg):
     assert jax.tree.structure(shape_on) == jax.tree.structure(shape_off)
     assert shape_off.info[PUSH_COUNTDOWN].shape == () and shape_off.info[PUSH_COUNTDOWN].dtype == jnp.int32
     qvel = jnp.full((18,), 0.25)
-    np.testing.assert_array_equal(off.push(qvel, jnp.array(True), key), qvel)
-    pushed = np.asarray(on.push(qvel, jnp.array(True), key))
+    np.testing.assert_array_equal(push_clock.push(off.cfg, qvel, jnp.array(True), key), qvel)
+    pushed = np.asarray(push_clock.push(on.cfg, qvel, jnp.array(True), key))
     assert np.all(pushed[:2] != 0.25) and np.all(np.abs(pushed[:2]) <= on.cfg.max_push_vel_xy)
     np.testing.assert_array_equal(pushed[2:], 0.25)
-    np.testing.assert_array_equal(on.push(qvel, jnp.array(False), key), qvel)
+    np.testing.assert_array_equal(push_clock.push(on.cfg, qvel, jnp.array(False), key), qvel)
+
+
+def test_a_clock_started_at_the_full_interval_pushes_on_its_multiples():
+    env = Config().env
+    assert env.push_interval_steps == 500
+    steps = 1100
+    keys = jax.random.split(jax.random.PRNGKey(2), steps)
+
+    def tick(countdown, _):
+        due, countdown = push_clock.tick(countdown, env.push_interval_steps)
+        return countdown, due
+
+    _, due = jax.lax.scan(tick, jnp.int32(env.push_interval_steps), None, length=steps)
+    qvel = jnp.full((18,), 5.0)
+    pushed = np.asarray(jax.jit(jax.vmap(lambda d, k: push_clock.push(env, qvel, d, k)))(due, keys))
+    changed = np.flatnonzero(np.any(pushed != 5.0, axis=1)) + 1
+    np.testing.assert_array_equal(changed, [500, 1000])
+    assert np.all(np.abs(pushed[changed - 1, :2]) <= env.max_push_vel_xy)
+    np.testing.assert_array_equal(pushed[changed - 1, 2:], 5.0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -93,7 +114,7 @@ class ClockEnv(Env):
                      done=jnp.zeros(()), metrics={}, info=info)
 
     def step(self, state, action):
-        _, countdown = tick_push_clock(state.info[PUSH_COUNTDOWN], LONG_INTERVAL)
+        _, countdown = push_clock.tick(state.info[PUSH_COUNTDOWN], LONG_INTERVAL)
         t = state.info["t"] + 1
         info = dict(state.info, t=t, **{PUSH_COUNTDOWN: countdown})
         return state.replace(done=(t >= 3).astype(jnp.float32), info=info)

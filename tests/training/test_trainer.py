@@ -166,7 +166,7 @@ def _failing_build(monkeypatch, fail_at, make_failure=None, interrupt_before=Fal
                 return make_failure(state, metrics)
             return state, metrics
 
-        return trainer.Setup(setup.cfg, setup.env, setup.motion_library, setup.init_fn, train_step)
+        return trainer.Setup(setup.cfg, setup.env, setup.motion_library, setup.init_fn, train_step, setup.devices)
 
     monkeypatch.setattr(trainer, "build", build)
 
@@ -295,7 +295,7 @@ def test_sigterm_checkpoints_the_latest_iteration_and_resumes_exactly(straight_r
                 stop_signals.handle_stop_signal(signal.SIGTERM)
             return setup.train_step(state)
 
-        return trainer.Setup(setup.cfg, setup.env, setup.motion_library, setup.init_fn, train_step)
+        return trainer.Setup(setup.cfg, setup.env, setup.motion_library, setup.init_fn, train_step, setup.devices)
 
     with monkeypatch.context() as patch:
         patch.setattr(trainer, "build", build)

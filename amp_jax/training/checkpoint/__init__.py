@@ -44,9 +44,10 @@ from amp_jax.training.checkpoint.manager import (
     restore,
     save,
 )
+from amp_jax.training.checkpoint.tree import StateHistory
 
 __all__ = [
     "CHECKPOINT_SUBDIR", "DEFAULT_HEAVY_KEEP", "DEFAULT_HEAVY_KEYS", "DIGEST_FILE", "SET_ASIDE_SUBDIR",
-    "CheckpointError", "CorruptCheckpointError", "Restored", "RunCheckpointer", "latest_step", "restore", "save",
+    "CheckpointError", "CorruptCheckpointError", "Restored", "RunCheckpointer", "StateHistory", "latest_step", "restore", "save",
     "step_digest", "verify_step", "write_digest",
 ]

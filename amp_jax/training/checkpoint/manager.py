@@ -47,8 +47,9 @@ class Restored:
       verified: whether the step's files were checked against its digest (False: it has none).
       skipped: newer steps passed over as corrupt, ``(step, why)``, newest first
         (:meth:`RunCheckpointer.restore_newest_intact`).
-      filled: leaves the checkpoint predates (``fill_missing``): taken from the target (zeros where the
+      filled: leaves the checkpoint predates (``history.added``): taken from the target (zeros where the
         target is abstract), so the state is not the one saved there.
+      dropped: leaves of the checkpoint the state no longer has (``history.dropped``): not read.
     """
 
     state: Any
@@ -58,6 +59,7 @@ class Restored:
     verified: bool = True
     skipped: tuple[tuple[int, str], ...] = ()
     filled: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -163,15 +165,15 @@ class RunCheckpointer:
         return (self.directory / str(step) / "heavy").is_dir()
 
     def restore(self, target_state: Any, step: int | None = None, *, warn_missing: bool = True,
-                fill_missing: Sequence[str] = ()) -> Restored:
+                history: tree.StateHistory = tree.StateHistory()) -> Restored:
         """Restores ``step`` (default: the newest) into the structure, shapes and dtypes of ``target_state``,
         after checking its files against its digest.
 
         ``warn_missing``: log a warning when the step lacks its heavy item (a resume that needs it); readers
         that never use those subtrees (evaluation, export) pass False.
-        ``fill_missing``: path prefixes (``"env_state/info/push_countdown"``) of leaves the state gained after
-        older checkpoints were written; where the checkpoint lacks them they come from the target, with a
-        warning, and are listed in :attr:`Restored.filled`.
+        ``history``: leaves the state gained after older checkpoints were written (where the checkpoint lacks
+        them they come from the target, with a warning, and are listed in :attr:`Restored.filled`) and leaves
+        it lost (read past, listed in :attr:`Restored.dropped`).
 
         Raises:
           CorruptCheckpointError: the step's files differ from its digest, or cannot be decoded.
@@ -196,12 +198,12 @@ class RunCheckpointer:
                            "restored without verifying its files", where, DIGEST_FILE)
         try:
             meta = self._manager.item_metadata(step)
-            filled = tree.check_matches(meta["state"], light_target, where + "/state", fill_missing)
+            filled, dropped = tree.check_matches(meta["state"], light_target, where + "/state", history)
             if with_heavy:
                 tree.check_matches(meta["heavy"], heavy_target, where + "/heavy")
-            # An older checkpoint lacking ``filled`` leaves is read in its own structure, then mapped onto the target.
+            # An older checkpoint of another tree is read in its own structure, then mapped onto the target.
             state_target = _abstract(jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), meta["state"])
-                                     if filled else light_target)
+                                     if filled or dropped else light_target)
             items = {
                 "state": ocp.args.StandardRestore(state_target),
                 "config": ocp.args.JsonRestore(),
@@ -209,8 +211,9 @@ class RunCheckpointer:
             if with_heavy:
                 items["heavy"] = ocp.args.StandardRestore(_abstract(heavy_target))
             restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-            if filled:
+            if filled or dropped:
                 restored = {**restored, "state": tree.fill_from_target(restored["state"], light_target)}
+            if filled:
                 (logger.warning if warn_missing else logger.debug)(
                     "%s predates %s: taken from the new state instead", where, ", ".join(filled))
         except CheckpointError:
@@ -228,10 +231,11 @@ class RunCheckpointer:
             logger.warning("%s: restored without %s (kept in the newest checkpoints only); those subtrees are "
                            "the target's own", where, ", ".join(missing))
         return Restored(state=tree.data_to_keys(state, target_state), step=step, missing=missing,
-                        config=dict(restored["config"] or {}), verified=verified, filled=tuple(filled))
+                        config=dict(restored["config"] or {}), verified=verified, filled=tuple(filled),
+                        dropped=tuple(dropped))
 
     def restore_newest_intact(self, target_state: Any, *, warn_missing: bool = True,
-                              fill_missing: Sequence[str] = ()) -> Restored:
+                              history: tree.StateHistory = tree.StateHistory()) -> Restored:
         """:meth:`restore` of the newest step that is not corrupt; the steps passed over are in ``skipped``.
 
         Raises:
@@ -242,7 +246,7 @@ class RunCheckpointer:
         steps = self.steps()
         for step in reversed(steps):
             try:
-                restored = self.restore(target_state, step, warn_missing=warn_missing, fill_missing=fill_missing)
+                restored = self.restore(target_state, step, warn_missing=warn_missing, history=history)
             except CorruptCheckpointError as err:
                 skipped.append((step, str(err)))
                 logger.warning("checkpoint %d is corrupt, trying the one before it: %s", step, err)
@@ -251,7 +255,7 @@ class RunCheckpointer:
         if skipped:
             raise CorruptCheckpointError(f"{self.directory}: all {len(skipped)} checkpoints are corrupt; the "
                                          f"newest: {skipped[0][1]}")
-        return self.restore(target_state, fill_missing=fill_missing)  # raises: no checkpoint
+        return self.restore(target_state, history=history)  # raises: no checkpoint
 
     def set_aside(self, steps: Sequence[int], reason: str) -> pathlib.Path | None:
         """Moves the folders of ``steps`` into ``<run_dir>/set_aside/<time>-<reason>/`` (renames: nothing is

@@ -1,6 +1,6 @@
 """Pytree surgery for checkpoints: heavy subtrees addressed by dotted paths through mappings and dataclasses,
-PRNG keys as their raw data, leaf specs, matching a saved tree against a target, and filling leaves an older
-checkpoint lacks."""
+PRNG keys as their raw data, leaf specs, matching a saved tree against a target, and the state's history: leaves
+an older checkpoint lacks or holds."""
 
 from __future__ import annotations
 
@@ -109,18 +109,34 @@ def leaf_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     return out
 
 
-def _fillable(path: str, fill_missing: Sequence[str]) -> bool:
-    return any(path == f or path.startswith(f + "/") for f in fill_missing)
+@dataclasses.dataclass(frozen=True)
+class StateHistory:
+    """How a saved state's tree changed since checkpoints were first shipped, as leaf path prefixes
+    (``"env_state/info/push_countdown"``), so that older checkpoints still restore."""
+
+    added: tuple[str, ...] = ()
+    """Leaves the state gained: where a checkpoint lacks them they come from the target (the restore is then
+    not the saved state)."""
+    dropped: tuple[str, ...] = ()
+    """Leaves the state lost: where a checkpoint holds them they are not read (what they held lives in other
+    leaves, so the restore stays exact)."""
 
 
-def check_matches(saved_meta: Any, target: Any, where: str, fill_missing: Sequence[str] = ()) -> list[str]:
+def _under(path: str, prefixes: Sequence[str]) -> bool:
+    return any(path == f or path.startswith(f + "/") for f in prefixes)
+
+
+def check_matches(saved_meta: Any, target: Any, where: str, history: StateHistory = StateHistory()
+                  ) -> tuple[list[str], list[str]]:
     """Raises CheckpointError naming the first leaves whose path, shape or dtype differ; returns the target's
-    leaves the checkpoint lacks that ``fill_missing`` allows."""
+    leaves the checkpoint lacks and the checkpoint's leaves the target lacks that ``history`` allows."""
     saved, wanted = leaf_specs(saved_meta), leaf_specs(target)
-    fill = sorted(p for p in wanted if p not in saved and _fillable(p, fill_missing))
+    fill = sorted(p for p in wanted if p not in saved and _under(p, history.added))
+    drop = sorted(p for p in saved if p not in wanted and _under(p, history.dropped))
     problems = [f"{p}: missing from the checkpoint (expected {wanted[p]})" for p in wanted
                 if p not in saved and p not in fill]
-    problems += [f"{p}: in the checkpoint {saved[p]} but not in the target" for p in saved if p not in wanted]
+    problems += [f"{p}: in the checkpoint {saved[p]} but not in the target" for p in saved
+                 if p not in wanted and p not in drop]
     for p in wanted.keys() & saved.keys():
         (ws, wd), (ss, sd) = wanted[p], saved[p]
         if ws != ss or (wd != sd and wd in np.sctypeDict and sd in np.sctypeDict):
@@ -129,7 +145,7 @@ def check_matches(saved_meta: Any, target: Any, where: str, fill_missing: Sequen
         shown = "; ".join(sorted(problems)[:8]) + ("; ..." if len(problems) > 8 else "")
         raise CheckpointError(f"{where}: the checkpoint does not match the target state "
                               f"({len(problems)} leaves differ): {shown}")
-    return fill
+    return fill, drop
 
 
 def fill_from_target(raw: Any, target: Any) -> Any:
