@@ -128,9 +128,7 @@ def main() -> None:
         return jax.lax.scan(step, s, jax.random.split(key, t))[0]
 
     time_it("+ policy and noise", policy_rollout, env_state, jax.random.key(2), finished=counted)
-    from amp_jax.agents import train_step
-
-    from amp_jax.agents import distributed
+    from amp_jax.agents import distributed, train_step
 
     if hasattr(distributed, "on_one_device"):  # the step's pieces run under shard_map, on one device too
         rollout = train_step.make_rollout(nets, n, t, distributed.DeviceAxis(1))

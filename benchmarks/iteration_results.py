@@ -17,10 +17,10 @@ import numpy as np
 
 def record(out: pathlib.Path) -> None:
     import jax
+    from lowered_programs import TINY, VARIANTS
 
     from amp_jax.config import load_config
     from amp_jax.training import run_setup
-    from lowered_programs import TINY, VARIANTS
 
     arrays = {}
     devices = jax.device_count()
@@ -47,8 +47,8 @@ def compare(a_path: pathlib.Path, b_path: pathlib.Path) -> None:
     print(f"{len(common)} arrays in both, {len(differ)} differ; only in one: {only or 'none'}")
     for key in differ:
         x, y = a[key].astype(np.float64), b[key].astype(np.float64)
-        largest = float(np.max(np.abs(x - y)))
-        print(f"  {key}: max |difference| {largest:.3g} (relative {largest / max(float(np.max(np.abs(x))), 1e-30):.2g})")
+        largest, scale = float(np.max(np.abs(x - y))), max(float(np.max(np.abs(x))), 1e-30)
+        print(f"  {key}: max |difference| {largest:.3g} (relative {largest / scale:.2g})")
 
 
 def main() -> None:

@@ -217,7 +217,8 @@ def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis: Devic
     batched, auto-resetting env, as one ``lax.scan``.
 
     It runs inside ``shard_map`` over ``axis`` (one device or more). The action noise is drawn for the global
-    ``[num_envs, A]`` batch and this device's rows are sliced from it, so env ``i`` sees the same noise on any device count.
+    ``[num_envs, A]`` batch and this device's rows are sliced from it, so env ``i`` sees the same noise on any
+    device count.
     """
 
     def action_noise(step_key: jax.Array, action_size: int) -> jax.Array:

@@ -20,6 +20,7 @@ from amp_jax.agents import optimizer
 from amp_jax.agents.train_step import TrainingState
 from amp_jax.config import Config
 from amp_jax.training.checkpoint import Restored, RunCheckpointer, StateHistory
+from amp_jax.training.checkpoint.tree import UNCHANGED
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def apply_resume_overrides(state: TrainingState, cfg: Config, overrides: Sequenc
 
 
 def restore_for_resume(reader: RunCheckpointer, target: TrainingState, step: int | None,
-                       history: StateHistory = StateHistory()) -> tuple[Restored, list[int]]:
+                       history: StateHistory = UNCHANGED) -> tuple[Restored, list[int]]:
     """The checkpoint a resume starts from, and the newer steps it leaves behind.
 
     ``step`` None: the newest intact step (corrupt newer ones are skipped, with a warning saying what the

@@ -12,8 +12,7 @@ from brax.envs.base import Env, State
 from brax.envs.wrappers.training import VmapWrapper
 
 from amp_jax.config import Config
-from amp_jax.envs import wrappers
-from amp_jax.envs import push_clock
+from amp_jax.envs import push_clock, wrappers
 from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.envs.push_clock import PUSH_COUNTDOWN
 

@@ -48,6 +48,6 @@ from amp_jax.training.checkpoint.tree import StateHistory
 
 __all__ = [
     "CHECKPOINT_SUBDIR", "DEFAULT_HEAVY_KEEP", "DEFAULT_HEAVY_KEYS", "DIGEST_FILE", "SET_ASIDE_SUBDIR",
-    "CheckpointError", "CorruptCheckpointError", "Restored", "RunCheckpointer", "StateHistory", "latest_step", "restore", "save",
-    "step_digest", "verify_step", "write_digest",
+    "CheckpointError", "CorruptCheckpointError", "Restored", "RunCheckpointer", "StateHistory", "latest_step",
+    "restore", "save", "step_digest", "verify_step", "write_digest",
 ]

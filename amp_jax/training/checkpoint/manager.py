@@ -165,7 +165,7 @@ class RunCheckpointer:
         return (self.directory / str(step) / "heavy").is_dir()
 
     def restore(self, target_state: Any, step: int | None = None, *, warn_missing: bool = True,
-                history: tree.StateHistory = tree.StateHistory()) -> Restored:
+                history: tree.StateHistory = tree.UNCHANGED) -> Restored:
         """Restores ``step`` (default: the newest) into the structure, shapes and dtypes of ``target_state``,
         after checking its files against its digest.
 
@@ -235,7 +235,7 @@ class RunCheckpointer:
                         dropped=tuple(dropped))
 
     def restore_newest_intact(self, target_state: Any, *, warn_missing: bool = True,
-                              history: tree.StateHistory = tree.StateHistory()) -> Restored:
+                              history: tree.StateHistory = tree.UNCHANGED) -> Restored:
         """:meth:`restore` of the newest step that is not corrupt; the steps passed over are in ``skipped``.
 
         Raises:

@@ -122,11 +122,15 @@ class StateHistory:
     leaves, so the restore stays exact)."""
 
 
+UNCHANGED = StateHistory()
+"""The history of a state whose tree never changed."""
+
+
 def _under(path: str, prefixes: Sequence[str]) -> bool:
     return any(path == f or path.startswith(f + "/") for f in prefixes)
 
 
-def check_matches(saved_meta: Any, target: Any, where: str, history: StateHistory = StateHistory()
+def check_matches(saved_meta: Any, target: Any, where: str, history: StateHistory = UNCHANGED
                   ) -> tuple[list[str], list[str]]:
     """Raises CheckpointError naming the first leaves whose path, shape or dtype differ; returns the target's
     leaves the checkpoint lacks and the checkpoint's leaves the target lacks that ``history`` allows."""
