@@ -117,7 +117,8 @@ class _NoMetricsLogger:
         del iteration, metrics, env_steps
 
 
-def _finite_losses(metrics: dict[str, np.ndarray]) -> list[str]:
+def _nonfinite_metrics(metrics: dict[str, np.ndarray]) -> list[str]:
+    """The names of the metrics with a NaN or infinite entry (a diverged loss shows in several)."""
     return [k for k, v in metrics.items() if not np.all(np.isfinite(v))]
 
 
@@ -267,7 +268,7 @@ def _iterations(setup: Setup, state: TrainingState, start: int, total: int, chec
                 break
             state, metrics = setup.train_step(state)
             metrics = jax.device_get(metrics)
-            bad = _finite_losses(metrics)
+            bad = _nonfinite_metrics(metrics)
             if bad:
                 checkpointer.wait()
                 raise TrainingDivergedError(
