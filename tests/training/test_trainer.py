@@ -317,7 +317,7 @@ def test_ctrl_c_between_iterations_labels_the_checkpoint_with_the_state_it_holds
                                                                                  monkeypatch, tmp_path):
     run = tmp_path / "between"
     calls = {"n": 0}
-    real_check = trainer._finite_losses
+    real_check = trainer._nonfinite_metrics
 
     def check(metrics):  # Ctrl-C lands after iteration 3 returned, before the loop counted it
         calls["n"] += 1
@@ -326,7 +326,7 @@ def test_ctrl_c_between_iterations_labels_the_checkpoint_with_the_state_it_holds
         return real_check(metrics)
 
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "_finite_losses", check)
+        patch.setattr(trainer, "_nonfinite_metrics", check)
         with pytest.raises(KeyboardInterrupt):
             trainer.train(cfg, run_dir=run, progress=False)
     saved = restore(run, target, cfg)
