@@ -133,8 +133,7 @@ def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg:
     step, floors the std and merges the minibatch's policy and expert AMP states (if any) into the normaliser. It
     runs inside ``shard_map`` over ``axis`` (one device or more); the samples are this device's share of the
     minibatch: gradients and loss terms are averaged over the devices and the normaliser merges every device's
-    states. ``mirror``: the
-    env's mirror maps, used as ``cfg.symmetry`` asks (:func:`amp_ppo_loss`).
+    states. ``mirror``: the env's mirror maps, used as ``cfg.symmetry`` asks (:func:`amp_ppo_loss`).
     """
 
     def learn_step(learner: Learner, ppo_samples: PPOSamples, amp: AMPSamples | None,
