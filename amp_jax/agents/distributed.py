@@ -19,8 +19,8 @@ device applies the same update:
 
 The train step is written once and always runs under ``shard_map``, on a mesh of one device too: it reaches
 every one of these through :class:`DeviceAxis`. On one device the collectives are all-reduces of a single
-participant, which XLA removes, and the compiled iteration is as fast as the unsplit one was
-(docs/BENCHMARKS.md).
+participant (XLA keeps them in the compiled program), and the iteration is as fast as the unsplit one was
+(docs/BENCHMARKS.md, "One program for any device count").
 
 Layouts (what a checkpoint holds, :func:`to_checkpoint_layout` / :func:`from_checkpoint_layout`):
 
@@ -99,8 +99,8 @@ class DeviceAxis:
     """The devices one iteration is split over, as the iteration's body (inside ``shard_map``) sees them.
 
     Every collective and per-device draw of the train step goes through this, so the step is written once for
-    any device count, one device included: there the collectives are all-reduces of one participant, which
-    XLA removes, and a block of one device is the whole array. The one exception is :meth:`per_device_key`.
+    any device count, one device included: there the collectives are all-reduces of one participant, and a
+    block of one device is the whole array. The one exception is :meth:`per_device_key`.
     """
 
     size: int = 1
