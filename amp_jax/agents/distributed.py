@@ -292,8 +292,9 @@ def buffer_from_global(buffer: ReplayBuffer, num_devices: int) -> ReplayBuffer:
 @dataclasses.dataclass(frozen=True)
 class DeviceLayout:
     """Where a run's train state lives, and how a checkpoint stores it: the one object the rest of a run asks
-    about devices (the trainer builds it, the train step is compiled for its mesh, the checkpoints go through
-    :meth:`to_checkpoint` / :meth:`from_checkpoint`)."""
+    about devices (the trainer builds it, the train step is compiled for its mesh, and the run's checkpointer
+    stores the state through :meth:`to_checkpoint` / :meth:`from_checkpoint`: a
+    ``amp_jax.training.checkpoint.StateLayout``)."""
 
     mesh: Mesh
     """The 1-D mesh the iteration is split over (one device: a mesh of one)."""

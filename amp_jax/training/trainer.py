@@ -178,10 +178,9 @@ def train(
     resume_record = None
     if resume:
         resume_lib.check_resume_overrides(resume_overrides)
-        with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as reader:
-            restored, newer = resume_lib.restore_for_resume(reader, setup.devices.to_checkpoint(state), resume_step,
-                                                            STATE_HISTORY)
-            state = setup.devices.from_checkpoint(restored.state)
+        with _checkpointer(run_dir, setup) as reader:
+            restored, newer = resume_lib.restore_for_resume(reader, state, resume_step, STATE_HISTORY)
+            state = restored.state
             state, applied = resume_lib.apply_resume_overrides(state, cfg, resume_overrides)
             # Every check passed: only now is the run folder changed.
             reason = f"after-step-{restored.step}" if resume_step is not None else "corrupt"
@@ -200,7 +199,7 @@ def train(
         if resume_record is not None:
             with open(run_dir / resume_lib.RESUMES_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(resume_record) + "\n")
-    with RunCheckpointer(run_dir, keep=cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS) as checkpointer:
+    with _checkpointer(run_dir, setup) as checkpointer:
         start = int(state.iteration)
         deadline = started + cfg.train.time_limit_s if cfg.train.time_limit_s > 0 else None
         metrics_context = MetricsLogger(run_dir, total_iterations=total, stream=sys.stdout if progress else None,
@@ -216,10 +215,16 @@ def train(
     return run_dir
 
 
+def _checkpointer(run_dir: pathlib.Path, setup: Setup) -> RunCheckpointer:
+    """The checkpointer of a run folder, storing the state in its device layout's checkpoint form."""
+    return RunCheckpointer(run_dir, keep=setup.cfg.train.keep_checkpoints, heavy_keys=HEAVY_KEYS,
+                           layout=setup.devices)
+
+
 def _save(checkpointer: RunCheckpointer, setup: Setup, state: TrainingState, step: int, config_dict: dict) -> None:
     """Starts writing checkpoint ``step`` of ``state`` (in the background) and writes its policy file (process 0;
     the parameters and normaliser only, a few MB, so the loop hardly waits)."""
-    checkpointer.save(step, setup.devices.to_checkpoint(state), config_dict=config_dict)
+    checkpointer.save(step, state, config_dict=config_dict)
     if jax.process_index() == 0:
         policy_file.write_policy_file(checkpointer.run_dir, step, state, setup.cfg)
         policy_file.prune_policy_files(checkpointer.run_dir, setup.cfg.train.keep_checkpoints)

@@ -90,6 +90,43 @@ def test_round_trip_is_bit_exact(tmp_path):
                                   jax.random.normal(state.typed_key, (4,)))
 
 
+class ReversedBufferLayout:
+    """A stand-in for a device layout: the buffer's rows are stored in reverse order (a permutation, as the
+    devices' rings become one global ring); counts how often each direction ran."""
+
+    def __init__(self):
+        self.calls = {"to": 0, "from": 0}
+
+    def _reversed(self, state):
+        return state.replace(replay_buffer={**state.replay_buffer, "data": state.replay_buffer["data"][::-1]})
+
+    def to_checkpoint(self, state):
+        self.calls["to"] += 1
+        return self._reversed(state)
+
+    def from_checkpoint(self, state):
+        self.calls["from"] += 1
+        return self._reversed(state)
+
+
+def test_the_layout_maps_the_state_on_save_and_back_on_restore(tmp_path):
+    state = make_state(3)
+    layout = ReversedBufferLayout()
+    with checkpoint.RunCheckpointer(tmp_path, layout=layout) as ckpt:
+        ckpt.save(4, state)
+    assert layout.calls == {"to": 1, "from": 0}
+    # On disk: the stored form (read back without the layout).
+    stored = checkpoint.restore(tmp_path, make_state(0)).state
+    np.testing.assert_array_equal(stored.replay_buffer["data"], np.asarray(state.replay_buffer["data"])[::-1])
+    assert leaves_equal_bitwise(stored.params, state.params)
+    # Through the layout: the state as it was held, bit for bit.
+    with checkpoint.RunCheckpointer(tmp_path, layout=layout) as ckpt:
+        restored = ckpt.restore(make_state(0))
+    assert leaves_equal_bitwise(restored.state, state)
+    assert layout.calls == {"to": 2, "from": 1}  # the target mapped to the stored form, the result back
+    assert checkpoint.AS_STORED.to_checkpoint(state) is state and checkpoint.AS_STORED.from_checkpoint(state) is state
+
+
 def test_keep_last_k_and_heavy_only_in_the_newest_two(tmp_path):
     states = {step: make_state(step) for step in (1, 2, 3, 4, 5)}
     with checkpoint.RunCheckpointer(tmp_path, keep=3) as ckpt:

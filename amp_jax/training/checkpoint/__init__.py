@@ -29,17 +29,22 @@ Restoring a step without its heavy item restores everything else and keeps the c
 (e.g. a freshly initialised, empty replay buffer); :class:`Restored` lists what was not restored and a
 warning is logged. PRNG key arrays with a key dtype are stored as their raw ``uint32`` key data and
 wrapped again on restore, so a restore is bit-exact for every leaf.
+
+A checkpointer may be given the state's :class:`StateLayout` (the trainer gives its device layout): it saves
+the state in the stored form and restores it into the form the run holds, so no caller converts.
 """
 
 from amp_jax.training.checkpoint.digest import DIGEST_FILE, step_digest, verify_step, write_digest
 from amp_jax.training.checkpoint.errors import CheckpointError, CorruptCheckpointError
 from amp_jax.training.checkpoint.manager import (
+    AS_STORED,
     CHECKPOINT_SUBDIR,
     DEFAULT_HEAVY_KEEP,
     DEFAULT_HEAVY_KEYS,
     SET_ASIDE_SUBDIR,
     Restored,
     RunCheckpointer,
+    StateLayout,
     latest_step,
     restore,
     save,
@@ -47,7 +52,7 @@ from amp_jax.training.checkpoint.manager import (
 from amp_jax.training.checkpoint.tree import StateHistory
 
 __all__ = [
-    "CHECKPOINT_SUBDIR", "DEFAULT_HEAVY_KEEP", "DEFAULT_HEAVY_KEYS", "DIGEST_FILE", "SET_ASIDE_SUBDIR",
-    "CheckpointError", "CorruptCheckpointError", "Restored", "RunCheckpointer", "StateHistory", "latest_step",
-    "restore", "save", "step_digest", "verify_step", "write_digest",
+    "AS_STORED", "CHECKPOINT_SUBDIR", "DEFAULT_HEAVY_KEEP", "DEFAULT_HEAVY_KEYS", "DIGEST_FILE", "SET_ASIDE_SUBDIR",
+    "CheckpointError", "CorruptCheckpointError", "Restored", "RunCheckpointer", "StateHistory", "StateLayout",
+    "latest_step", "restore", "save", "step_digest", "verify_step", "write_digest",
 ]

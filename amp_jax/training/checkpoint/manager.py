@@ -10,7 +10,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import orbax.checkpoint as ocp
@@ -67,6 +67,30 @@ class Restored:
         return not self.missing
 
 
+class StateLayout(Protocol):
+    """How a run's state is stored: ``to_checkpoint`` maps the state as the run holds it to the state as a
+    checkpoint holds it, ``from_checkpoint`` back (e.g. ``amp_jax.agents.distributed.DeviceLayout``: the replay
+    buffer's per-device rings as one global ring, so any device count can resume it)."""
+
+    def to_checkpoint(self, state: Any) -> Any: ...
+
+    def from_checkpoint(self, state: Any) -> Any: ...
+
+
+class _AsStored:
+    """The layout of a state that is stored as it is held."""
+
+    def to_checkpoint(self, state: Any) -> Any:
+        return state
+
+    def from_checkpoint(self, state: Any) -> Any:
+        return state
+
+
+AS_STORED: StateLayout = _AsStored()
+"""The default :class:`StateLayout`: the state is saved and restored as it is."""
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The checkpointer of one run.
 
@@ -82,14 +106,18 @@ class RunCheckpointer:
       heavy_keep: how many of the newest checkpoints keep them.
       async_save: write in a background thread (the arrays are copied to host memory before ``save``
         returns, so the caller may go on changing or donating them).
+      layout: how the state is stored (:class:`StateLayout`): :meth:`save` takes and :meth:`restore` returns
+        the state as the run holds it; ``heavy_keys`` and the restore's ``history`` name paths of the stored
+        state.
     """
 
     def __init__(self, run_dir: str | os.PathLike, *, keep: int = 5,
                  heavy_keys: Sequence[str] = DEFAULT_HEAVY_KEYS, async_save: bool = True,
-                 heavy_keep: int = DEFAULT_HEAVY_KEEP):
+                 heavy_keep: int = DEFAULT_HEAVY_KEEP, layout: StateLayout = AS_STORED):
         if keep < 1 or heavy_keep < 1:
             raise ValueError(f"keep = {keep}, heavy_keep = {heavy_keep}: expected integers >= 1")
         self.heavy_keep = heavy_keep
+        self.layout = layout
         self._to_seal: set[int] = set()  # steps this checkpointer saved and has not sealed yet
         self.run_dir = pathlib.Path(run_dir).resolve()
         self.directory = self.run_dir / CHECKPOINT_SUBDIR
@@ -122,7 +150,8 @@ class RunCheckpointer:
         if step in self._manager.all_steps():
             logger.info("checkpoint %d already exists in %s; not saved again", step, self.directory)
             return False
-        light, heavy = tree.split_heavy(tree.keys_to_data(state), self.heavy_keys, str(self.directory))
+        stored = self.layout.to_checkpoint(state)
+        light, heavy = tree.split_heavy(tree.keys_to_data(stored), self.heavy_keys, str(self.directory))
         items = {"state": ocp.args.StandardSave(light), "config": ocp.args.JsonSave(dict(config_dict or {}))}
         if heavy:
             items["heavy"] = ocp.args.StandardSave(heavy)
@@ -166,8 +195,9 @@ class RunCheckpointer:
 
     def restore(self, target_state: Any, step: int | None = None, *, warn_missing: bool = True,
                 history: tree.StateHistory = tree.UNCHANGED) -> Restored:
-        """Restores ``step`` (default: the newest) into the structure, shapes and dtypes of ``target_state``,
-        after checking its files against its digest.
+        """Restores ``step`` (default: the newest) into the structure, shapes and dtypes of ``target_state``
+        (held as the run holds it: the checkpointer's ``layout`` maps it to the stored form and the restored
+        state back), after checking its files against its digest.
 
         ``warn_missing``: log a warning when the step lacks its heavy item (a resume that needs it); readers
         that never use those subtrees (evaluation, export) pass False.
@@ -188,7 +218,8 @@ class RunCheckpointer:
         if step not in steps:
             raise CheckpointError(f"{self.directory}: no checkpoint for step {step} (available: {steps})")
         where = str(self.directory / str(step))
-        target = tree.keys_to_data(target_state)
+        stored_target = self.layout.to_checkpoint(target_state)
+        target = tree.keys_to_data(stored_target)
         light_target, heavy_target = tree.split_heavy(target, self.heavy_keys, where)
         step_has_heavy = self.has_heavy(step)
         with_heavy = step_has_heavy and bool(heavy_target)
@@ -230,7 +261,8 @@ class RunCheckpointer:
         if missing and warn_missing:
             logger.warning("%s: restored without %s (kept in the newest checkpoints only); those subtrees are "
                            "the target's own", where, ", ".join(missing))
-        return Restored(state=tree.data_to_keys(state, target_state), step=step, missing=missing,
+        return Restored(state=self.layout.from_checkpoint(tree.data_to_keys(state, stored_target)), step=step,
+                        missing=missing,
                         config=dict(restored["config"] or {}), verified=verified, filled=tuple(filled),
                         dropped=tuple(dropped))
 
