@@ -33,8 +33,7 @@ TRIES = [
 @pytest.fixture(scope="module")
 def env():
     """The suite's compilation cache for the subprocesses: after the first, they compile nothing."""
-    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(jax.config.jax_compilation_cache_dir),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    return sweep.cached_compilation_env(pathlib.Path(jax.config.jax_compilation_cache_dir))
 
 
 @pytest.fixture(scope="module")
