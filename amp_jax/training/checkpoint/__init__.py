@@ -36,15 +36,14 @@ the state in the stored form and restores it into the form the run holds, so no 
 
 from amp_jax.training.checkpoint.digest import DIGEST_FILE, step_digest, verify_step, write_digest
 from amp_jax.training.checkpoint.errors import CheckpointError, CorruptCheckpointError
+from amp_jax.training.checkpoint.layout import AS_STORED, StateLayout
 from amp_jax.training.checkpoint.manager import (
-    AS_STORED,
     CHECKPOINT_SUBDIR,
     DEFAULT_HEAVY_KEEP,
     DEFAULT_HEAVY_KEYS,
     SET_ASIDE_SUBDIR,
     Restored,
     RunCheckpointer,
-    StateLayout,
     latest_step,
     restore,
     save,

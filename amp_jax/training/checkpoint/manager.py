@@ -10,7 +10,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 from amp_jax.training.checkpoint import tree
 from amp_jax.training.checkpoint.digest import DIGEST_FILE, verify_step, write_digest
 from amp_jax.training.checkpoint.errors import CheckpointError, CorruptCheckpointError
+from amp_jax.training.checkpoint.layout import AS_STORED, StateLayout
 
 logger = logging.getLogger(__name__)
 
@@ -65,30 +66,6 @@ class Restored:
     def complete(self) -> bool:
         """True when every subtree came from the checkpoint (the only kind of checkpoint for an exact resume)."""
         return not self.missing
-
-
-class StateLayout(Protocol):
-    """How a run's state is stored: ``to_checkpoint`` maps the state as the run holds it to the state as a
-    checkpoint holds it, ``from_checkpoint`` back (e.g. ``amp_jax.agents.distributed.DeviceLayout``: the replay
-    buffer's per-device rings as one global ring, so any device count can resume it)."""
-
-    def to_checkpoint(self, state: Any) -> Any: ...
-
-    def from_checkpoint(self, state: Any) -> Any: ...
-
-
-class _AsStored:
-    """The layout of a state that is stored as it is held."""
-
-    def to_checkpoint(self, state: Any) -> Any:
-        return state
-
-    def from_checkpoint(self, state: Any) -> Any:
-        return state
-
-
-AS_STORED: StateLayout = _AsStored()
-"""The default :class:`StateLayout`: the state is saved and restored as it is."""
 
 
 # ----------------------------------------------------------------------------------------------------------
