@@ -293,7 +293,7 @@ def buffer_from_global(buffer: ReplayBuffer, num_devices: int) -> ReplayBuffer:
 class DeviceLayout:
     """Where a run's train state lives, and how a checkpoint stores it: the one object the rest of a run asks
     about devices (the trainer builds it, the train step is compiled for its mesh, and the run's checkpointer
-    stores the state through :meth:`to_checkpoint` / :meth:`from_checkpoint`: a
+    stores the state through :meth:`to_checkpoint` / :meth:`from_checkpoint`: an
     ``amp_jax.training.checkpoint.StateLayout``)."""
 
     mesh: Mesh

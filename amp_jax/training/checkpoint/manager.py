@@ -239,9 +239,8 @@ class RunCheckpointer:
             logger.warning("%s: restored without %s (kept in the newest checkpoints only); those subtrees are "
                            "the target's own", where, ", ".join(missing))
         return Restored(state=self.layout.from_checkpoint(tree.data_to_keys(state, stored_target)), step=step,
-                        missing=missing,
-                        config=dict(restored["config"] or {}), verified=verified, filled=tuple(filled),
-                        dropped=tuple(dropped))
+                        missing=missing, config=dict(restored["config"] or {}), verified=verified,
+                        filled=tuple(filled), dropped=tuple(dropped))
 
     def restore_newest_intact(self, target_state: Any, *, warn_missing: bool = True,
                               history: tree.StateHistory = tree.UNCHANGED) -> Restored:
