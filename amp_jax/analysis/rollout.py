@@ -109,7 +109,7 @@ def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
             key, k_start = jax.random.split(key)
             start = qpos0.at[a1.QPOS_JOINTS].add(jax.random.uniform(k_start, (12,), minval=-initial_joint_noise,
                                                         maxval=initial_joint_noise))
-        state = env.reset_to(key, start, qvel0)
+        state = env.reset_to(key, start, qvel0, gait_phase=0.0)  # a gait clock starts as a runner's does
         _, trajectory = jax.lax.scan(functools.partial(step, params), state, commands)
         return trajectory
 

@@ -98,6 +98,12 @@ class EnvConfig:
     """Probability that a command draw is the standing command (0, 0, 0): with the resampling period this gives
     the episodes stops and starts from standing (the reference: 0, a standing command only below the minimum
     norm; its yaw command stays)."""
+    gait_clock_hz: float = 0.0
+    """Frequency of a gait clock the policy and critic observe, ``(sin 2πφ, cos 2πφ)`` appended to their
+    observations with ``φ`` the clock's phase in cycles (Hz; 0 = no clock, the reference). The clock starts each
+    episode at a random phase and drives nothing: it gives the policy a rhythm to time its steps by, and under
+    the mirror it moves half a cycle (:mod:`amp_jax.envs.mirror`), so a mirror-symmetric policy can step from a
+    symmetric stance."""
     reward_scales: RewardScales = dataclasses.field(default_factory=lambda: RewardScales())
     """Scale of each task-reward term, per control step (the sign lives in the scale)."""
     tracking_sigma: float = 0.25
@@ -205,6 +211,8 @@ class EnvConfig:
         yield "min_command_norm", self.min_command_norm >= 0, "a non-negative speed (m/s)"
         yield ("standing_command_probability", 0 <= self.standing_command_probability <= 1,
                "a probability in [0, 1]")
+        yield ("gait_clock_hz", 0 <= self.gait_clock_hz <= 0.5 / self.control_dt,
+               f"a frequency in [0, {0.5 / self.control_dt:g}] Hz (0 = no clock; at most half the control rate)")
         yield "tracking_sigma", self.tracking_sigma > 0, "a positive kernel width"
         for name in ("obs_scale_lin_vel", "obs_scale_ang_vel", "obs_scale_dof_pos", "obs_scale_dof_vel"):
             yield name, getattr(self, name) > 0, "a positive scale"

@@ -42,7 +42,8 @@ PARITY_SAMPLES = 256
 
 
 def observation_layout(cfg: Config) -> list[dict[str, Any]]:
-    """The 42 policy observations as ``[{name, start, stop, scale [n], formula}]`` in order.
+    """The 42 policy observations (44 with a gait clock) as ``[{name, start, stop, scale [n], formula}]`` in
+    order.
 
     The policy observation is the critic observation (``amp_jax.envs.observations``) without its base
     velocities; each entry is ``scale · quantity`` (element-wise), then clipped to ``±clip_observations``.
@@ -59,11 +60,15 @@ def observation_layout(cfg: Config) -> list[dict[str, Any]]:
         ("joint_vel", observations.CRITIC_JOINT_VEL, [env.obs_scale_dof_vel] * 12, "joint velocity, rad/s"),
         ("last_action", observations.CRITIC_LAST_ACTION, [1.0] * 12, "the clipped action applied last step"),
     )
+    if observations.gait_clock_size(env):
+        parts += (("gait_clock", observations.CRITIC_GAIT_CLOCK, [1.0] * 2,
+                   "(sin 2πφ, cos 2πφ), φ = gait_clock_hz · t in cycles, t s since the policy started (any start "
+                   "phase works: training draws it at random)"),)
     offset = observations.POLICY_FROM_CRITIC.start
     layout = [{"name": name, "start": s.start - offset, "stop": s.stop - offset, "scale": scale, "formula": text}
               for name, s, scale, text in parts]
-    if layout[-1]["stop"] != observations.POLICY_OBS_SIZE or layout[0]["start"] != 0:
-        raise AssertionError("policy observation layout does not cover the 42 entries")
+    if layout[-1]["stop"] != observations.policy_obs_size(env) or layout[0]["start"] != 0:
+        raise AssertionError("policy observation layout does not cover the policy observation")
     return layout
 
 
@@ -71,9 +76,10 @@ def policy_metadata(cfg: Config, *, run_name: str = "", step: int | None = None)
     """What a robot-side runner needs besides the network, JSON-ready (stored in the ONNX metadata)."""
     env = cfg.env
     return {
-        "observation_size": observations.POLICY_OBS_SIZE,
+        "observation_size": observations.policy_obs_size(env),
         "action_size": observations.NUM_ACTIONS,
         "observation_layout": observation_layout(cfg),
+        "gait_clock_hz": env.gait_clock_hz,
         "clip_observations": env.clip_observations,
         "action_to_joint_target": "q_target = default_joint_angles + action_scale * clip(action, +-clip_actions)",
         "action_scale": env.action_scale,
@@ -109,12 +115,14 @@ class ExportResult:
 
 def parity_error(path: str | pathlib.Path, policy: RunPolicy, *, samples: int = PARITY_SAMPLES,
                  seed: int = 0) -> float:
-    """Largest |onnxruntime − Flax mean action| over ``samples`` random observations ``[samples, 42]``.
+    """Largest |onnxruntime − Flax mean action| over ``samples`` random observations ``[samples, S]`` (``S`` the
+    policy observation's size, 42 or 44).
 
     Observations are standard normal scaled by 3 (wider than any scaled observation of a walking robot), so
     every ELU branch is exercised.
     """
-    obs = (3.0 * np.random.default_rng(seed).normal(size=(samples, observations.POLICY_OBS_SIZE))).astype(np.float32)
+    obs = (3.0 * np.random.default_rng(seed).normal(size=(samples, observations.policy_obs_size(policy.cfg.env)))
+           ).astype(np.float32)
     flax_actions = np.asarray(networks_lib.policy_mean(policy.networks, policy.params, obs))
     return float(np.max(np.abs(onnx_export.run_onnx(path, obs) - flax_actions)))
 
@@ -137,7 +145,8 @@ def export_policy(policy: RunPolicy, out: str | pathlib.Path | None = None) -> E
     # no file behind, and never replaces a good one.
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
     try:
-        onnx_export.export_onnx(policy.policy_fn, policy.params, observations.POLICY_OBS_SIZE, tmp, metadata,
+        onnx_export.export_onnx(policy.policy_fn, policy.params, observations.policy_obs_size(policy.cfg.env), tmp,
+                                metadata,
                                 check=False)
         error = parity_error(tmp, policy)
         if not error <= onnx_export.PARITY_TOLERANCE:

@@ -2,7 +2,7 @@
 
 Nothing here uses the JAX environment: the runner reads what it needs from the ONNX file's metadata
 (:func:`amp_jax.deploy.export_policy.policy_metadata`: observation scales, default joint angles, action scale, PD
-gains, effort limits, physics step, decimation), builds the 42 policy observations from ``MjData`` in NumPy
+gains, effort limits, physics step, decimation), builds the 42 policy observations (44 with a gait clock) from ``MjData`` in NumPy
 (:func:`policy_observation`), runs the network with onnxruntime and applies PD torques computed in NumPy before
 each plain ``mj_step``, as a robot-side runner would. Agreement with the JAX environment's observation is
 checked in ``tests/deploy/test_sim2sim.py``.
@@ -28,7 +28,9 @@ from amp_jax.analysis import command_schedule, upright
 from amp_jax.deploy import onnx_export
 
 OBSERVATION_ORDER = ("projected_gravity", "commands", "joint_pos", "joint_vel", "last_action")
-"""The policy observation's parts, in order; the exported metadata must list the same."""
+"""The policy observation's parts, in order; the exported metadata must list the same, then ``gait_clock`` when
+the policy has a gait clock."""
+GAIT_CLOCK = "gait_clock"
 
 @dataclasses.dataclass(frozen=True)
 class RunnerSpec:
@@ -46,6 +48,8 @@ class RunnerSpec:
     init_height: float
     obs_scales: Mapping[str, np.ndarray]
     """Part name (:data:`OBSERVATION_ORDER`) → element-wise scale."""
+    gait_clock_hz: float = 0.0
+    """The policy's gait clock (Hz; 0: none): the runner's clock starts at phase 0 with the run."""
 
     @property
     def control_dt(self) -> float:
@@ -62,8 +66,14 @@ class RunnerSpec:
 
         layout = get("observation_layout")
         names = tuple(part["name"] for part in layout)
-        if names != OBSERVATION_ORDER:
-            raise ValueError(f"{source}: observation_layout lists {names}: expected {OBSERVATION_ORDER}")
+        if names not in (OBSERVATION_ORDER, OBSERVATION_ORDER + (GAIT_CLOCK,)):
+            raise ValueError(f"{source}: observation_layout lists {names}: expected {OBSERVATION_ORDER}, "
+                             f"optionally followed by {GAIT_CLOCK!r}")
+        gait_clock_hz = float(meta.get("gait_clock_hz", 0.0))
+        if (GAIT_CLOCK in names) != (gait_clock_hz > 0):
+            raise ValueError(f"{source}: gait_clock_hz is {gait_clock_hz} while observation_layout "
+                             f"{'lists' if GAIT_CLOCK in names else 'lacks'} {GAIT_CLOCK!r}: expected a positive "
+                             "frequency exactly when the layout has the clock")
         env = get("config").get("env", {})
         return cls(
             default_joint_pos=np.asarray(get("default_joint_angles"), np.float64),
@@ -71,7 +81,8 @@ class RunnerSpec:
             clip_observations=float(get("clip_observations")), kp=float(get("kp")), kd=float(get("kd")),
             effort_limits=np.asarray(get("effort_limits"), np.float64), physics_dt=float(get("physics_dt")),
             decimation=int(get("decimation")), init_height=float(env.get("init_height", 0.42)),
-            obs_scales={part["name"]: np.asarray(part["scale"], np.float64) for part in layout})
+            obs_scales={part["name"]: np.asarray(part["scale"], np.float64) for part in layout},
+            gait_clock_hz=gait_clock_hz)
 
 
 def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:
@@ -82,16 +93,18 @@ def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:
 
 
 def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, last_action: np.ndarray,
-                       spec: RunnerSpec) -> np.ndarray:
-    """The 42 policy observations from MuJoCo's state, float32.
+                       spec: RunnerSpec, time_s: float = 0.0) -> np.ndarray:
+    """The 42 policy observations (44 with a gait clock) from MuJoCo's state, float32.
 
     Args:
       qpos: ``[19]`` base position (world), quaternion (w, x, y, z), 12 joint angles.
       qvel: ``[18]`` base linear velocity (world), angular velocity (base), 12 joint velocities.
       command: ``[3]`` (v_x, v_y, yaw rate), base frame.
       last_action: ``[12]`` the clipped action applied in the last control step.
+      time_s: seconds since the runner started: the gait clock's phase is ``gait_clock_hz · time_s`` cycles.
     Returns:
-      ``[42]``: projected gravity, scaled commands, scaled (q − q_default), scaled q̇, last action; clipped.
+      ``[42]``: projected gravity, scaled commands, scaled (q − q_default), scaled q̇, last action; clipped;
+      then, with a gait clock, ``(sin 2πφ, cos 2πφ)``.
     """
     rot = _quat_to_matrix(np.asarray(qpos[a1.QPOS_BASE_QUAT], np.float64))
     gravity = rot.T @ np.array([0.0, 0.0, -1.0])
@@ -103,6 +116,9 @@ def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, 
         qvel[a1.QVEL_JOINTS] * s["joint_vel"],
         np.asarray(last_action) * s["last_action"],
     ])
+    if spec.gait_clock_hz > 0:
+        angle = 2.0 * np.pi * np.mod(spec.gait_clock_hz * time_s, 1.0)
+        obs = np.concatenate([obs, np.array([np.sin(angle), np.cos(angle)]) * s[GAIT_CLOCK]])
     return np.clip(obs, -spec.clip_observations, spec.clip_observations).astype(np.float32)
 
 
@@ -222,7 +238,7 @@ def run_sim2sim(onnx_path: str | pathlib.Path,
 def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, commands: np.ndarray, *,
              scene: str | pathlib.Path = a1.SCENE_XML,
              start: tuple[np.ndarray, np.ndarray] | None = None) -> Sim2SimResult:
-    """The runner's loop: ``policy(obs [42]) -> action [12]`` in C MuJoCo, one control step per row of
+    """The runner's loop: ``policy(obs [42 or 44]) -> action [12]`` in C MuJoCo, one control step per row of
     ``commands [T, 3]``, from ``start`` (``(qpos [19], qvel [18])``, default :func:`initial_state`); PD torques
     in NumPy before each ``mj_step``."""
     model = mujoco.MjModel.from_xml_path(str(scene))
@@ -240,7 +256,7 @@ def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, comma
     last_action = np.zeros(12)
     fell_at = None
     for k in range(steps):
-        obs = policy_observation(data.qpos, data.qvel, commands[k], last_action, spec)
+        obs = policy_observation(data.qpos, data.qvel, commands[k], last_action, spec, k * spec.control_dt)
         action = np.clip(np.asarray(policy(obs), np.float64), -spec.clip_actions, spec.clip_actions)
         target = spec.default_joint_pos + spec.action_scale * action
         for _ in range(spec.decimation):

@@ -13,6 +13,8 @@ callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The 
   ``truncation`` 1.0 when the step ended the episode by time-out only;
   ``push_countdown`` int32 control steps left until this env's next push (:data:`push_clock.PUSH_COUNTDOWN`):
   the env's push clock, which runs over the env's whole life, not over one episode;
+and, only with a gait clock (``env.gait_clock_hz`` > 0):
+  ``gait_phase`` (:data:`GAIT_PHASE`) the clock's phase in cycles, [0, 1), drawn uniformly at reset;
 and, only when the ``feet_air_time`` reward term is on (``env.reward_scales.feet_air_time`` ≠ 0), legged_gym's
 foot bookkeeping, zero at reset:
   ``feet_air_time [4]`` (:data:`FEET_AIR_TIME`) seconds each foot has been in the air, legs FL, FR, RL, RR;
@@ -50,6 +52,16 @@ FEET_AIR_TIME = "feet_air_time"
 env, legs FL, FR, RL, RR; reset to 0 when the foot's filtered contact holds (:func:`rewards.air_time_step`)."""
 LAST_FOOT_CONTACT = "last_foot_contact"
 """info key (only with the ``feet_air_time`` term on): each foot's contact on the previous step, ``[4]`` bool."""
+GAIT_PHASE = "gait_phase"
+"""info key (only with a gait clock): the clock's phase in cycles, float32 scalar in [0, 1)."""
+_GAIT_PHASE_KEY_SALT = 0x6A17
+"""Folded into a reset's key for the clock's initial phase, so the reset's other draws stay as without a clock."""
+
+
+def gait_clock_observation(phase: jax.Array) -> jax.Array:
+    """``(sin 2πφ, cos 2πφ)`` ``[2]`` of a phase ``φ`` in cycles: the gait clock's observation."""
+    angle = 2.0 * jnp.pi * phase
+    return jnp.stack([jnp.sin(angle), jnp.cos(angle)])
 
 
 @struct.dataclass
@@ -99,6 +111,7 @@ class A1AmpEnv(Env):
         self._geometry = base.leg_geometry(self.mj_model)
         self._default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
         self._effort_limit = jnp.asarray(a1.EFFORT_LIMIT, jnp.float32)
+        self._gait_clock = cfg.gait_clock_hz > 0
         self._reward_scales = cfg.reward_scales.as_dict()
         rewards.check_scales(self._reward_scales)
         soft_lower, soft_upper = rewards.soft_joint_limits(self.mj_model.jnt_range[1:], a1.SOFT_JOINT_RANGE_FRACTION)
@@ -121,9 +134,10 @@ class A1AmpEnv(Env):
             np.full(12, cfg.noise_dof_pos * cfg.obs_scale_dof_pos),
             np.full(12, cfg.noise_dof_vel * cfg.obs_scale_dof_vel),
             np.zeros(12),
+            np.zeros(observations.gait_clock_size(cfg)),
         ]) * cfg.noise_level * float(cfg.add_noise)
         self._noise_scale = jnp.asarray(noise, jnp.float32)
-        """Half-width of the uniform noise on each critic-observation entry ``[48]``."""
+        """Half-width of the uniform noise on each critic-observation entry ``[48]`` (``[50]`` with a gait clock)."""
         self._command_obs_scale = jnp.array([cfg.obs_scale_lin_vel, cfg.obs_scale_lin_vel, cfg.obs_scale_ang_vel])
 
     # ------------------------------------------------------------------------------------------------------
@@ -131,8 +145,8 @@ class A1AmpEnv(Env):
 
     @property
     def observation_size(self) -> dict[str, tuple[int, ...]]:
-        return {observations.POLICY_OBS_KEY: (observations.POLICY_OBS_SIZE,),
-                observations.CRITIC_OBS_KEY: (observations.CRITIC_OBS_SIZE,)}
+        return {observations.POLICY_OBS_KEY: (observations.policy_obs_size(self.cfg),),
+                observations.CRITIC_OBS_KEY: (observations.critic_obs_size(self.cfg),)}
 
     @property
     def action_size(self) -> int:
@@ -159,9 +173,10 @@ class A1AmpEnv(Env):
         """A new episode starting exactly at motion frame ``frame [61]`` (project layout)."""
         return self.reset_to(rng, *state_from_frame(frame))
 
-    def reset_to(self, rng: jax.Array, qpos: jax.Array, qvel: jax.Array) -> State:
+    def reset_to(self, rng: jax.Array, qpos: jax.Array, qvel: jax.Array,
+                 gait_phase: jax.Array | float | None = None) -> State:
         """A new episode from the given ``qpos [19]``, ``qvel [18]``; commands, gains, noise and a push countdown
-        drawn from ``rng``."""
+        drawn from ``rng``; with a gait clock, its phase ``gait_phase`` (cycles; None: drawn uniformly)."""
         k_command, k_gains, k_noise, k_next = jax.random.split(rng, 4)
         data = self._data_template.replace(qpos=qpos, qvel=qvel)
         kp_scale, kd_scale = randomize.draw_gain_multipliers(k_gains, self.cfg)
@@ -178,11 +193,14 @@ class A1AmpEnv(Env):
             "truncation": jnp.zeros(()),
             PUSH_COUNTDOWN: push_clock.initial_countdown(self.cfg, jax.random.fold_in(rng, push_clock.RESET_KEY_SALT)),
         }
+        if self._gait_clock:
+            info[GAIT_PHASE] = (jax.random.uniform(jax.random.fold_in(rng, _GAIT_PHASE_KEY_SALT))
+                                if gait_phase is None else jnp.mod(jnp.asarray(gait_phase, jnp.float32), 1.0))
         if self._tracks_feet_air_time:
             info[FEET_AIR_TIME] = jnp.zeros(a1.NUM_LEGS)
             info[LAST_FOOT_CONTACT] = jnp.zeros(a1.NUM_LEGS, bool)
         metrics = {f"reward/{name}": jnp.zeros(()) for name, s in self._reward_scales.items() if s != 0}
-        obs = self._observe(qpos, qvel, command, last_action, k_noise)
+        obs = self._observe(qpos, qvel, command, last_action, k_noise, info.get(GAIT_PHASE))
         return State(pipeline_state=data, obs=obs, reward=jnp.zeros(()), done=jnp.zeros(()), metrics=metrics,
                      info=info)
 
@@ -222,6 +240,8 @@ class A1AmpEnv(Env):
             "truncation": (timed_out & ~terminated).astype(jnp.float32),
             PUSH_COUNTDOWN: push_countdown,
         }
+        if self._gait_clock:
+            info[GAIT_PHASE] = jnp.mod(info[GAIT_PHASE] + cfg.gait_clock_hz * cfg.control_dt, 1.0)
         if self._tracks_feet_air_time:
             air = rewards.air_time_step(quantities.feet_air_time, quantities.last_foot_contact,
                                         quantities.foot_contact, cfg.control_dt)
@@ -229,7 +249,7 @@ class A1AmpEnv(Env):
             info[LAST_FOOT_CONTACT] = quantities.foot_contact
         # keep metrics that wrappers added (brax's eval wrapper logs "reward" there)
         metrics = {**state.metrics, **{f"reward/{name}": value for name, value in terms.items()}}
-        obs = self._observe(qpos, qvel, command, action, k_noise)
+        obs = self._observe(qpos, qvel, command, action, k_noise, info.get(GAIT_PHASE))
         return state.replace(pipeline_state=data, obs=obs, reward=reward, done=done.astype(jnp.float32),
                              metrics=metrics, info=info), work
 
@@ -307,9 +327,14 @@ class A1AmpEnv(Env):
         ])
 
     def critic_observation(self, qpos: jax.Array, qvel: jax.Array, command: jax.Array,
-                           last_action: jax.Array) -> jax.Array:
-        """Noise-free critic observation ``[48]`` (layout in :mod:`amp_jax.envs.observations`)."""
+                           last_action: jax.Array, gait_phase: jax.Array | None = None) -> jax.Array:
+        """Noise-free critic observation ``[48]`` (layout in :mod:`amp_jax.envs.observations`); with a gait clock
+        ``[50]``, its last two entries :func:`gait_clock_observation` of ``gait_phase`` (cycles, scalar)."""
         cfg = self.cfg
+        if self._gait_clock != (gait_phase is not None):
+            raise ValueError(f"env.gait_clock_hz = {cfg.gait_clock_hz}: the critic observation needs a gait phase "
+                             "exactly when the env has a clock")
+        clock = [gait_clock_observation(gait_phase)] if self._gait_clock else []
         return jnp.concatenate([
             base.base_lin_vel(qpos, qvel) * cfg.obs_scale_lin_vel,
             base.base_ang_vel(qvel) * cfg.obs_scale_ang_vel,
@@ -318,10 +343,11 @@ class A1AmpEnv(Env):
             (qpos[a1.QPOS_JOINTS] - self._default_q) * cfg.obs_scale_dof_pos,
             qvel[a1.QVEL_JOINTS] * cfg.obs_scale_dof_vel,
             last_action,
+            *clock,
         ])
 
-    def _observe(self, qpos, qvel, command, last_action, key) -> dict[str, jax.Array]:
-        critic = self.critic_observation(qpos, qvel, command, last_action)
+    def _observe(self, qpos, qvel, command, last_action, key, gait_phase=None) -> dict[str, jax.Array]:
+        critic = self.critic_observation(qpos, qvel, command, last_action, gait_phase)
         critic = critic + self._noise_scale * jax.random.uniform(key, critic.shape, minval=-1.0, maxval=1.0)
         return self._observation_dict(critic)
 
@@ -334,7 +360,8 @@ class A1AmpEnv(Env):
         """``state`` with ``command [3]`` (v_x, v_y, yaw rate) in force and its observations rebuilt for it,
         noise-free (as the env's own step builds them with ``add_noise`` off): how an evaluation holds a command."""
         data = state.pipeline_state
-        critic = self.critic_observation(data.qpos, data.qvel, command, state.info["last_action"])
+        critic = self.critic_observation(data.qpos, data.qvel, command, state.info["last_action"],
+                                         state.info.get(GAIT_PHASE))
         return state.replace(obs=self._observation_dict(critic), info={**state.info, "command": command})
 
     def default_pose(self) -> tuple[jax.Array, jax.Array]:

@@ -8,6 +8,12 @@ world axis ``a`` whose mirror joint has axis ``a'`` moves by ``θ' = −θ`` whe
 ``a' = −M a`` — both read from the model (:func:`joint_map`): the hip ab/ad joints (axis x) change sign, the
 thigh and calf joints (axis y) do not. Commands (v_x, v_y, yaw rate) go to (v_x, −v_y, −yaw rate).
 
+The gait clock (``env.gait_clock_hz``), which drives nothing, moves half a cycle: ``(sin 2πφ, cos 2πφ)`` goes to
+its negative. The mirror of a trot or pace swaps each foot with its partner half a stride out of phase, so a
+policy equivariant under this map can step from the mirror-symmetric stance; under the plain mirror (no shift)
+that stance is a fixed point of an equivariant policy (``docs/RESULTS.md``). The shift commutes with the clock's
+advance and keeps its uniform initial phase uniform, so the mirrored MDP is the MDP itself.
+
 Feet are measured from the trunk's centre of mass ``c`` (base axes), which sits 2.2 mm left of the mid-plane:
 a mirrored robot's foot ``M f_base`` is stored as ``M f_base − c = M (f + c) − c``, so the foot map carries the
 offset ``M c − c = (0, −2 c_y, 0)``.
@@ -107,6 +113,8 @@ COMMAND = signed_permutation([0, 1, 2], [1.0, -1.0, -1.0])
 QUATERNION = signed_permutation([0, 1, 2, 3], [1.0, -1.0, 1.0, -1.0])
 """An orientation (w, x, y, z): ``R ↦ M R M``."""
 SCALAR = signed_permutation([0], [1.0])
+GAIT_CLOCK = signed_permutation([0, 1], [-1.0, -1.0])
+"""The gait clock's ``(sin 2πφ, cos 2πφ)``: half a cycle on, ``φ ↦ φ + 1/2``."""
 
 
 def _load_model() -> mujoco.MjModel:
@@ -160,20 +168,22 @@ def foot_map() -> SignedPermutation:
 
 
 @functools.cache
-def critic_observation_map() -> SignedPermutation:
-    """The critic observation ``[48]`` (:mod:`amp_jax.envs.observations`); the policy's is its ``[6:]``."""
+def critic_observation_map(gait_clock: bool = False) -> SignedPermutation:
+    """The critic observation ``[48]`` (:mod:`amp_jax.envs.observations`), ``[50]`` with the ``gait_clock``; the
+    policy's is its ``[6:]``."""
     joints = joint_map()
-    mirror = concatenate(POLAR, AXIAL, POLAR, COMMAND, joints, joints, joints)
-    assert mirror.size == observations.CRITIC_OBS_SIZE
+    mirror = concatenate(POLAR, AXIAL, POLAR, COMMAND, joints, joints, joints, *[GAIT_CLOCK] * gait_clock)
+    assert mirror.size == observations.CRITIC_OBS_SIZE + observations.GAIT_CLOCK_SIZE * gait_clock
     return mirror
 
 
 @functools.cache
-def policy_observation_map() -> SignedPermutation:
-    """The policy observation ``[42]``: gravity, command, joint positions, joint velocities, last action."""
+def policy_observation_map(gait_clock: bool = False) -> SignedPermutation:
+    """The policy observation ``[42]`` (``[44]`` with the ``gait_clock``): gravity, command, joint positions,
+    joint velocities, last action, then the clock."""
     joints = joint_map()
-    mirror = concatenate(POLAR, COMMAND, joints, joints, joints)
-    assert mirror.size == observations.POLICY_OBS_SIZE
+    mirror = concatenate(POLAR, COMMAND, joints, joints, joints, *[GAIT_CLOCK] * gait_clock)
+    assert mirror.size == observations.POLICY_OBS_SIZE + observations.GAIT_CLOCK_SIZE * gait_clock
     return mirror
 
 
@@ -211,9 +221,10 @@ def qvel_map() -> SignedPermutation:
     return concatenate(POLAR, AXIAL, joint_map())
 
 
-def a1_mirror_maps() -> MirrorMaps:
-    """The A1 env's maps as the training step takes them."""
-    return MirrorMaps(policy_obs=policy_observation_map(), critic_obs=critic_observation_map(), action=action_map(),
+def a1_mirror_maps(gait_clock: bool = False) -> MirrorMaps:
+    """The A1 env's maps as the training step takes them, for an env with or without a ``gait_clock``."""
+    return MirrorMaps(policy_obs=policy_observation_map(gait_clock), critic_obs=critic_observation_map(gait_clock),
+                      action=action_map(),
                       amp_obs=amp_observation_map())
 
 

@@ -4,16 +4,25 @@ The robot itself (joints, bodies, model files, geometry) is described in :mod:`a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from amp_jax import a1
+
+if TYPE_CHECKING:
+    from amp_jax.config import EnvConfig
 
 NUM_ACTIONS = a1.NUM_JOINTS
 POLICY_OBS_SIZE = 42
+"""Without a gait clock (:func:`policy_obs_size` gives an env's)."""
 CRITIC_OBS_SIZE = 48
+"""Without a gait clock (:func:`critic_obs_size` gives an env's)."""
+GAIT_CLOCK_SIZE = 2
 AMP_OBS_SIZE = 43
 POLICY_OBS_KEY = "state"
 CRITIC_OBS_KEY = "privileged_state"
 
-# Critic observation layout (48); the policy observation is CRITIC[6:].
+# Critic observation layout (48, then the gait clock's 2 when the env has one); the policy observation is
+# CRITIC[6:].
 CRITIC_BASE_LIN_VEL = slice(0, 3)
 CRITIC_BASE_ANG_VEL = slice(3, 6)
 CRITIC_GRAVITY = slice(6, 9)
@@ -21,7 +30,9 @@ CRITIC_COMMAND = slice(9, 12)
 CRITIC_JOINT_POS = slice(12, 24)
 CRITIC_JOINT_VEL = slice(24, 36)
 CRITIC_LAST_ACTION = slice(36, 48)
-POLICY_FROM_CRITIC = slice(6, 48)
+CRITIC_GAIT_CLOCK = slice(48, 50)
+"""``(sin 2πφ, cos 2πφ)`` of the gait clock's phase ``φ`` (cycles); only with ``env.gait_clock_hz`` > 0."""
+POLICY_FROM_CRITIC = slice(6, None)
 
 # AMP observation layout (43), same as ``amp_jax.motion.amp_features``.
 AMP_JOINT_POS = slice(0, 12)
@@ -30,3 +41,18 @@ AMP_BASE_LIN_VEL = slice(24, 27)
 AMP_BASE_ANG_VEL = slice(27, 30)
 AMP_JOINT_VEL = slice(30, 42)
 AMP_BASE_HEIGHT = 42
+
+
+def gait_clock_size(cfg: EnvConfig) -> int:
+    """Entries the gait clock adds to the policy and critic observations: 2, or 0 without a clock."""
+    return GAIT_CLOCK_SIZE if cfg.gait_clock_hz > 0 else 0
+
+
+def policy_obs_size(cfg: EnvConfig) -> int:
+    """The policy observation's size for the env ``cfg``: 42, or 44 with a gait clock."""
+    return POLICY_OBS_SIZE + gait_clock_size(cfg)
+
+
+def critic_obs_size(cfg: EnvConfig) -> int:
+    """The critic observation's size for the env ``cfg``: 48, or 50 with a gait clock."""
+    return CRITIC_OBS_SIZE + gait_clock_size(cfg)

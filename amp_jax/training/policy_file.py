@@ -112,14 +112,14 @@ class SavedFields:
 
 def abstract_saved_fields(cfg: Config) -> SavedFields:
     """Shapes and dtypes (``jax.ShapeDtypeStruct`` leaves) of the saved fields of a train state of ``cfg``: the
-    networks of ``cfg.networks`` for the A1 env's observations (policy ``[42]``, critic ``[48]``, AMP features
-    ``[43]``, actions ``[12]``)."""
+    networks of ``cfg.networks`` for the A1 env's observations (policy ``[42]``, critic ``[48]``, each 2 more with
+    a gait clock; AMP features ``[43]``, actions ``[12]``)."""
     nets = networks_lib.make_networks(cfg.networks, observations.NUM_ACTIONS)
 
     def init(key: jax.Array) -> SavedFields:
         return SavedFields(
-            params=networks_lib.init_params(nets, key, observations.POLICY_OBS_SIZE, observations.CRITIC_OBS_SIZE,
-                                        observations.AMP_OBS_SIZE),
+            params=networks_lib.init_params(nets, key, observations.policy_obs_size(cfg.env),
+                                            observations.critic_obs_size(cfg.env), observations.AMP_OBS_SIZE),
             normalizer=normalizer_lib.init(observations.AMP_OBS_SIZE, cfg.amp.normalizer_epsilon),
             learning_rate=jnp.zeros((), jnp.float32),
             iteration=jnp.zeros((), jnp.int32),

@@ -57,7 +57,7 @@ class RunPolicy:
 
     @property
     def policy_fn(self) -> Callable[[networks_lib.AgentParams, jax.Array], jax.Array]:
-        """``fn(params, obs["state"] [..., 42]) -> mean action [..., 12]``, pure and jittable."""
+        """``fn(params, obs["state"] [..., S]) -> mean action [..., 12]``, pure and jittable."""
         return networks_lib.make_policy_fn(self.networks)
 
     @functools.cached_property
@@ -65,7 +65,7 @@ class RunPolicy:
         return jax.jit(self.policy_fn)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Mean action ``[..., 12]`` of policy observations ``[..., 42]`` (float32, NumPy in and out)."""
+        """Mean action ``[..., 12]`` of policy observations ``[..., S]`` (S = 42, or 44 with a gait clock) (float32, NumPy in and out)."""
         return np.asarray(self._jitted(self.params, np.asarray(obs, np.float32)))
 
 

@@ -100,7 +100,8 @@ def _build(cfg: Config) -> Setup:
     env_key = jax.random.fold_in(jax.random.key(cfg.train.seed), 1)
     env = make_amp_training_env(cfg, start_motion, env_key, devices.num_devices)
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
-    init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh, mirror.a1_mirror_maps())
+    maps = mirror.a1_mirror_maps(gait_clock=cfg.env.gait_clock_hz > 0)
+    init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh, maps)
     return Setup(cfg, env, motion, init_fn, train_step, devices)
 
 

@@ -13,7 +13,7 @@ from amp_jax.analysis import command_schedule, upright
 from amp_jax.analysis.command_schedule import CommandSegment
 from amp_jax.config import PROJECT_ROOT, load_config
 from amp_jax.deploy import export_policy, mirror_check, sim2sim
-from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.envs.a1_amp import GAIT_PHASE, A1AmpEnv, state_from_frame
 from amp_jax.evaluation import evaluate
 from amp_jax.motion import load_clip
 
@@ -61,17 +61,29 @@ def test_numpy_observation_equals_the_jax_env_observation_at_reset(quiet_env, sp
         np.testing.assert_allclose(got, expected, atol=2e-6, err_msg=f"state {i}")
 
 
-def test_numpy_observation_equals_the_jax_env_observation_after_a_step(quiet_env, spec):
-    """A motion-data pose (tilted, moving), one physics-stepped control step with a random action."""
+def test_numpy_observation_equals_the_jax_env_observation_after_a_step(cfg, quiet_env):
+    """A motion-data pose (tilted, moving), one physics-stepped control step with a random action, in an env with
+    a gait clock: the env's clock advances by ``gait_clock_hz · control_dt`` cycles, and the runner's clock at the
+    same phase gives the same observation."""
+    clock_cfg = dataclasses.replace(cfg, env=dataclasses.replace(quiet_env.cfg, gait_clock_hz=1.7))
+    clock_env = A1AmpEnv(clock_cfg.env, None)
+    spec = sim2sim.RunnerSpec.from_metadata(export_policy.policy_metadata(clock_cfg))
+    assert spec.gait_clock_hz == 1.7
     frame = load_clip(PROJECT_ROOT / "motion_data" / "pace0.txt").frames[7]
-    state = quiet_env.reset_to_frame(jax.random.key(1), jnp.asarray(frame, jnp.float32))
+    qpos, qvel = state_from_frame(jnp.asarray(frame, jnp.float32))
+    state = clock_env.reset_to(jax.random.key(1), qpos, qvel, gait_phase=0.95)
     action = jax.random.uniform(jax.random.key(2), (12,), minval=-1.0, maxval=1.0)
-    state = jax.jit(quiet_env.step)(state, action)
+    state = jax.jit(clock_env.step)(state, action)
+    phase = 0.95 + 1.7 * clock_env.cfg.control_dt - 1.0
+    assert float(state.info[GAIT_PHASE]) == pytest.approx(phase, abs=1e-6)  # wrapped into [0, 1)
     data = state.pipeline_state
     got = sim2sim.policy_observation(np.asarray(data.qpos, np.float64), np.asarray(data.qvel, np.float64),
-                                     np.asarray(state.info["command"]), np.asarray(state.info["last_action"]), spec)
-    np.testing.assert_allclose(got, np.asarray(state.obs["state"]), atol=2e-6)
-    np.testing.assert_allclose(got[-12:], np.asarray(action), atol=1e-7)
+                                     np.asarray(state.info["command"]), np.asarray(state.info["last_action"]), spec,
+                                     time_s=(phase + 3.0) / 1.7)  # three whole cycles on: the same phase
+    assert got.shape == (44,)
+    np.testing.assert_allclose(got, np.asarray(state.obs["state"]), atol=2e-5)
+    np.testing.assert_allclose(got[-14:-2], np.asarray(action), atol=1e-7)
+    np.testing.assert_allclose(got[-2:], [np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase)], atol=2e-5)
 
 
 def test_zero_action_policy_stands_and_a_limp_robot_falls(spec):
@@ -115,6 +127,15 @@ def test_runner_spec_names_what_the_metadata_lacks(cfg):
     shuffled = {**meta, "observation_layout": meta["observation_layout"][::-1]}
     with pytest.raises(ValueError, match="observation_layout lists"):
         sim2sim.RunnerSpec.from_metadata(shuffled, "p.onnx")
+    with_clock = export_policy.policy_metadata(dataclasses.replace(cfg, env=dataclasses.replace(cfg.env,
+                                                                                                gait_clock_hz=2.0)))
+    assert [p["name"] for p in with_clock["observation_layout"]][-1] == "gait_clock"
+    assert with_clock["observation_layout"][-1]["stop"] == with_clock["observation_size"] == 44
+    assert sim2sim.RunnerSpec.from_metadata(with_clock).gait_clock_hz == 2.0
+    with pytest.raises(ValueError, match="gait_clock_hz is 0.0 while observation_layout lists 'gait_clock'"):
+        sim2sim.RunnerSpec.from_metadata({**with_clock, "gait_clock_hz": 0.0}, "p.onnx")
+    with pytest.raises(ValueError, match="gait_clock_hz is 2.0 while observation_layout lacks"):
+        sim2sim.RunnerSpec.from_metadata({**meta, "gait_clock_hz": 2.0}, "p.onnx")
 
 
 def test_onnx_policy_in_c_mujoco_retraces_the_mjx_rollout(tiny_run_policy, tmp_path_factory):

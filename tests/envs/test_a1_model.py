@@ -1,6 +1,8 @@
 """The A1 model and the env's cheap pieces: kinematics against the motion data and C MuJoCo, ground-contact
 geometry against MuJoCo's collision of the URDF boxes, RSI onto expert frames, PD law."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -10,7 +12,7 @@ import pytest
 from amp_jax import a1
 from amp_jax.config import Config, EnvConfig
 from amp_jax.envs import base, observations, randomize
-from amp_jax.envs.a1_amp import A1AmpEnv
+from amp_jax.envs.a1_amp import GAIT_PHASE, A1AmpEnv
 from amp_jax.motion import amp_features, layout, load_clip, load_motion_library
 
 
@@ -82,6 +84,27 @@ def test_reset_onto_a_frame_gives_its_expert_features(env, clips):
     np.testing.assert_allclose(critic[:, observations.CRITIC_BASE_LIN_VEL] / 2.0,
                                expected[:, observations.AMP_BASE_LIN_VEL], atol=0.1 + 1e-5)
     np.testing.assert_array_equal(states.obs[observations.POLICY_OBS_KEY], critic[:, observations.POLICY_FROM_CRITIC])
+
+
+def test_a_gait_clock_starts_at_a_uniform_phase_and_changes_no_other_draw(cfg, env):
+    clock_env = A1AmpEnv(dataclasses.replace(cfg.env, gait_clock_hz=2.0), env.motion_library)
+    keys = jax.random.split(jax.random.PRNGKey(5), 2000)
+    with_clock, without = jax.jit(jax.vmap(clock_env.reset))(keys), jax.jit(jax.vmap(env.reset))(keys)
+    phase = np.asarray(with_clock.info[GAIT_PHASE])
+    assert phase.min() >= 0.0 and phase.max() < 1.0
+    # 2000 uniform draws in 10 bins: 200 ± 13 each; the largest deviation of 10 bins stays well inside 60
+    assert np.abs(np.histogram(phase, bins=10, range=(0, 1))[0] - 200).max() < 60
+    for name in ("command", "kp_scale", "push_countdown", "amp_obs"):
+        np.testing.assert_array_equal(with_clock.info[name], without.info[name], err_msg=name)
+    np.testing.assert_array_equal(with_clock.pipeline_state.qpos, without.pipeline_state.qpos)
+    critic = np.asarray(with_clock.obs[observations.CRITIC_OBS_KEY])
+    np.testing.assert_array_equal(critic[:, :observations.CRITIC_OBS_SIZE],
+                                  without.obs[observations.CRITIC_OBS_KEY])  # noise included: the same draws
+    np.testing.assert_allclose(critic[:, observations.CRITIC_GAIT_CLOCK],
+                               np.stack([np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase)], axis=1), atol=1e-5)
+    assert GAIT_PHASE not in without.info
+    qpos, qvel = env.default_pose()
+    assert float(clock_env.reset_to(keys[0], qpos, qvel, gait_phase=1.25).info[GAIT_PHASE]) == 0.25
 
 
 def test_rsi_probability_is_honoured(cfg, env):

@@ -21,6 +21,8 @@ MAPS = {
     "critic_observation": mirror.critic_observation_map, "action": mirror.action_map,
     "amp_observation": mirror.amp_observation_map, "frame": mirror.frame_map, "qpos": mirror.qpos_map,
     "qvel": mirror.qvel_map,
+    "policy_observation_with_clock": lambda: mirror.policy_observation_map(gait_clock=True),
+    "critic_observation_with_clock": lambda: mirror.critic_observation_map(gait_clock=True),
 }
 
 
@@ -78,6 +80,31 @@ def test_observations_of_a_mirrored_state_are_the_mirrored_observations(env):
     # feet come from the model's kinematics: this checks the leg swap and the trunk-COM offset
     np.testing.assert_allclose(env.amp_observation(mirror.qpos_map()(qpos), mirror.qvel_map()(qvel)),
                                mirror.amp_observation_map()(env.amp_observation(qpos, qvel)), atol=2e-6)
+
+
+def test_the_mirror_moves_the_gait_clock_half_a_cycle():
+    """With a gait clock, the observations of a mirrored state at phase φ + 1/2 are the mirrored observations of
+    the state at phase φ; the default stance with a straight command is then no longer its own mirror image."""
+    clock_env = A1AmpEnv(dataclasses.replace(Config().env, rsi_probability=0.0, add_noise=False, gait_clock_hz=2.0))
+    qpos, qvel = _random_state(2)
+    command, action = jnp.array([0.6, -0.1, 0.4]), jnp.linspace(-1.0, 1.0, 12)
+    maps = mirror.a1_mirror_maps(gait_clock=True)
+    for phase in (0.0, 0.3, 0.8):
+        critic = clock_env.critic_observation(qpos, qvel, command, action, jnp.float32(phase))
+        mirrored = clock_env.critic_observation(mirror.qpos_map()(qpos), mirror.qvel_map()(qvel),
+                                                mirror.COMMAND(command), mirror.action_map()(action),
+                                                jnp.float32(phase + 0.5))
+        assert critic.shape == (observations.CRITIC_OBS_SIZE + observations.GAIT_CLOCK_SIZE,)
+        np.testing.assert_allclose(mirrored, maps.critic_obs(critic), atol=2e-6)
+        np.testing.assert_allclose(mirrored[observations.POLICY_FROM_CRITIC],
+                                   maps.policy_obs(critic[observations.POLICY_FROM_CRITIC]), atol=2e-6)
+    stance = clock_env.critic_observation(*clock_env.default_pose(), jnp.array([0.8, 0.0, 0.0]), jnp.zeros(12),
+                                          jnp.float32(0.1))
+    without_clock = stance[:observations.CRITIC_OBS_SIZE]
+    np.testing.assert_allclose(mirror.critic_observation_map()(without_clock), without_clock, atol=1e-6)
+    assert np.abs(maps.critic_obs(stance) - stance).max() > 1.0  # the clock alone tells the two apart
+    with pytest.raises(ValueError, match="gait phase"):
+        clock_env.critic_observation(qpos, qvel, command, action)
 
 
 MIRRORED_STEP_ATOL = (1e-3, 2e-2)
