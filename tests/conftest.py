@@ -107,7 +107,7 @@ def tiny_run_policy(tiny_run_dir):
 # The order files reach the two workers (``--dist loadfile --no-loadscope-reorder``: a worker takes the next file
 # when it has two tests left). The longest files go first, so that the workers finish together, and the first
 # file of the second worker trains the tiny run, so that the persistent compilation cache holds its training
-# iteration before the other files that build the same one (trainer, notebook, GPU rehearsal, speed probe,
+# iteration before the other files that build the same one (trainer, notebook, GPU rehearsal,
 # export, sim-to-sim) start. The rest follow in collection order.
 
 LONGEST_FIRST = (

@@ -69,25 +69,36 @@ def test_sweep_commands_hold_each_speed():
 
 
 @pytest.mark.slow
-def test_the_training_probe_logs_the_deterministic_policy(tmp_path):
+def test_the_training_probe_measures_the_deterministic_policy():
+    """The probe the training loop runs (its hook is tested with the loop, ``tests/training/test_trainer.py``), on a
+    fresh policy of the tiny run's networks."""
+    import jax
+
+    from amp_jax.agents import networks
     from amp_jax.config import load_config
-    from amp_jax.training import trainer
+    from amp_jax.envs import observations
+    from amp_jax.motion import load_motion_library
+    from amp_jax.training import run_setup
 
     cfg = load_config(["a1_trot", "cpu.yaml"], [*TINY_RUN_OVERRIDES, "train.probe_interval=2",
                                                  "train.probe_forward_speeds=[0.5, 1.0]",
                                                  "train.probe_commands=[[0.5, 0, 1], [0.3, -0.3, 0]]"])
-    run = trainer.train(cfg, run_dir=tmp_path / "probed", progress=False)
-    first, second = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert not any(k.startswith("probe/") for k in first)
+    motion = load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt)
+    probe = run_setup.make_policy_probe(cfg, motion)
+    nets = networks.make_networks(cfg.networks, observations.NUM_ACTIONS)
+    params = networks.init_params(nets, jax.random.key(0), observations.policy_obs_size(cfg.env),
+                                  observations.critic_obs_size(cfg.env), observations.AMP_OBS_SIZE)
+    metrics = probe(params)
     assert {"probe/vx_rms", "probe/fell", "probe/duty", "probe/diagonal_phi", "probe/lateral_phi",
-            "probe/achieved_0.5", "probe/achieved_1", "probe/contact_similarity"} <= set(second)
+            "probe/achieved_0.5", "probe/achieved_1", "probe/contact_similarity"} <= set(metrics)
     # An untrained policy does not track 0.5 and 1.0 m/s: the RMS error is of the order of the commands.
-    assert 0.2 < second["probe/vx_rms"] < 2.0
-    assert 0.0 <= second["probe/duty"] <= 1.0 and 0.0 <= second["probe/contact_similarity"] <= 1.0
+    assert 0.2 < metrics["probe/vx_rms"] < 2.0
+    assert 0.0 <= metrics["probe/duty"] <= 1.0 and 0.0 <= metrics["probe/contact_similarity"] <= 1.0
     # ... nor turns or side-steps: the errors are about the commands' sizes (yaw 1 and 0, v_y 0 and 0.3)
-    assert {"probe/vy_rms", "probe/yaw_rms", "probe/yaw_0.5_0_1", "probe/vy_0.3_-0.3_0"} <= set(second)
-    assert 0.3 < second["probe/yaw_rms"] < 1.0 and 0.08 < second["probe/vy_rms"] < 0.5
-    assert abs(second["probe/yaw_0.5_0_1"]) < 0.5
+    assert {"probe/vy_rms", "probe/yaw_rms", "probe/yaw_0.5_0_1", "probe/vy_0.3_-0.3_0"} <= set(metrics)
+    assert 0.3 < metrics["probe/yaw_rms"] < 1.0 and 0.08 < metrics["probe/vy_rms"] < 0.5
+    assert abs(metrics["probe/yaw_0.5_0_1"]) < 0.5
+    json.dumps(metrics)  # plain numbers, as the metrics log writes them
 
 
 def test_command_tracking_metrics_match_a_plain_loop():
