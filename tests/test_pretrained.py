@@ -11,6 +11,7 @@ import pytest
 from amp_jax.analysis import speed
 from amp_jax.config import PROJECT_ROOT
 from amp_jax.deploy import export_policy, onnx_export
+from amp_jax.envs import observations
 from amp_jax.training import policy_file, run_folder
 
 PRETRAINED = PROJECT_ROOT / "pretrained" / "a1_trot_cpu"
@@ -59,7 +60,8 @@ def test_the_full_task_policies_ship_their_command_grids_in_both_simulators(name
 
 def test_the_shipped_onnx_is_the_shipped_parameters(shipped, tmp_path):
     folder, policy = shipped
-    obs = (3.0 * np.random.default_rng(1).normal(size=(256, 42))).astype(np.float32)
+    size = observations.policy_obs_size(policy.cfg.env)  # 42, or 44 with a gait clock
+    obs = (3.0 * np.random.default_rng(1).normal(size=(256, size))).astype(np.float32)
     shipped_onnx = onnx_export.run_onnx(folder / "policy.onnx", obs)
     assert np.max(np.abs(shipped_onnx - policy.act(obs))) <= onnx_export.PARITY_TOLERANCE
     fresh = export_policy.export_policy(policy, tmp_path / "policy.onnx")
