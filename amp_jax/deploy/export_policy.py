@@ -146,8 +146,7 @@ def export_policy(policy: RunPolicy, out: str | pathlib.Path | None = None) -> E
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
     try:
         onnx_export.export_onnx(policy.policy_fn, policy.params, observations.policy_obs_size(policy.cfg.env), tmp,
-                                metadata,
-                                check=False)
+                                metadata, check=False)
         error = parity_error(tmp, policy)
         if not error <= onnx_export.PARITY_TOLERANCE:
             raise onnx_export.ExportError(f"{out}: onnxruntime differs from the Flax policy by {error:.3g} "

@@ -2,10 +2,10 @@
 
 Nothing here uses the JAX environment: the runner reads what it needs from the ONNX file's metadata
 (:func:`amp_jax.deploy.export_policy.policy_metadata`: observation scales, default joint angles, action scale, PD
-gains, effort limits, physics step, decimation), builds the 42 policy observations (44 with a gait clock) from ``MjData`` in NumPy
-(:func:`policy_observation`), runs the network with onnxruntime and applies PD torques computed in NumPy before
-each plain ``mj_step``, as a robot-side runner would. Agreement with the JAX environment's observation is
-checked in ``tests/deploy/test_sim2sim.py``.
+gains, effort limits, physics step, decimation), builds the 42 policy observations (44 with a gait clock) from
+``MjData`` in NumPy (:func:`policy_observation`), runs the network with onnxruntime and applies PD torques computed
+in NumPy before each plain ``mj_step``, as a robot-side runner would. Agreement with the JAX environment's
+observation is checked in ``tests/deploy/test_sim2sim.py``.
 
 Reported (:class:`Sim2SimResult`): whether the robot stayed upright for the whole command schedule (trunk tilt
 below :data:`amp_jax.analysis.upright.MAX_TILT_RAD` and base height above
