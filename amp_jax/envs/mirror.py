@@ -172,7 +172,8 @@ def critic_observation_map(gait_clock: bool = False) -> SignedPermutation:
     """The critic observation ``[48]`` (:mod:`amp_jax.envs.observations`), ``[50]`` with the ``gait_clock``; the
     policy's is its ``[6:]``."""
     joints = joint_map()
-    mirror = concatenate(POLAR, AXIAL, POLAR, COMMAND, joints, joints, joints, *[GAIT_CLOCK] * gait_clock)
+    clock = (GAIT_CLOCK,) if gait_clock else ()
+    mirror = concatenate(POLAR, AXIAL, POLAR, COMMAND, joints, joints, joints, *clock)
     assert mirror.size == observations.CRITIC_OBS_SIZE + observations.GAIT_CLOCK_SIZE * gait_clock
     return mirror
 
@@ -182,7 +183,8 @@ def policy_observation_map(gait_clock: bool = False) -> SignedPermutation:
     """The policy observation ``[42]`` (``[44]`` with the ``gait_clock``): gravity, command, joint positions,
     joint velocities, last action, then the clock."""
     joints = joint_map()
-    mirror = concatenate(POLAR, COMMAND, joints, joints, joints, *[GAIT_CLOCK] * gait_clock)
+    clock = (GAIT_CLOCK,) if gait_clock else ()
+    mirror = concatenate(POLAR, COMMAND, joints, joints, joints, *clock)
     assert mirror.size == observations.POLICY_OBS_SIZE + observations.GAIT_CLOCK_SIZE * gait_clock
     return mirror
 
@@ -224,8 +226,7 @@ def qvel_map() -> SignedPermutation:
 def a1_mirror_maps(gait_clock: bool = False) -> MirrorMaps:
     """The A1 env's maps as the training step takes them, for an env with or without a ``gait_clock``."""
     return MirrorMaps(policy_obs=policy_observation_map(gait_clock), critic_obs=critic_observation_map(gait_clock),
-                      action=action_map(),
-                      amp_obs=amp_observation_map())
+                      action=action_map(), amp_obs=amp_observation_map())
 
 
 def _full_inertia(model: mujoco.MjModel, body: int) -> np.ndarray:
