@@ -100,7 +100,7 @@ class Plan:
 
 
 GPU_PLAN = Plan(
-    name="gpu", budget_s=540.0, smoke_budget_s=120.0, env_budget_s=100.0, update_budget_s=60.0,
+    name="gpu", budget_s=540.0, smoke_budget_s=180.0, env_budget_s=100.0, update_budget_s=60.0,
     train_min_s=90.0, train_reserve_s=75.0, env_sizes=(4096, 8192, 16384, 32768), env_control_steps=20,
     update_shapes=((5480, 24),), update_overrides=(), smoke_overrides=TINY_OVERRIDES, train_configs=("a1_trot",),
     train_overrides=("env.num_envs=16384",), require_gpu=True,
