@@ -2,6 +2,8 @@
 (``benchmarks/gpu/run.sh --tiny``) ends in a run folder the evaluation tools take, holding the parameters it saved."""
 
 import ast
+import dataclasses
+import importlib
 import importlib.metadata
 import json
 import os
@@ -165,6 +167,27 @@ def test_importing_refuses_missing_files_and_a_used_folder(tmp_path):
     with pytest.raises(import_gpu_run.GpuRunImportError, match="not empty"):
         import_gpu_run.import_gpu_run(tmp_path / "files", tmp_path / "used")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_training_configs_come_from_the_command_line_and_are_checked_before_anything_runs(tmp_path, capsys,
+                                                                                                 monkeypatch):
+    monkeypatch.syspath_prepend(str(GPU_DIR))
+    gpu_run = importlib.import_module("gpu_run")
+    out = tmp_path / "out"
+    args = gpu_run.parse_args(["--out", str(out), "--config", "a1_amp_cpu", "--config", "forward_commands",
+                               "--train-only"])
+    plan = gpu_run.chosen_plan(args)
+    assert (plan.name, plan.train_configs, args.train_only) == ("gpu", ("a1_amp_cpu", "forward_commands"), True)
+    assert plan.train_overrides == gpu_run.GPU_PLAN.train_overrides
+    assert gpu_run.chosen_plan(gpu_run.parse_args(["--out", str(out)])).train_configs == ("a1_trot",)
+    # a phase process rebuilds the same plan from the arguments the orchestrator gives it
+    phase_args = gpu_run.parse_args(["--phase", "train", "--plan", "tiny", "--config", "a1_amp_cpu"])
+    assert gpu_run.chosen_plan(phase_args) == dataclasses.replace(gpu_run.TINY_PLAN, train_configs=("a1_amp_cpu",))
+
+    assert gpu_run.main(["--out", str(out), "--config", "a1_amp_cpu", "--config", "no_such_config"]) == 2
+    error = capsys.readouterr().err
+    assert "no_such_config" in error and error.count("\n") == 1
+    assert not out.exists()  # refused before anything was written
 
 
 @pytest.mark.slow

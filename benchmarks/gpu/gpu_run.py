@@ -1,8 +1,9 @@
 """One command on a CUDA machine: a smoke test, MJX env and AMP-PPO update throughput, an a1_trot training run
 under a wall-clock budget, and the proof written to one small folder.
 
-Usage: ``python benchmarks/gpu/gpu_run.py --out DIR [--tiny] [--budget-s S] [--set KEY=VALUE ...]`` (normally
-through ``benchmarks/gpu/run.sh``, which first installs the offline wheel bundle; ``docs/GPU.md``).
+Usage: ``python benchmarks/gpu/gpu_run.py --out DIR [--tiny] [--budget-s S] [--config NAME ...] [--train-only]
+[--set KEY=VALUE ...]`` (normally through ``benchmarks/gpu/run.sh``, which first installs the offline wheel bundle;
+``docs/GPU.md``).
 
 Phases, each in its own process with a hard time limit (a crash, a hang or an out-of-memory error in one
 leaves the others and what it had measured):
@@ -13,9 +14,12 @@ leaves the others and what it had measured):
    first, until the phase's budget is spent.
 3. ``update``: the AMP-PPO update's samples per second at ``Plan.update_shapes`` and the device's fp32
    matrix-product peak (``bench_update``).
-4. ``train``: ``a1_trot`` with ``Plan.train_overrides`` (16384 envs on a GPU), stopped by
+4. ``train``: ``a1_trot`` (or the configs of ``--config``, layered) with ``Plan.train_overrides`` (16384 envs on
+   a GPU) and ``--set``, stopped by
    ``train.time_limit_s`` when the rest of the budget is spent; then the final checkpoint's parameters and
    normaliser go to one file (:mod:`amp_jax.training.params_file`).
+
+``--train-only`` skips the ``env`` and ``update`` phases, leaving their minutes to training.
 
 ``DIR`` receives ``summary.json`` (versions, device, every figure, wall and compile times, the status of each
 phase, the deprecation warnings seen), ``metrics.jsonl``, ``policy_params.npz`` and ``gpu_run.log``. Back on a
@@ -307,9 +311,11 @@ def train_phase(plan: Plan, record: Recorder, args: argparse.Namespace) -> None:
                                                              f"train.time_limit_s={time_limit_s:.1f}"])
     work = pathlib.Path(args.work)
     run_dir = work / "run"
-    record.set(num_envs=cfg.env.num_envs, num_steps=cfg.ppo.num_steps, batch=cfg.batch_size,
-               time_limit_s=round(time_limit_s, 1), overrides=[*plan.train_overrides, *args.overrides])
-    _, train_s = _timed(lambda: trainer.train(cfg, config_name="a1_trot_gpu", run_dir=run_dir, progress=True))
+    record.set(configs=list(plan.train_configs), num_envs=cfg.env.num_envs, num_steps=cfg.ppo.num_steps,
+               batch=cfg.batch_size, time_limit_s=round(time_limit_s, 1),
+               overrides=[*plan.train_overrides, *args.overrides])
+    config_name = "+".join(pathlib.Path(name).stem for name in plan.train_configs) + "_gpu"
+    _, train_s = _timed(lambda: trainer.train(cfg, config_name=config_name, run_dir=run_dir, progress=True))
     record.set(train_call_s=round(train_s, 1))
     setup = trainer.build(cfg, probe=False)
     restored = checkpoint.restore(run_dir, jax.eval_shape(setup.init_fn, jax.random.key(0)),
@@ -330,7 +336,7 @@ PHASE_FUNCTIONS = {"smoke": smoke_phase, "env": env_phase, "update": update_phas
 
 def run_phase_in_process(args: argparse.Namespace) -> int:
     """The body of ``--phase NAME``: runs it, recording results, warnings and imports to ``WORK/NAME.json``."""
-    plan = PLANS[args.plan]
+    plan = chosen_plan(args)
     record = Recorder(pathlib.Path(args.work) / f"{args.phase}.json")
     seen: set[str] = set()
     status = 0
@@ -374,6 +380,8 @@ def run_phase(name: str, plan: Plan, budget_s: float, work: pathlib.Path, log, o
     """Runs phase ``name`` in a child process, killed after ``budget_s`` (+ a few seconds of grace)."""
     command = [sys.executable, str(pathlib.Path(__file__).resolve()), "--phase", name, "--plan", plan.name,
                "--work", str(work), "--phase-budget-s", f"{budget_s:.1f}"]
+    for config_name in plan.train_configs:
+        command += ["--config", config_name]
     for text in overrides:
         command += ["--set", text]
     banner = f"=== phase {name} (budget {budget_s:.0f} s) ==="
@@ -421,7 +429,7 @@ def write_summary(out: pathlib.Path, summary: dict[str, Any]) -> None:
 
 
 def orchestrate(args: argparse.Namespace) -> int:
-    plan = PLANS["tiny" if args.tiny else "gpu"]
+    plan = chosen_plan(args)
     started = args.started_at if args.started_at is not None else time.time()
     budget_s = args.budget_s if args.budget_s is not None else plan.budget_s
     deadline = time.monotonic() + budget_s - (time.time() - started)
@@ -442,12 +450,17 @@ def orchestrate(args: argparse.Namespace) -> int:
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "install_s": round(args.install_s, 1) if args.install_s is not None else None,
         "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "xla_flags": os.environ.get("XLA_FLAGS", "")},
-        "train_overrides": args.overrides, "phases": {},
+        "train_configs": list(plan.train_configs), "train_overrides": args.overrides,
+        "train_only": args.train_only, "phases": {},
     }
     write_summary(out, summary)
     code = 0
     with open(out / import_gpu_run.LOG_FILE, "w") as log:
         for name in PHASES:
+            if args.train_only and name in ("env", "update"):
+                summary["phases"][name] = {"status": "skipped", "results": {"error": "--train-only"}}
+                print(f"=== phase {name}: skipped (--train-only) ===", flush=True)
+                continue
             left = deadline - time.monotonic() - FINAL_RESERVE_S
             if name == "train":
                 phase_budget = left
@@ -494,6 +507,12 @@ def collect_files(work: pathlib.Path, out: pathlib.Path) -> dict[str, int]:
     return files
 
 
+def chosen_plan(args: argparse.Namespace) -> Plan:
+    """The plan of ``--tiny`` / ``--plan``, training the configs of ``--config`` when given."""
+    plan = PLANS[args.plan or ("tiny" if args.tiny else "gpu")]
+    return dataclasses.replace(plan, train_configs=tuple(args.configs)) if args.configs else plan
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="folder of the files to bring back (created)")
@@ -503,6 +522,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--install-s", type=float, help="seconds run.sh spent installing the bundle")
     parser.add_argument("--work", help="scratch folder for the run folder and phase results (default: a temporary "
                                        "one, removed at the end)")
+    parser.add_argument("--config", action="append", default=[], dest="configs", metavar="NAME",
+                        help="training config file or name in configs/ (repeat to layer; default: a1_trot)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="skip the env and update benchmarks: the smoke test, then training")
     parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                         help="override a field of the training config (repeatable)")
     parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
