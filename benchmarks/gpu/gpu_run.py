@@ -243,6 +243,9 @@ def smoke_phase(plan: Plan, record: Recorder, args: argparse.Namespace) -> None:
 
 def env_phase(plan: Plan, record: Recorder, args: argparse.Namespace) -> None:
     """Full env steps per second (all envs together, compile excluded) at each size, smallest first."""
+    from amp_jax import quiet_imports
+
+    quiet_imports.import_mjx()  # first: bench_env imports brax, which would import MJX with its warp-import lines
     import bench_env
     import jax
 
