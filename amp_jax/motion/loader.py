@@ -350,12 +350,17 @@ def load_motion_library(paths: Sequence[str | pathlib.Path], *, dt_amp: float = 
       mirror_frames: ``frames [T, 61] -> [T, 61]``, the robot's mirror (``amp_jax.envs.mirror.frame_map()``):
         the library then also holds each clip's mirror image (:func:`mirrored_clip`) after the clips.
     """
+    return stack_clips(load_clips(paths, min_duration=dt_amp, repair_threshold=repair_threshold), mirror_frames)
+
+
+def stack_clips(clips: Sequence[Clip], mirror_frames: Callable[[np.ndarray], np.ndarray] | None = None):
+    """Loaded clips (and, with ``mirror_frames``, their mirror images after them, as in
+    :func:`load_motion_library`) as a device-side :class:`~amp_jax.motion.library.MotionLibrary`."""
     from amp_jax.motion.library import MotionLibrary
 
-    clips = load_clips(paths, min_duration=dt_amp, repair_threshold=repair_threshold)
     if mirror_frames is not None:
         clips = (*clips, *(mirrored_clip(c, mirror_frames) for c in clips))
-    return MotionLibrary.from_clips(clips)
+    return MotionLibrary.from_clips(tuple(clips))
 
 
 def mirrored_clip(clip: Clip, mirror_frames: Callable[[np.ndarray], np.ndarray]) -> Clip:

@@ -20,7 +20,7 @@ from amp_jax.config import Config
 from amp_jax.envs import mirror
 from amp_jax.envs.wrappers import make_amp_training_env
 from amp_jax.motion import library as motion_library_lib
-from amp_jax.motion.loader import load_motion_library
+from amp_jax.motion.loader import load_clips, stack_clips
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,11 +92,11 @@ def build(cfg: Config, *, probe: bool = True) -> Setup:
 def _build(cfg: Config) -> Setup:
     """:func:`build` without the cache and the probe."""
     devices = distributed.DeviceLayout.for_config(cfg)
-    load = functools.partial(load_motion_library, cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
-                             repair_threshold=cfg.motion.velocity_repair_threshold)
-    motion = load()
+    clips = load_clips(cfg.motion.resolved_files(), min_duration=cfg.env.control_dt,
+                       repair_threshold=cfg.motion.velocity_repair_threshold)  # read (and repairs logged) once
+    motion = stack_clips(clips)
     # reference-state initialisation from the clips and their mirror images when the config asks for it
-    start_motion = load(mirror_frames=mirror.frame_map()) if cfg.symmetry.reference_state_init else motion
+    start_motion = stack_clips(clips, mirror.frame_map()) if cfg.symmetry.reference_state_init else motion
     env_key = jax.random.fold_in(jax.random.key(cfg.train.seed), 1)
     env = make_amp_training_env(cfg, start_motion, env_key, devices.num_devices)
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import pathlib
 import shutil
 import time
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import TINY_RUN_OVERRIDES
 
-from amp_jax.config import load_config
+from amp_jax.config import PROJECT_ROOT, load_config
 from amp_jax.training import stop_signals, trainer
 from amp_jax.training.checkpoint import CheckpointError, RunCheckpointer
 from amp_jax.training.metrics_log import format_progress
@@ -226,6 +227,19 @@ def test_an_edited_clip_is_read_afresh_by_the_next_build(cfg, tmp_path):
     edited = trainer.build(own, probe=False)
     assert edited.train_step is not first.train_step
     assert int(edited.motion_library.num_frames[0]) < int(first.motion_library.num_frames[0])
+
+
+def test_a_build_reads_its_clips_once_and_logs_each_repair_once(cfg, tmp_path, caplog):
+    """The clips and their mirror images for reference-state starts come from one read of the files."""
+    clip = tmp_path / "rightturn0.txt"  # frame 91 holds an implausible angular velocity, repaired on loading
+    shutil.copy(PROJECT_ROOT / "motion_data" / "rightturn0.txt", clip)
+    own = dataclasses.replace(cfg, motion=dataclasses.replace(cfg.motion, files=(str(clip),)),
+                              symmetry=dataclasses.replace(cfg.symmetry, reference_state_init=True))
+    with caplog.at_level(logging.WARNING, logger="amp_jax.motion.loader"):
+        setup = trainer.build(own, probe=False)
+    repairs = [r for r in caplog.records if r.getMessage().startswith("repaired motion data")]
+    assert len(repairs) == 1 and "frame 91" in repairs[0].getMessage()
+    assert int(setup.motion_library.num_clips) == 1  # the discriminator's clips: the file's own
 
 
 def test_new_run_dirs_are_unique(cfg, tmp_path):
