@@ -137,6 +137,14 @@ def test_full_task_recipe_and_its_task_only_baseline():
     assert amp.train.num_iterations * amp.batch_size == pytest.approx(20.0e6, rel=0.001)
 
 
+def test_the_gpu_scale_overlay_keeps_the_replay_buffer_s_span_in_iterations():
+    cpu = load_config(["a1_amp_cpu", "forward_commands"])
+    gpu = load_config(["a1_amp_cpu", "forward_commands", "gpu_scale"])
+    span = [c.amp.replay_buffer_size / (c.env.num_envs * c.ppo.num_steps) for c in (cpu, gpu)]
+    assert gpu.env.num_envs == 8 * cpu.env.num_envs and span[0] == pytest.approx(span[1], rel=0.02)
+    assert dataclasses.replace(gpu, env=cpu.env, amp=cpu.amp, train=cpu.train) == cpu  # nothing else changes
+
+
 def test_a_discriminator_mirror_without_the_prior_is_refused():
     with pytest.raises(ConfigError, match=r"--set: symmetry.discriminator = True: expected false when amp.enabled"):
         load_config(["a1_trot", "symmetry"], ["amp.enabled=false"])

@@ -178,11 +178,14 @@ def test_the_training_configs_come_from_the_command_line_and_are_checked_before_
                                "--train-only"])
     plan = gpu_run.chosen_plan(args)
     assert (plan.name, plan.train_configs, args.train_only) == ("gpu", ("a1_amp_cpu", "forward_commands"), True)
-    assert plan.train_overrides == gpu_run.GPU_PLAN.train_overrides
-    assert gpu_run.chosen_plan(gpu_run.parse_args(["--out", str(out)])).train_configs == ("a1_trot",)
-    # a phase process rebuilds the same plan from the arguments the orchestrator gives it
+    assert plan.train_overrides == ()  # the configs' own sizes: not the default's 16384 envs
+    default = gpu_run.chosen_plan(gpu_run.parse_args(["--out", str(out)]))
+    assert (default.train_configs, default.train_overrides) == (("a1_trot",), ("env.num_envs=16384",))
+    # a phase process rebuilds the same plan from the arguments the orchestrator gives it; the rehearsal's configs
+    # stay toy-sized
     phase_args = gpu_run.parse_args(["--phase", "train", "--plan", "tiny", "--config", "a1_amp_cpu"])
     assert gpu_run.chosen_plan(phase_args) == dataclasses.replace(gpu_run.TINY_PLAN, train_configs=("a1_amp_cpu",))
+    assert "env.num_envs=4" in gpu_run.TINY_PLAN.train_overrides
 
     assert gpu_run.main(["--out", str(out), "--config", "a1_amp_cpu", "--config", "no_such_config"]) == 2
     error = capsys.readouterr().err

@@ -14,8 +14,8 @@ leaves the others and what it had measured):
    first, until the phase's budget is spent.
 3. ``update``: the AMP-PPO update's samples per second at ``Plan.update_shapes`` and the device's fp32
    matrix-product peak (``bench_update``).
-4. ``train``: ``a1_trot`` (or the configs of ``--config``, layered) with ``Plan.train_overrides`` (16384 envs on
-   a GPU) and ``--set``, stopped by
+4. ``train``: ``a1_trot`` at 16384 envs on a GPU (or the configs of ``--config``, layered, at their own sizes)
+   with ``--set``, stopped by
    ``train.time_limit_s`` when the rest of the budget is spent; then the final checkpoint's parameters and
    normaliser go to one file (:mod:`amp_jax.training.params_file`).
 
@@ -99,7 +99,11 @@ class Plan:
     """Config overrides of the update benchmark (the reference's networks and PPO settings by default)."""
     smoke_overrides: tuple[str, ...]
     train_configs: tuple[str, ...]
+    """The training configs, layered; ``--config`` replaces them."""
     train_overrides: tuple[str, ...]
+    """Overrides of the training config (before ``--set``)."""
+    default_train_overrides: tuple[str, ...]
+    """Overrides for ``train_configs`` alone: dropped, with them, by ``--config``."""
     require_gpu: bool
 
 
@@ -107,7 +111,7 @@ GPU_PLAN = Plan(
     name="gpu", budget_s=540.0, smoke_budget_s=180.0, env_budget_s=100.0, update_budget_s=60.0,
     train_min_s=90.0, train_reserve_s=75.0, env_sizes=(4096, 8192, 16384, 32768), env_control_steps=20,
     update_shapes=((5480, 24),), update_overrides=(), smoke_overrides=TINY_OVERRIDES, train_configs=("a1_trot",),
-    train_overrides=("env.num_envs=16384",), require_gpu=True,
+    train_overrides=(), default_train_overrides=("env.num_envs=16384",), require_gpu=True,
 )
 """One H200-class GPU, under 9 minutes in all: 16384 envs × 24 steps per iteration (3x the reference's envs,
 which a GPU steps in about the same time), the reference's networks and PPO settings otherwise."""
@@ -116,7 +120,8 @@ TINY_PLAN = Plan(
     name="tiny", budget_s=600.0, smoke_budget_s=240.0, env_budget_s=90.0, update_budget_s=90.0,
     train_min_s=30.0, train_reserve_s=30.0, env_sizes=(SMOKE_ENVS,), env_control_steps=4, update_shapes=((8, 4),),
     update_overrides=TINY_OVERRIDES, smoke_overrides=TINY_OVERRIDES, train_configs=("a1_trot",),
-    train_overrides=(*TINY_OVERRIDES, "train.num_iterations=2", "train.checkpoint_interval=1"), require_gpu=False,
+    train_overrides=(*TINY_OVERRIDES, "train.num_iterations=2", "train.checkpoint_interval=1"),
+    default_train_overrides=(), require_gpu=False,
 )
 """The CPU rehearsal: every phase at toy size; training is the smoke test's config, so its compilations come from
 JAX's persistent cache."""
@@ -511,9 +516,13 @@ def collect_files(work: pathlib.Path, out: pathlib.Path) -> dict[str, int]:
 
 
 def chosen_plan(args: argparse.Namespace) -> Plan:
-    """The plan of ``--tiny`` / ``--plan``, training the configs of ``--config`` when given."""
+    """The plan of ``--tiny`` / ``--plan``; its training overrides folded into ``train_overrides``: the configs
+    of ``--config`` when given (without the plan's default overrides), else the plan's configs with them."""
     plan = PLANS[args.plan or ("tiny" if args.tiny else "gpu")]
-    return dataclasses.replace(plan, train_configs=tuple(args.configs)) if args.configs else plan
+    if args.configs:
+        return dataclasses.replace(plan, train_configs=tuple(args.configs), default_train_overrides=())
+    return dataclasses.replace(plan, train_overrides=(*plan.default_train_overrides, *plan.train_overrides),
+                               default_train_overrides=())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
