@@ -2,8 +2,9 @@
 
 The evaluation env (:func:`evaluation_env_config`) is the run's env with noise, pushes, randomisation,
 reference-state init, time-outs and command draws off. :func:`make_rollout` rolls out the mean action from
-the default pose in one jitted ``lax.scan`` under a command per control step; the training probe, the
-trot check, the speed sweep and the evaluation all use it.
+the default pose in one jitted ``lax.scan`` under a command per control step (the training probe uses it);
+:func:`run_rows` rolls out many such rows, of any lengths and start poses, in one call of one compiled program
+(the evaluation's schedule, trot check, speed sweep and grid in MJX together).
 """
 
 from __future__ import annotations
@@ -77,15 +78,10 @@ def foot_heights(geometry: env_base.LegGeometry, qpos: jax.Array) -> jax.Array:
     return qpos[2] + env_base.quat_rotate(env_base.base_quat(qpos), feet)[:, 2]
 
 
-def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array], *,
-                 initial_joint_noise: float = 0.0) -> Callable[[Any, jax.Array, jax.Array], Trajectory]:
-    """A jitted ``rollout(params, commands [T, 3], key) -> Trajectory`` of the mean action from the default pose.
-
-    ``env`` should have an :func:`evaluation_env_config`. Before each step the command of that step is written
-    into the env state and the policy observation is rebuilt with it (noise off, so it equals the env's own).
-    With ``initial_joint_noise > 0`` (rad) the start pose's joint angles are the default ones plus
-    U[±initial_joint_noise] drawn from ``key``, so that rollouts of different keys differ.
-    """
+def _rollout_from_start(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
+                        ) -> Callable[[Any, jax.Array, jax.Array, jax.Array], Trajectory]:
+    """``rollout(params, commands [T, 3], key, start_noise) -> Trajectory`` of one env (not jitted): the mean action
+    from the default pose, its joint angles offset by U[±start_noise] (rad, a traced scalar) drawn from ``key``."""
     geometry = env_base.leg_geometry(env.mj_model)
     qpos0, qvel0 = env.default_pose()
 
@@ -102,18 +98,82 @@ def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
                                  amp_obs=state.info["amp_obs"], terminated=terminated, motor_work=work,
                                  foot_forces=forces)
 
-    @jax.jit
-    def rollout(params, commands: jax.Array, key: jax.Array) -> Trajectory:
-        start = qpos0
-        if initial_joint_noise > 0:
-            key, k_start = jax.random.split(key)
-            start = qpos0.at[a1.QPOS_JOINTS].add(jax.random.uniform(k_start, (12,), minval=-initial_joint_noise,
-                                                        maxval=initial_joint_noise))
-        state = env.reset_to(key, start, qvel0, gait_phase=0.0)  # a gait clock starts as a runner's does
+    def rollout(params, commands: jax.Array, key: jax.Array, start_noise: jax.Array) -> Trajectory:
+        key, k_start = jax.random.split(key)
+        offsets = jax.random.uniform(k_start, (12,), minval=-start_noise, maxval=start_noise)  # zeros at 0 noise
+        state = env.reset_to(key, qpos0.at[a1.QPOS_JOINTS].add(offsets), qvel0,
+                             gait_phase=0.0)  # a gait clock starts as a runner's does
         _, trajectory = jax.lax.scan(functools.partial(step, params), state, commands)
         return trajectory
 
     return rollout
+
+
+def make_rollout(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array]
+                 ) -> Callable[[Any, jax.Array, jax.Array], Trajectory]:
+    """A jitted ``rollout(params, commands [T, 3], key) -> Trajectory`` of the mean action from the default pose.
+
+    ``env`` should have an :func:`evaluation_env_config`. Before each step the command of that step is written
+    into the env state and the policy observation is rebuilt with it (noise off, so it equals the env's own).
+    Several rollouts, also from perturbed start poses, go through :func:`run_rows`.
+    """
+    one = _rollout_from_start(env, policy_fn)
+
+    @jax.jit
+    def rollout(params, commands: jax.Array, key: jax.Array) -> Trajectory:
+        return one(params, commands, key, jnp.float32(0.0))
+
+    return rollout
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutRows:
+    """Rows of a batched deterministic rollout (:func:`run_rows`): one env each."""
+
+    commands: np.ndarray
+    """``[K, T, 3]`` the command of each row at each control step."""
+    key_data: np.ndarray
+    """``[K, ...]`` uint32: each row's key (``jax.random.key_data``), which draws its start pose's offsets."""
+    start_noise: np.ndarray
+    """``[K]`` half-width (rad) of the uniform offsets added to the default joint angles at the start."""
+
+    @classmethod
+    def held(cls, commands: np.ndarray, key: jax.Array, start_noise: float = 0.0) -> RolloutRows:
+        """Rows of ``commands [K, T, 3]``, every one from ``key`` and ``start_noise``."""
+        commands = np.asarray(commands, np.float32)
+        rows = commands.shape[0]
+        data = np.broadcast_to(np.asarray(jax.random.key_data(key)), (rows, *jax.random.key_data(key).shape))
+        return cls(commands, np.array(data), np.full(rows, start_noise, np.float32))
+
+
+def run_rows(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array], params: Any,
+             requests: Sequence[RolloutRows]) -> list[Trajectory]:
+    """Every row of every request in one call of one compiled program; each request's trajectory back (NumPy
+    leaves ``[K_i, T_i, ...]``).
+
+    The evaluation's parts (its schedule, the trot check, the speed sweep, the grid in MJX) differ only in their
+    commands, start poses and lengths, so they share one program instead of compiling one each: the rows are
+    stacked, and a row shorter than the longest holds its last command to the end, where it is cut off again (a
+    rollout's step depends only on the steps before it)."""
+    steps = max(r.commands.shape[1] for r in requests)
+    commands = np.concatenate([np.concatenate([r.commands, np.repeat(r.commands[:, -1:], steps - r.commands.shape[1],
+                                                                     axis=1)], axis=1) for r in requests])
+    key_data = np.concatenate([r.key_data for r in requests])
+    start_noise = np.concatenate([r.start_noise for r in requests]).astype(np.float32)
+    one = _rollout_from_start(env, policy_fn)
+
+    @jax.jit
+    def rollouts(params, commands, key_data, start_noise):
+        return jax.vmap(lambda c, k, n: one(params, c, jax.random.wrap_key_data(k), n))(commands, key_data,
+                                                                                      start_noise)
+
+    batch = jax.tree.map(np.asarray, jax.device_get(rollouts(params, commands, key_data, start_noise)))
+    out, first = [], 0
+    for r in requests:
+        rows, length = r.commands.shape[:2]
+        out.append(jax.tree.map(lambda x, a=first, b=first + rows, n=length: x[a:b, :n], batch))
+        first += rows
+    return out
 
 
 def _first_time(flags: np.ndarray, control_dt: float) -> float | None:

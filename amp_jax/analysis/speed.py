@@ -209,11 +209,25 @@ def verdict_of(result: SpeedResult, reference_contacts: np.ndarray | None) -> di
     return {"settle_s": TROT_SETTLE_S, "measure_s": TROT_MEASURE_S, **trot_verdict(result, similarity)}
 
 
+def trot_rows(control_dt: float) -> Any:
+    """The trot check's one rollout row (:class:`amp_jax.analysis.rollout.RolloutRows`), from the default pose."""
+    from amp_jax.analysis.rollout import RolloutRows
+
+    return RolloutRows.held(trot_commands(control_dt)[None], jax.random.key(0))
+
+
+def trot_check_of(trajectory: Any, control_dt: float, reference_contacts: np.ndarray | None = None
+                  ) -> dict[str, Any]:
+    """:func:`trot_verdict` of the rollout of :func:`trot_rows` (NumPy leaves ``[1, T, ...]``)."""
+    (result,) = summarize(trajectory, int(round(TROT_SETTLE_S / control_dt)))
+    return verdict_of(result, reference_contacts)
+
+
 def trot_check(env: Any, policy_fn: Callable, params: Any, reference_contacts: np.ndarray | None = None
                ) -> dict[str, Any]:
     """:func:`trot_verdict` of the deterministic policy in MJX at :data:`TROT_SPEED` after :data:`TROT_SETTLE_S`."""
+    from amp_jax.analysis.rollout import run_rows
+
     dt = env.cfg.control_dt
-    commands = jnp.asarray(trot_commands(dt))[None]
-    trajectory = jax.device_get(make_sweep_rollout(env, policy_fn)(params, commands, jax.random.key(0)))
-    (result,) = summarize(trajectory, int(round(TROT_SETTLE_S / dt)))
-    return verdict_of(result, reference_contacts)
+    (trajectory,) = run_rows(env, policy_fn, params, [trot_rows(dt)])
+    return trot_check_of(trajectory, dt, reference_contacts)

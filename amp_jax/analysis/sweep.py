@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from amp_jax.analysis import footfall, gait
@@ -83,18 +82,26 @@ def sweep_speeds(max_speed: float, step: float) -> np.ndarray:
     return np.round(step * np.arange(1, count + 1), 6)
 
 
-def make_speed_seed_rollout(env: Any, policy_fn: Callable, seeds: int, initial_joint_noise: float) -> Callable:
-    """Jitted ``speed_sweep_rollout(params, commands [K, T, 3], key) -> Trajectory [K, S, T, ...]``: every
-    command from ``seeds`` start poses (keys split from ``key`` inside the jit), in one compiled program."""
-    from amp_jax.analysis.rollout import make_rollout
+def sweep_rows(env_cfg: Any, settings: SweepSettings) -> tuple[np.ndarray, Any]:
+    """The sweep's speeds ``[K]`` (m/s) and its rollout rows (:class:`amp_jax.analysis.rollout.RolloutRows`): every
+    speed from ``settings.seeds`` start poses, row ``k · S + s`` speed ``k`` from pose ``s`` (keys split from
+    ``settings.seed``)."""
+    from amp_jax.analysis.rollout import RolloutRows
 
-    one = make_rollout(env, policy_fn, initial_joint_noise=initial_joint_noise)
-    over_speeds = jax.vmap(jax.vmap(one, in_axes=(None, None, 0)), in_axes=(None, 0, None))
+    speeds = settings.speeds(env_cfg.command_lin_vel_x)
+    commands = sweep_commands(speeds, settings.settle_s + settings.measure_s, env_cfg.control_dt)  # [K, T, 3]
+    keys = np.asarray(jax.random.key_data(jax.random.split(jax.random.key(settings.seed), settings.seeds)))
+    rows = RolloutRows(commands=np.repeat(commands, settings.seeds, axis=0), key_data=np.tile(keys, (len(speeds), 1)),
+                       start_noise=np.full(len(speeds) * settings.seeds, settings.initial_joint_noise, np.float32))
+    return np.asarray(speeds), rows
 
-    def speed_sweep_rollout(params: Any, commands: jax.Array, key: jax.Array) -> Any:
-        return over_speeds(params, commands, jax.random.split(key, seeds))
 
-    return jax.jit(speed_sweep_rollout)
+def sweep_of(trajectory: Any, speeds: np.ndarray, settings: SweepSettings, mass: float, control_dt: float
+             ) -> SweepResult:
+    """The :class:`SweepResult` of the rollout of :func:`sweep_rows` (NumPy leaves ``[K · S, T, ...]``)."""
+    by_speed = jax.tree.map(lambda x: x.reshape(len(speeds), settings.seeds, *x.shape[1:]), trajectory)
+    summaries = summarize_sweep(by_speed, speeds, int(round(settings.settle_s / control_dt)), mass, control_dt)
+    return SweepResult(settings=settings, mass=mass, summaries=tuple(summaries))
 
 
 def horizontal_distance(base_xy: np.ndarray) -> float:
@@ -264,10 +271,8 @@ def run_sweep(env: Any, policy_fn: Callable, params: Any, settings: SweepSetting
               ) -> SweepResult:
     """The speed sweep of the deterministic policy in ``env`` (an :func:`amp_jax.analysis.rollout.evaluation_env_config`
     A1 env): one compile, one call, then NumPy."""
-    dt = env.cfg.control_dt
-    speeds = settings.speeds(env.cfg.command_lin_vel_x)
-    commands = jnp.asarray(sweep_commands(speeds, settings.settle_s + settings.measure_s, dt))
-    rollout = make_speed_seed_rollout(env, policy_fn, settings.seeds, settings.initial_joint_noise)
-    trajectory = jax.device_get(rollout(params, commands, jax.random.key(settings.seed)))
-    summaries = summarize_sweep(trajectory, speeds, int(round(settings.settle_s / dt)), env.robot_mass, dt)
-    return SweepResult(settings=settings, mass=env.robot_mass, summaries=tuple(summaries))
+    from amp_jax.analysis.rollout import run_rows
+
+    speeds, rows = sweep_rows(env.cfg, settings)
+    (trajectory,) = run_rows(env, policy_fn, params, [rows])
+    return sweep_of(trajectory, speeds, settings, env.robot_mass, env.cfg.control_dt)

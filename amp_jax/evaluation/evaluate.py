@@ -4,7 +4,9 @@
 after training, as :func:`finish_run`) rebuilds the policy from the run folder alone (the newest step's policy
 file, ``policies/<step>.npz``), rolls out the mean action in one A1 env on MJX (one jitted ``lax.scan``) from the
 default pose, with observation noise, pushes and randomisation off, under a command schedule
-(:mod:`amp_jax.analysis.command_schedule`), and writes into the run folder:
+(:mod:`amp_jax.analysis.command_schedule`), and writes into the run folder what follows. Every MJX rollout of an
+evaluation (the schedule, the trot check, the speed sweep, the grid in MJX) is one row of one batched call of one
+compiled program (:func:`run_rollouts`):
 
 - ``evaluation.json``: velocity-tracking RMS error per axis, gait similarity (:mod:`amp_jax.analysis.gait`) against the
   run's clips, the run's own discriminator on the rollout against its clips (:mod:`amp_jax.analysis.style`),
@@ -39,7 +41,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from amp_jax import a1
@@ -48,12 +49,13 @@ from amp_jax.analysis import sweep as sweep_lib
 from amp_jax.analysis.command_schedule import CommandSegment
 from amp_jax.analysis.report_json import json_ready
 from amp_jax.analysis.rollout import (
+    RolloutRows,
     Trajectory,
     contact_reference_index,
     evaluation_env_config,
     first_fall_s,
     first_termination_s,
-    make_rollout,
+    run_rows,
     tracking_rms,
 )
 from amp_jax.config import ConfigError
@@ -76,8 +78,68 @@ GRID_MJX_FILE = "command_grid_mjx.png"
 def rollout_policy(policy: RunPolicy, commands: np.ndarray, seed: int = 0) -> Trajectory:
     """The deterministic rollout of ``policy`` under ``commands [T, 3]`` (NumPy arrays out)."""
     env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
-    rollout = make_rollout(env, policy.policy_fn)
-    return jax.tree.map(np.asarray, rollout(policy.params, jnp.asarray(commands), jax.random.key(seed)))
+    (trajectory,) = run_rows(env, policy.policy_fn, policy.params,
+                             [RolloutRows.held(np.asarray(commands)[None], jax.random.key(seed))])
+    return jax.tree.map(lambda x: x[0], trajectory)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridPlan:
+    """The grid's commands in MJX, with their held schedules and the clip reference they are judged against."""
+
+    commands: tuple
+    reference: Any
+    schedules: list | None = None
+    """Each command's held schedule and measured window at the env's control step (set by :func:`run_rollouts`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollouts:
+    """An evaluation's MJX rollouts (NumPy leaves), all from one call of one compiled program."""
+
+    schedule: Trajectory
+    """``[T, ...]`` the command schedule's."""
+    trot: Trajectory
+    """``[1, T, ...]`` the trot check's (:func:`amp_jax.analysis.speed.trot_rows`)."""
+    sweep: Trajectory | None = None
+    """``[K · S, T, ...]`` the speed sweep's (:func:`amp_jax.analysis.sweep.sweep_rows`), when asked for."""
+    sweep_speeds: np.ndarray | None = None
+    grid: Trajectory | None = None
+    """``[G, T, ...]`` the grid's in MJX (:func:`amp_jax.evaluation.mjx_grid.grid_rows`), when asked for."""
+    grid_plan: GridPlan | None = None
+
+
+def plan_grid() -> GridPlan:
+    """The command grid's commands and schedules (:mod:`amp_jax.deploy.command_grid`) for the MJX rollout."""
+    from amp_jax.deploy import command_grid
+
+    reference = command_grid.clip_reference()
+    return GridPlan(commands=command_grid.grid_commands(reference), reference=reference)
+
+
+def run_rollouts(policy: RunPolicy, schedule: Sequence[CommandSegment],
+                 sweep: sweep_lib.SweepSettings | None = None, grid: GridPlan | None = None) -> Rollouts:
+    """The schedule's rollout, the trot check's and, when asked for, the speed sweep's and the grid's, as rows of
+    one batched rollout (:func:`amp_jax.analysis.rollout.run_rows`): one compilation for the whole evaluation."""
+    from amp_jax.evaluation import mjx_grid
+
+    env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
+    dt = env.cfg.control_dt
+    requests = [RolloutRows.held(command_schedule.commands_from_schedule(schedule, dt)[None], jax.random.key(0)),
+                speed.trot_rows(dt)]
+    speeds = None
+    if sweep is not None:
+        speeds, rows = sweep_lib.sweep_rows(env.cfg, sweep)
+        requests.append(rows)
+    if grid is not None:
+        schedules, rows = mjx_grid.grid_rows(grid.commands, dt)
+        grid = dataclasses.replace(grid, schedules=schedules)
+        requests.append(rows)
+    out = iter(run_rows(env, policy.policy_fn, policy.params, requests))
+    main, trot = next(out), next(out)
+    return Rollouts(schedule=jax.tree.map(lambda x: x[0], main), trot=trot,
+                    sweep=next(out) if sweep is not None else None, sweep_speeds=speeds,
+                    grid=next(out) if grid is not None else None, grid_plan=grid)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -125,18 +187,20 @@ def _write_video(run_dir: pathlib.Path, qpos: np.ndarray, fps: float, width: int
 def evaluate_policy(policy: RunPolicy, report: Report,
                     schedule: Sequence[CommandSegment] = command_schedule.DEFAULT_SCHEDULE, *,
                     make_video: bool = True, video_size: tuple[int, int] = (640, 480),
-                    out_dir: pathlib.Path | None = None) -> Trajectory | None:
+                    out_dir: pathlib.Path | None = None, rollouts: Rollouts | None = None) -> Trajectory | None:
     """Rollout, metrics, plots and video of ``policy`` into ``out_dir`` (default: its run folder); results and
-    problems into ``report``."""
+    problems into ``report``. ``rollouts``: this schedule's, made already (default: made here)."""
     from amp_jax.evaluation import plotting
     from amp_jax.motion.loader import load_clips
 
     run_dir, cfg = (policy.run_dir if out_dir is None else out_dir), policy.cfg
     dt = cfg.env.control_dt
-    commands = command_schedule.commands_from_schedule(schedule, dt)
-    trajectory = report.attempt("rollout", lambda: rollout_policy(policy, commands))
-    if trajectory is None:
-        return None
+    if rollouts is None:
+        rollouts = report.attempt("rollout", lambda: run_rollouts(policy, schedule))
+        if rollouts is None:
+            return None
+    trajectory = rollouts.schedule
+    commands = trajectory.command
     contacts = gait.contacts_from_heights(trajectory.foot_heights)
     report.results.update({
         "checkpoint_step": policy.step,
@@ -171,8 +235,7 @@ def evaluate_policy(policy: RunPolicy, report: Report,
         if path is not None:
             report.files.append(path.name)
 
-    check = report.attempt("trot_check", lambda: speed.trot_check(
-        A1AmpEnv(evaluation_env_config(cfg.env), None), policy.policy_fn, policy.params, report.reference_contacts))
+    check = report.attempt("trot_check", lambda: speed.trot_check_of(rollouts.trot, dt, report.reference_contacts))
     if check is not None:
         report.results["trot_check"] = {"reference": ref.name if clips else None, **check}
     path = report.attempt("velocity_plot", lambda: plotting.plot_velocity_tracking(
@@ -192,15 +255,21 @@ def evaluate_policy(policy: RunPolicy, report: Report,
 
 
 def evaluate_sweep(policy: RunPolicy, report: Report, settings: sweep_lib.SweepSettings,
-                   out_dir: pathlib.Path | None = None) -> sweep_lib.SweepResult | None:
+                   out_dir: pathlib.Path | None = None, rollouts: Rollouts | None = None
+                   ) -> sweep_lib.SweepResult | None:
     """The speed sweep of ``policy`` into ``report.results["speed_sweep"]``, its plots into ``out_dir`` (default:
-    its run folder)."""
+    its run folder). ``rollouts``: holding the sweep's, made already (default: made here)."""
     from amp_jax.analysis import footfall
     from amp_jax.evaluation import plotting
 
     out_dir = policy.run_dir if out_dir is None else out_dir
-    result = report.attempt("speed_sweep", lambda: sweep_lib.run_sweep(
-        A1AmpEnv(evaluation_env_config(policy.cfg.env), None), policy.policy_fn, policy.params, settings))
+    env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
+    if rollouts is not None and rollouts.sweep is not None:
+        result = report.attempt("speed_sweep", lambda: sweep_lib.sweep_of(
+            rollouts.sweep, rollouts.sweep_speeds, settings, env.robot_mass, env.cfg.control_dt))
+    else:
+        result = report.attempt("speed_sweep", lambda: sweep_lib.run_sweep(env, policy.policy_fn, policy.params,
+                                                                           settings))
     if result is None:
         return None
     report.results["speed_sweep"] = result.as_dict()
@@ -235,15 +304,21 @@ def plot_learning_curves(run_dir: pathlib.Path, report: Report, out_dir: pathlib
 
 
 def evaluate_command_grid(policy: RunPolicy, onnx_path: pathlib.Path | None, report: Report,
-                          out_dir: pathlib.Path) -> None:
+                          out_dir: pathlib.Path, rollouts: Rollouts | None = None) -> None:
     """The command grid in MJX with the run's policy (:mod:`amp_jax.evaluation.mjx_grid`) into
     ``report.results["command_grid_mjx"]`` and :data:`GRID_MJX_FILE`, and in C MuJoCo through the exported policy
     (:mod:`amp_jax.deploy.command_grid`, when ``onnx_path``) into ``report.results["command_grid"]`` and
-    :data:`GRID_FILE`."""
+    :data:`GRID_FILE`. ``rollouts``: holding the grid's MJX rollout, made already (default: made here)."""
     from amp_jax.deploy import command_grid
     from amp_jax.evaluation import mjx_grid
 
-    grids = [("command_grid_mjx", GRID_MJX_FILE, lambda: mjx_grid.evaluate_grid_mjx(policy))]
+    if rollouts is not None and rollouts.grid is not None:
+        plan, env = rollouts.grid_plan, A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
+        grid_mjx = lambda: mjx_grid.grid_of(rollouts.grid, plan.commands, plan.schedules, plan.reference,  # noqa: E731
+                                            env.robot_mass, env.cfg.control_dt)
+    else:
+        grid_mjx = lambda: mjx_grid.evaluate_grid_mjx(policy)  # noqa: E731
+    grids = [("command_grid_mjx", GRID_MJX_FILE, grid_mjx)]
     if onnx_path is not None:
         grids.append(("command_grid", GRID_FILE, lambda: command_grid.evaluate_onnx(onnx_path)))
     for key, file, evaluate_grid in grids:
@@ -284,9 +359,13 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
                                 hint="needs a policy file in policies/ (or, in a run folder written before "
                                      "them, the run's config.yaml and a checkpoint in checkpoints/)")
     if policy is not None:
-        evaluate_policy(policy, report, schedule, make_video=make_video, out_dir=out_dir)
-        if sweep is not None:
-            evaluate_sweep(policy, report, sweep, out_dir)
+        grid_plan = report.attempt("command_grid_mjx", plan_grid) if grid else None
+        # every MJX rollout below in one compiled program; when it fails, the export and C MuJoCo still run
+        rollouts = report.attempt("rollout", lambda: run_rollouts(policy, schedule, sweep, grid_plan))
+        if rollouts is not None:
+            evaluate_policy(policy, report, schedule, make_video=make_video, out_dir=out_dir, rollouts=rollouts)
+            if sweep is not None:
+                evaluate_sweep(policy, report, sweep, out_dir, rollouts)
         onnx_path = None
         if export:
             from amp_jax.deploy import export_policy
@@ -308,7 +387,7 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
             if check is not None:
                 report.results["sim2sim"] = {**report.results.get("sim2sim", {}), "trot_check": check}
         if grid:
-            evaluate_command_grid(policy, onnx_path, report, out_dir)
+            evaluate_command_grid(policy, onnx_path, report, out_dir, rollouts)
     summary = report.as_dict()
     try:
         (out_dir / EVALUATION_FILE).write_text(json.dumps(json_ready(summary), indent=2) + "\n")

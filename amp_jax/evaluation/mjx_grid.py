@@ -3,7 +3,7 @@ its ONNX export (:mod:`amp_jax.deploy.command_grid`).
 
 The same commands, conditions (0.5 s settling at the zero command from the default pose, then 8 s held, the last
 75 % measured; no pushes, randomisation or observation noise), measures and goal criteria as the C MuJoCo grid:
-every command is one row of a vmapped rollout (:func:`amp_jax.analysis.rollout.make_rollout`), contacts come from
+every command is one row of a vmapped rollout (:func:`amp_jax.analysis.rollout.run_rows`), contacts come from
 the MJX contact forces, and the motor work is the env's own count. A gap between the two grids is a sim-to-sim gap
 of the policy, not of the measuring.
 """
@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from amp_jax.analysis import rollout as rollout_lib
@@ -37,6 +36,28 @@ def held_run(trajectory: rollout_lib.Trajectory, control_dt: float) -> command_g
         work_absolute=np.asarray(trajectory.motor_work.absolute, np.float64))
 
 
+def grid_rows(commands: Sequence[tuple[str, tuple[float, float, float]]], control_dt: float, seed: int = 0
+              ) -> tuple[list, rollout_lib.RolloutRows]:
+    """Each grid command's held schedule and measured window (:func:`amp_jax.deploy.mirror_check.held_commands`)
+    and the grid's rollout rows, one per command, all from the default pose."""
+    schedules = [held_commands(command, control_dt) for _, command in commands]
+    batch = np.stack([schedule for schedule, _ in schedules]).astype(np.float32)  # [G, T, 3]
+    return schedules, rollout_lib.RolloutRows.held(batch, jax.random.key(seed))
+
+
+def grid_of(trajectories: rollout_lib.Trajectory, commands: Sequence[tuple[str, tuple[float, float, float]]],
+            schedules: list, reference: command_grid.ClipReference, mass: float, control_dt: float
+            ) -> dict[str, Any]:
+    """The grid's report (as the C MuJoCo grid's, JSON-ready) of the rollout of :func:`grid_rows` (NumPy leaves
+    ``[G, T, ...]``)."""
+    results = {}
+    for i, ((name, command), (_, window)) in enumerate(zip(commands, schedules)):
+        trajectory = jax.tree.map(lambda x, i=i: np.asarray(x[i]), trajectories)
+        results[name] = command_grid.measure_run(name, command, held_run(trajectory, control_dt), window, mass,
+                                                 control_dt)
+    return command_grid.grid_report(results, reference, mass, SIMULATOR)
+
+
 def evaluate_grid_mjx(policy: RunPolicy, reference: command_grid.ClipReference | None = None,
                       commands: Sequence[tuple[str, tuple[float, float, float]]] | None = None,
                       seed: int = 0) -> dict[str, Any]:
@@ -46,16 +67,7 @@ def evaluate_grid_mjx(policy: RunPolicy, reference: command_grid.ClipReference |
     reference = command_grid.clip_reference() if reference is None else reference
     commands = command_grid.grid_commands(reference) if commands is None else tuple(commands)
     env = A1AmpEnv(rollout_lib.evaluation_env_config(policy.cfg.env), None)
-    dt = env.cfg.control_dt
-    schedules = [held_commands(command, dt) for _, command in commands]
-    batch = jnp.asarray(np.stack([schedule for schedule, _ in schedules]), jnp.float32)  # [G, T, 3]
-    rollout = rollout_lib.make_rollout(env, policy.policy_fn)
-    trajectories = jax.device_get(jax.vmap(rollout, in_axes=(None, 0, None))(policy.params, batch,
-                                                                            jax.random.key(seed)))
-    mass = env.robot_mass
-    results = {}
-    for i, ((name, command), (_, window)) in enumerate(zip(commands, schedules)):
-        trajectory = jax.tree.map(lambda x, i=i: np.asarray(x[i]), trajectories)
-        results[name] = command_grid.measure_run(name, command, held_run(trajectory, dt), window, mass, dt)
-    return command_grid.grid_report(results, reference, mass, SIMULATOR)
+    schedules, rows = grid_rows(commands, env.cfg.control_dt, seed)
+    (trajectories,) = rollout_lib.run_rows(env, policy.policy_fn, policy.params, [rows])
+    return grid_of(trajectories, commands, schedules, reference, env.robot_mass, env.cfg.control_dt)
 

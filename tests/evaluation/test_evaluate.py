@@ -208,9 +208,12 @@ def test_trajectory_is_a_pytree_of_numpy_arrays(trajectory):
     assert all(isinstance(leaf, np.ndarray) for leaf in jax.tree.leaves(trajectory))
 
 
-def test_the_speed_sweep_section_costs_one_compile(finished_and_compiled, tiny_run_dir):
+def test_the_evaluation_s_rollouts_cost_one_compile(finished_and_compiled, tiny_run_dir):
+    """The schedule, the trot check, the speed sweep and the grid in MJX: rows of one compiled program."""
     summary, names = finished_and_compiled
-    assert sum("speed_sweep_rollout" in name for name in names) == 1, names
+    rollout_programs = [name for name in names if "rollout" in name]
+    assert len(rollout_programs) == 1 and "rollouts" in rollout_programs[0], names
+    assert {"trot_check", "speed_sweep", "command_grid_mjx"} <= summary.keys()
     section = json.loads((tiny_run_dir / evaluate.EVALUATION_FILE).read_text())["speed_sweep"]
     assert section == json.loads(json.dumps(json_ready(summary["speed_sweep"])))
     assert [row["command"] for row in section["speeds"]] == [1.0, 2.0]
