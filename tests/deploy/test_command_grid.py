@@ -11,7 +11,7 @@ from amp_jax import a1
 from amp_jax.analysis import command_schedule
 from amp_jax.config import load_config
 from amp_jax.deploy import command_grid, export_policy, mirror_check, sim2sim
-from amp_jax.evaluation import evaluate
+from amp_jax.evaluation import rollouts as eval_rollouts
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_c_mujoco_motor_work_equals_the_mjx_env_s_on_the_same_motion(tiny_run_po
     schedule = (command_schedule.CommandSegment(0.3, 0.6, 0.0, 0.2),)
     result = sim2sim.run_sim2sim(tiny_onnx, schedule)
     commands = command_schedule.commands_from_schedule(schedule, tiny_run_policy.cfg.env.control_dt)
-    mjx_run = evaluate.rollout_policy(tiny_run_policy, commands)
+    mjx_run = eval_rollouts.rollout_policy(tiny_run_policy, commands)
     early = round(0.2 / tiny_run_policy.cfg.env.control_dt)
     np.testing.assert_allclose(result.qpos[:early], np.asarray(mjx_run.qpos)[:early], atol=1e-3)
     positive, absolute = np.asarray(mjx_run.motor_work.positive), np.asarray(mjx_run.motor_work.absolute)

@@ -14,7 +14,7 @@ from amp_jax.analysis.command_schedule import CommandSegment
 from amp_jax.config import PROJECT_ROOT, load_config
 from amp_jax.deploy import export_policy, mirror_check, sim2sim
 from amp_jax.envs.a1_amp import GAIT_PHASE, A1AmpEnv, state_from_frame
-from amp_jax.evaluation import evaluate
+from amp_jax.evaluation import rollouts as eval_rollouts
 from amp_jax.motion import load_clip
 
 SHORT = (CommandSegment(0.3, 0.5, 0.0, 0.0), CommandSegment(0.3, 0.8, 0.1, 0.5))
@@ -143,7 +143,7 @@ def test_onnx_policy_in_c_mujoco_retraces_the_mjx_rollout(tiny_run_policy, tmp_p
     exported = export_policy.export_policy(tiny_run_policy, tmp_path_factory.mktemp("sim2sim") / "policy.onnx")
     result = sim2sim.run_sim2sim(exported.path, SHORT)
     commands = command_schedule.commands_from_schedule(SHORT, tiny_run_policy.cfg.env.control_dt)
-    mjx_run = evaluate.rollout_policy(tiny_run_policy, commands)
+    mjx_run = eval_rollouts.rollout_policy(tiny_run_policy, commands)
     assert result.qpos.shape == mjx_run.qpos.shape == (commands.shape[0], 19)
     np.testing.assert_array_equal(result.commands, commands)
     # Before chaos can amplify float32 vs float64 differences: the first 0.3 s agree closely.

@@ -16,6 +16,7 @@ from amp_jax.analysis.report_json import json_ready
 from amp_jax.config import PROJECT_ROOT
 from amp_jax.deploy import onnx_export
 from amp_jax.evaluation import evaluate, video
+from amp_jax.evaluation import rollouts as eval_rollouts
 
 SHORT = (CommandSegment(0.3, 0.5, 0.0, 0.0), CommandSegment(0.3, 1.0, 0.0, 0.6))
 """0.6 s: 10 + 10 control steps."""
@@ -67,7 +68,7 @@ def finished(finished_and_compiled):
 @pytest.fixture(scope="module")
 def trajectory(tiny_run_policy):
     commands = command_schedule.commands_from_schedule(SHORT, tiny_run_policy.cfg.env.control_dt)
-    return evaluate.rollout_policy(tiny_run_policy, commands)
+    return eval_rollouts.rollout_policy(tiny_run_policy, commands)
 
 
 def test_finish_run_writes_every_artefact(finished, tiny_run_dir):
