@@ -141,9 +141,8 @@ class RolloutRows:
     def held(cls, commands: np.ndarray, key: jax.Array, start_noise: float = 0.0) -> RolloutRows:
         """Rows of ``commands [K, T, 3]``, every one from ``key`` and ``start_noise``."""
         commands = np.asarray(commands, np.float32)
-        rows = commands.shape[0]
-        data = np.broadcast_to(np.asarray(jax.random.key_data(key)), (rows, *jax.random.key_data(key).shape))
-        return cls(commands, np.array(data), np.full(rows, start_noise, np.float32))
+        rows, data = commands.shape[0], np.asarray(jax.random.key_data(key))
+        return cls(commands, np.tile(data, (rows, 1)), np.full(rows, start_noise, np.float32))
 
 
 def run_rows(env: A1AmpEnv, policy_fn: Callable[[Any, jax.Array], jax.Array], params: Any,

@@ -195,13 +195,12 @@ def evaluate_sweep(policy: RunPolicy, report: Report, settings: sweep_lib.SweepS
     from amp_jax.evaluation import plotting
 
     out_dir = policy.run_dir if out_dir is None else out_dir
-    env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
     if rollouts is not None and rollouts.sweep is not None:
         result = report.attempt("speed_sweep", lambda: sweep_lib.sweep_of(
-            rollouts.sweep, rollouts.sweep_speeds, settings, env.robot_mass, env.cfg.control_dt))
+            rollouts.sweep, rollouts.sweep_speeds, settings, rollouts.robot_mass, rollouts.control_dt))
     else:
-        result = report.attempt("speed_sweep", lambda: sweep_lib.run_sweep(env, policy.policy_fn, policy.params,
-                                                                           settings))
+        result = report.attempt("speed_sweep", lambda: sweep_lib.run_sweep(
+            A1AmpEnv(evaluation_env_config(policy.cfg.env), None), policy.policy_fn, policy.params, settings))
     if result is None:
         return None
     report.results["speed_sweep"] = result.as_dict()
@@ -244,12 +243,13 @@ def evaluate_command_grid(policy: RunPolicy, onnx_path: pathlib.Path | None, rep
     from amp_jax.deploy import command_grid
     from amp_jax.evaluation import mjx_grid
 
-    if rollouts is not None and rollouts.grid is not None:
-        plan, env = rollouts.grid_plan, A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
-        grid_mjx = lambda: mjx_grid.grid_of(rollouts.grid, plan.commands, plan.schedules, plan.reference,  # noqa: E731
-                                            env.robot_mass, env.cfg.control_dt)
-    else:
-        grid_mjx = lambda: mjx_grid.evaluate_grid_mjx(policy)  # noqa: E731
+    def grid_mjx() -> dict[str, Any]:
+        if rollouts is None or rollouts.grid is None:
+            return mjx_grid.evaluate_grid_mjx(policy)
+        plan = rollouts.grid_plan
+        return mjx_grid.grid_of(rollouts.grid, plan.commands, plan.schedules, plan.reference, rollouts.robot_mass,
+                                rollouts.control_dt)
+
     grids = [("command_grid_mjx", GRID_MJX_FILE, grid_mjx)]
     if onnx_path is not None:
         grids.append(("command_grid", GRID_FILE, lambda: command_grid.evaluate_onnx(onnx_path)))
@@ -291,7 +291,7 @@ def finish_run(run_dir: str | pathlib.Path, schedule: Sequence[CommandSegment] =
                                 hint="needs a policy file in policies/ (or, in a run folder written before "
                                      "them, the run's config.yaml and a checkpoint in checkpoints/)")
     if policy is not None:
-        grid_plan = report.attempt("command_grid_mjx", plan_grid) if grid else None
+        grid_plan = report.attempt("command_grid_mjx", lambda: plan_grid(policy.cfg.env.control_dt)) if grid else None
         # every MJX rollout below in one compiled program; when it fails, the export and C MuJoCo still run
         rollouts = report.attempt("rollout", lambda: run_rollouts(policy, schedule, sweep, grid_plan))
         if rollouts is not None:

@@ -35,12 +35,13 @@ def rollout_policy(policy: RunPolicy, commands: np.ndarray, seed: int = 0) -> Tr
 
 @dataclasses.dataclass(frozen=True)
 class GridPlan:
-    """The grid's commands in MJX, with their held schedules and the clip reference they are judged against."""
+    """The grid's commands in MJX, the clip reference they are judged against, and their rollout rows."""
 
     commands: tuple
     reference: Any
-    schedules: list | None = None
-    """Each command's held schedule and measured window at the env's control step (set by :func:`run_rollouts`)."""
+    schedules: list
+    """Each command's held schedule and measured window at the env's control step."""
+    rows: RolloutRows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,22 +58,27 @@ class Rollouts:
     grid: Trajectory | None = None
     """``[G, T, ...]`` the grid's in MJX (:func:`amp_jax.evaluation.mjx_grid.grid_rows`), when asked for."""
     grid_plan: GridPlan | None = None
+    robot_mass: float = 0.0
+    """The evaluation env's robot mass (kg), for the costs of transport."""
+    control_dt: float = 0.0
+    """The evaluation env's control step (s)."""
 
 
-def plan_grid() -> GridPlan:
-    """The command grid's commands and schedules (:mod:`amp_jax.deploy.command_grid`) for the MJX rollout."""
+def plan_grid(control_dt: float) -> GridPlan:
+    """The command grid's commands (:mod:`amp_jax.deploy.command_grid`), schedules and rows for the MJX rollout."""
     from amp_jax.deploy import command_grid
+    from amp_jax.evaluation import mjx_grid
 
     reference = command_grid.clip_reference()
-    return GridPlan(commands=command_grid.grid_commands(reference), reference=reference)
+    commands = command_grid.grid_commands(reference)
+    schedules, rows = mjx_grid.grid_rows(commands, control_dt)
+    return GridPlan(commands=commands, reference=reference, schedules=schedules, rows=rows)
 
 
 def run_rollouts(policy: RunPolicy, schedule: Sequence[CommandSegment],
                  sweep: sweep_lib.SweepSettings | None = None, grid: GridPlan | None = None) -> Rollouts:
     """The schedule's rollout, the trot check's and, when asked for, the speed sweep's and the grid's, as rows of
     one batched rollout (:func:`amp_jax.analysis.rollout.run_rows`): one compilation for the whole evaluation."""
-    from amp_jax.evaluation import mjx_grid
-
     env = A1AmpEnv(evaluation_env_config(policy.cfg.env), None)
     dt = env.cfg.control_dt
     requests = [RolloutRows.held(command_schedule.commands_from_schedule(schedule, dt)[None], jax.random.key(0)),
@@ -82,11 +88,10 @@ def run_rollouts(policy: RunPolicy, schedule: Sequence[CommandSegment],
         speeds, rows = sweep_lib.sweep_rows(env.cfg, sweep)
         requests.append(rows)
     if grid is not None:
-        schedules, rows = mjx_grid.grid_rows(grid.commands, dt)
-        grid = dataclasses.replace(grid, schedules=schedules)
-        requests.append(rows)
+        requests.append(grid.rows)
     out = iter(run_rows(env, policy.policy_fn, policy.params, requests))
     main, trot = next(out), next(out)
     return Rollouts(schedule=jax.tree.map(lambda x: x[0], main), trot=trot,
                     sweep=next(out) if sweep is not None else None, sweep_speeds=speeds,
-                    grid=next(out) if grid is not None else None, grid_plan=grid)
+                    grid=next(out) if grid is not None else None, grid_plan=grid, robot_mass=env.robot_mass,
+                    control_dt=dt)
