@@ -1,0 +1,78 @@
+"""The probe-progress tables against a plain loop over hand-made ``metrics.jsonl`` records."""
+
+import json
+
+import numpy as np
+import pytest
+
+from amp_jax.evaluation import probe_progress
+
+STEPS_PER_ITERATION = 12288
+
+
+def _write_run(folder, probe_every=20, iterations=200, seed=0, axes=probe_progress.AXES):
+    """A metrics file with a probe every ``probe_every`` iterations whose errors fall with noise; returns the
+    probe records as (iteration, env steps, {axis: error})."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    probes, lines = [], []
+    for iteration in range(1, iterations + 1):
+        record = {"iteration": iteration, "env_steps": iteration * STEPS_PER_ITERATION, "reward/task": 1.0}
+        if iteration % probe_every == 0:
+            errors = {axis: float(0.6 * np.exp(-iteration / 80) + 0.1 + 0.03 * rng.standard_normal())
+                      for axis in axes}
+            record.update(errors)
+            probes.append((iteration, iteration * STEPS_PER_ITERATION, errors))
+        lines.append(json.dumps(record))
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return probes
+
+
+def test_first_threshold_and_window_means_match_a_plain_loop(tmp_path):
+    probes = _write_run(tmp_path / "run")
+    series = probe_progress.read_probe(tmp_path / "run")
+    thresholds = (0.5, 0.3, 0.2, 0.15, 0.01)
+    expected = {}
+    for threshold in thresholds:
+        expected[threshold] = None
+        for _, steps, errors in probes:
+            if sum(errors.values()) / len(errors) <= threshold:
+                expected[threshold] = steps
+                break
+    assert probe_progress.first_at_or_below(series, thresholds) == expected
+    assert expected[0.01] is None and expected[0.5] is not None  # both outcomes are exercised
+
+    window = [errors for iteration, _, errors in probes if 100 <= iteration <= 180]
+    means = probe_progress.window_means(series, 100, 180)
+    for axis in probe_progress.AXES:
+        assert means[axis] == pytest.approx(sum(e[axis] for e in window) / len(window), rel=1e-12)
+    assert means["tracking"] == pytest.approx(sum(sum(e.values()) / 3 for e in window) / len(window), rel=1e-12)
+
+
+def test_up_to_compares_runs_at_equal_steps_and_a_forward_only_probe_averages_what_it_logs(tmp_path):
+    _write_run(tmp_path / "long", iterations=300)
+    cut = probe_progress.read_probe(tmp_path / "long", up_to=150)
+    assert cut.iteration.tolist() == list(range(20, 141, 20)) and cut.env_steps[-1] == 140 * STEPS_PER_ITERATION
+
+    probes = _write_run(tmp_path / "forward", axes=("probe/vx_rms",))
+    forward = probe_progress.read_probe(tmp_path / "forward")
+    assert list(forward.errors) == ["probe/vx_rms"]
+    np.testing.assert_array_equal(forward.tracking_error, [errors["probe/vx_rms"] for _, _, errors in probes])
+    table = probe_progress.window_table([forward], 0, 200)
+    assert table.splitlines()[-1].count(" - ") == 2  # v_y and yaw not logged
+
+
+def test_the_command_prints_both_tables_and_refuses_a_run_without_a_probe_in_one_line(tmp_path, capsys):
+    _write_run(tmp_path / "a", iterations=400)
+    _write_run(tmp_path / "b", iterations=300, seed=1)
+    assert probe_progress.main([str(tmp_path / "a"), str(tmp_path / "b"), "--thresholds", "0.3", "0.2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| tracking error first at or below | 0.30 | 0.20 |" and len(out) == 4 + 1 + 4
+    # by default, the last 2.5 M env steps (203 iterations of 12288 steps) of the shorter run
+    assert out[5].startswith("| mean over iterations 97-300 |")
+
+    (tmp_path / "no_probe").mkdir()
+    (tmp_path / "no_probe" / "metrics.jsonl").write_text(json.dumps({"iteration": 1, "env_steps": 10}) + "\n")
+    assert probe_progress.main([str(tmp_path / "no_probe")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_probe: no probe/vx_rms in metrics.jsonl" in err[0]
