@@ -4,13 +4,12 @@ pretrained/baselines/, the full task's Table II baselines): each loads, exports 
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from amp_jax.analysis import speed
 from amp_jax.config import PROJECT_ROOT
-from amp_jax.deploy import export_policy, onnx_export
+from amp_jax.deploy import export_policy, onnx_export, sim2sim
 from amp_jax.envs import observations
 from amp_jax.training import policy_file, run_folder
 
@@ -68,28 +67,18 @@ def test_the_shipped_onnx_is_the_shipped_parameters(shipped, tmp_path):
     assert fresh.max_abs_diff <= onnx_export.PARITY_TOLERANCE and fresh.step == policy.step
 
 
-_ROLLOUTS = {}
-"""One jitted rollout per (evaluation env, networks): shipped policies of one recipe share its compilation."""
-
-
-def _sweep_rollout(policy):
-    from amp_jax.analysis.rollout import evaluation_env_config
-    from amp_jax.envs.a1_amp import A1AmpEnv
-
-    env_cfg = evaluation_env_config(policy.cfg.env)
-    key = (env_cfg, policy.cfg.networks)
-    if key not in _ROLLOUTS:
-        _ROLLOUTS[key] = speed.make_sweep_rollout(A1AmpEnv(env_cfg, None), policy.policy_fn)
-    return _ROLLOUTS[key]
-
-
-@pytest.mark.slow
-def test_the_shipped_policy_stays_up_under_a_forward_command(shipped):
-    _, policy = shipped
-    commands = jnp.asarray(speed.sweep_commands([0.5, 0.8], 3.0, policy.cfg.env.control_dt))
-    trajectory = jax.device_get(_sweep_rollout(policy)(policy.params, commands, jax.random.key(0)))
-    assert not np.any(trajectory.terminated)
-    assert np.all(trajectory.qpos[:, :, 2] > 0.15)  # base height: upright
+@pytest.mark.parametrize("speed_m_s", [0.5, 0.8])
+def test_the_shipped_onnx_stays_up_under_a_forward_command_in_c_mujoco(shipped, speed_m_s):
+    """What the robot would run: the shipped ONNX in the C MuJoCo runner (its settings from the file's metadata),
+    3 s at the command from the default pose at rest, upright at every control step and never below 0.15 m."""
+    folder, _ = shipped
+    onnx = folder / "policy.onnx"
+    spec = sim2sim.RunnerSpec.from_metadata(onnx_export.read_metadata(onnx), str(onnx))
+    session = onnx_export.load_session(onnx)
+    commands = speed.sweep_commands([speed_m_s], 3.0, spec.control_dt)[0]
+    run = sim2sim.simulate(lambda obs: onnx_export.run_onnx(session, obs), spec, commands)
+    assert run.upright, run.fell_at_s
+    assert np.all(run.qpos[:, 2] > 0.15) and np.all(np.isfinite(run.actions))
 
 
 def test_the_shipped_run_s_discriminator_scores_its_clips_as_training_logged(policy):

@@ -387,30 +387,6 @@ def test_a_malformed_clip_through_train_py_is_one_line_and_no_run_folder(tmp_pat
     assert not (tmp_path / "run").exists()
 
 
-def test_train_py_prints_only_the_project_s_own_lines(tmp_path):
-    """What a user reads from train.py: the progress line and the project's log lines; nothing from a
-    dependency's warning machinery (Python warnings, absl or XLA log lines). The subprocess shares the suite's
-    compilation cache, so its tiny run compiles nothing new."""
-    import os
-    import subprocess
-    import sys
-
-    from amp_jax.config import PROJECT_ROOT
-
-    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(jax.config.jax_compilation_cache_dir)}
-    args = [sys.executable, "train.py", "--config", "a1_trot.yaml", "--config", "cpu.yaml", "--no-eval",
-            "--run-dir", str(tmp_path / "run")]
-    for override in TINY:
-        args += ["--set", override]
-    done = subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    ours = ("INFO amp_jax.", "WARNING amp_jax.", "train.py: ")
-    foreign = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith(ours)]
-    assert not foreign, "\n".join(foreign[:20])
-    out = [line for line in done.stdout.splitlines() if line.strip()]
-    assert out and all(line.startswith(("it ", "run folder: ")) for line in out), "\n".join(out[:20])
-
-
 def test_the_complex_reward_baseline_trains_with_every_term_logged_and_no_discriminator(tmp_path):
     """configs/complex_reward.yaml on the tiny run: each term reaches the metrics, the task reward is their clipped
     sum plus the termination term, nothing of the motion prior is logged, and the discriminator, its normaliser and
