@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from amp_jax.analysis import speed
+from amp_jax.analysis.command_schedule import CommandSegment
 from amp_jax.config import PROJECT_ROOT
 from amp_jax.deploy import export_policy, onnx_export, sim2sim
 from amp_jax.envs import observations
@@ -72,12 +72,8 @@ def test_the_shipped_onnx_stays_up_under_a_forward_command_in_c_mujoco(shipped, 
     """What the robot would run: the shipped ONNX in the C MuJoCo runner (its settings from the file's metadata),
     3 s at the command from the default pose at rest, upright at every control step and never below 0.15 m."""
     folder, _ = shipped
-    onnx = folder / "policy.onnx"
-    spec = sim2sim.RunnerSpec.from_metadata(onnx_export.read_metadata(onnx), str(onnx))
-    session = onnx_export.load_session(onnx)
-    commands = speed.sweep_commands([speed_m_s], 3.0, spec.control_dt)[0]
-    run = sim2sim.simulate(lambda obs: onnx_export.run_onnx(session, obs), spec, commands)
-    assert run.upright, run.fell_at_s
+    run = sim2sim.run_sim2sim(folder / "policy.onnx", [CommandSegment(3.0, speed_m_s, 0.0, 0.0)])
+    assert run.duration_s == pytest.approx(3.0) and run.upright, run.fell_at_s
     assert np.all(run.qpos[:, 2] > 0.15) and np.all(np.isfinite(run.actions))
 
 
