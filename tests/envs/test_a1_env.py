@@ -65,6 +65,13 @@ def test_shapes_dtypes_and_determinism(wrapped):
     assert set(a.metrics) == {"reward/tracking_lin_vel", "reward/tracking_ang_vel"}
 
 
+def test_the_env_s_tracking_kernels_are_the_config_s():
+    """Both kernel widths reach the reward terms (the fine terms' width is its own field, not the wide one's)."""
+    env_cfg = dataclasses.replace(Config().env, tracking_sigma=0.3, tracking_sigma_fine=0.07, rsi_probability=0.0)
+    params = A1AmpEnv(env_cfg, None)._reward_params
+    assert (params.tracking_sigma, params.tracking_sigma_fine) == (0.3, 0.07)
+
+
 def test_mjx_follows_c_mujoco(wrapped):
     """Same MJCF, initial state, PD law and gains, stepped in MJX (float32) and C MuJoCo (float64)."""
     env, reset, step = wrapped

@@ -12,7 +12,7 @@ from amp_jax import a1
 from amp_jax.envs import rewards
 
 DT = 0.03
-PARAMS = rewards.RewardParams(tracking_sigma=0.25, control_dt=DT,
+PARAMS = rewards.RewardParams(tracking_sigma=0.25, tracking_sigma_fine=0.1, control_dt=DT,
                               soft_joint_lower=tuple(a1.JOINT_LOWER + 0.05 * (a1.JOINT_UPPER - a1.JOINT_LOWER)),
                               soft_joint_upper=tuple(a1.JOINT_UPPER - 0.05 * (a1.JOINT_UPPER - a1.JOINT_LOWER)))
 
@@ -41,11 +41,11 @@ def as_struct(values: dict) -> rewards.StepQuantities:
 
 def numpy_term(name: str, v: dict) -> float:
     """legged_gym's formula of each term, in NumPy (float64)."""
-    sigma = PARAMS.tracking_sigma
-    if name == "tracking_lin_vel":
+    sigma = PARAMS.tracking_sigma_fine if name.endswith("_fine") else PARAMS.tracking_sigma
+    if name in ("tracking_lin_vel", "tracking_lin_vel_fine"):
         return math.exp(-((v["command"][0] - v["base_lin_vel"][0]) ** 2
                           + (v["command"][1] - v["base_lin_vel"][1]) ** 2) / sigma)
-    if name == "tracking_ang_vel":
+    if name in ("tracking_ang_vel", "tracking_ang_vel_fine"):
         return math.exp(-((v["command"][2] - v["base_ang_vel"][2]) ** 2) / sigma)
     if name == "lin_vel_z":
         return v["base_lin_vel"][2] ** 2
@@ -105,6 +105,25 @@ def test_each_term_matches_numpy(name):
     expected = 0.7 * np.array([numpy_term(name, v) for v in values])
     np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
     assert np.any(expected != 0), "the hand-made states never exercise this term"
+
+
+def test_the_narrow_kernel_is_the_steeper_one_only_near_the_command():
+    """The fine terms' reason to exist, by autodiff: d reward / d error is larger for the narrow kernel below the
+    crossing error sqrt(ln(σ/σ_fine) · σ σ_fine / (σ − σ_fine)) (0.391 for 0.25 and 0.1) and smaller above it."""
+    def slope(term, error):
+        def reward(v_x):
+            values = random_quantities(np.random.default_rng(0)) | {"command": np.array([1.0, 0.0, 0.0])}
+            quantities = as_struct(values).replace(base_lin_vel=jnp.array([1.0, 0.0, 0.0]) - jnp.array([v_x, 0, 0]))
+            return term(quantities, PARAMS)
+        return float(jax.grad(reward)(jnp.float32(error)))
+
+    wide, narrow = PARAMS.tracking_sigma, PARAMS.tracking_sigma_fine
+    crossing = math.sqrt(math.log(wide / narrow) * wide * narrow / (wide - narrow))
+    assert crossing == pytest.approx(0.391, abs=1e-3)
+    for error in (0.1, 0.3, 0.38):
+        assert slope(rewards.tracking_lin_vel_fine, error) < slope(rewards.tracking_lin_vel, error) < 0
+    for error in (0.40, 0.6, 1.0):
+        assert slope(rewards.tracking_lin_vel, error) < slope(rewards.tracking_lin_vel_fine, error) <= 0
 
 
 def test_sum_is_clipped_at_zero_then_termination_is_added():
