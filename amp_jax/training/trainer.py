@@ -47,10 +47,13 @@ CPU_ENV_WARNING_THRESHOLD = 1024
 
 HEAVY_KEYS = ("replay_buffer",)
 """Train-state fields kept in the newest checkpoints only."""
-STATE_HISTORY = StateHistory(added=("env_state/info/push_countdown",), dropped=("learning_rate",))
+STATE_HISTORY = StateHistory(added=("env_state/info/push_countdown",), dropped=("learning_rate",),
+                             rewritten=("env_state/metrics",))
 """How the train state changed since checkpoints were shipped, so older runs still evaluate, export and resume:
 the per-env push clock was added (an older checkpoint restores it from the new state: drawn afresh), and the
-learning rate's copy beside the optimiser state was dropped (its value is the optimiser's injected one)."""
+learning rate's copy beside the optimiser state was dropped (its value is the optimiser's injected one). The
+env's per-step metrics (a ``reward/<term>`` for each non-zero reward scale) are rewritten by every step, so a
+resume may switch reward terms on or off."""
 
 
 IterationHook = Callable[[int, TrainingState], "Mapping[str, float] | None"]

@@ -127,6 +127,30 @@ def test_the_layout_maps_the_state_on_save_and_back_on_restore(tmp_path):
     assert checkpoint.AS_STORED.to_checkpoint(state) is state and checkpoint.AS_STORED.from_checkpoint(state) is state
 
 
+def test_rewritten_leaves_may_come_and_go_and_the_restore_stays_exact(tmp_path):
+    """Per-step outputs whose set follows the config (the env's reward terms): a resume that switches a term on
+    reads past the old one and starts the new one at zeros, without calling the restore inexact; elsewhere a
+    changed tree is still an error naming the leaf."""
+    saved = {"params": {"w": jnp.arange(6.0).reshape(2, 3)}, "metrics": {"reward/a": jnp.ones(4),
+                                                                        "reward/b": jnp.full(4, 2.0)}}
+    target = {"params": {"w": jnp.zeros((2, 3))}, "metrics": {"reward/a": jnp.zeros(4), "reward/c": jnp.zeros(4)}}
+    with checkpoint.RunCheckpointer(tmp_path, heavy_keys=()) as ckpt:
+        ckpt.save(3, saved)
+    history = checkpoint.StateHistory(rewritten=("metrics",))
+    with checkpoint.RunCheckpointer(tmp_path, heavy_keys=()) as ckpt:
+        restored = ckpt.restore(target, history=history)
+        with pytest.raises(checkpoint.CheckpointError, match="metrics/reward/c: missing from the checkpoint"):
+            ckpt.restore(target)
+        renamed = {"params": {"v": jnp.zeros((2, 3))}, "metrics": saved["metrics"]}
+        with pytest.raises(checkpoint.CheckpointError, match="params/v: missing from the checkpoint"):
+            ckpt.restore(renamed, history=history)
+    np.testing.assert_array_equal(restored.state["params"]["w"], saved["params"]["w"])
+    np.testing.assert_array_equal(restored.state["metrics"]["reward/a"], np.ones(4))
+    np.testing.assert_array_equal(restored.state["metrics"]["reward/c"], np.zeros(4))
+    assert sorted(restored.state["metrics"]) == ["reward/a", "reward/c"]
+    assert restored.filled == () and restored.dropped == ("metrics/reward/b",) and restored.complete
+
+
 def test_keep_last_k_and_heavy_only_in_the_newest_two(tmp_path):
     states = {step: make_state(step) for step in (1, 2, 3, 4, 5)}
     with checkpoint.RunCheckpointer(tmp_path, keep=3) as ckpt:

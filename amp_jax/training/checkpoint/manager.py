@@ -221,6 +221,8 @@ class RunCheckpointer:
             restored = self._manager.restore(step, args=ocp.args.Composite(**items))
             if filled or dropped:
                 restored = {**restored, "state": tree.fill_from_target(restored["state"], light_target)}
+            # Per-step outputs the config added are zeros until the first step writes them: nothing is lost.
+            filled = [p for p in filled if not tree.under(p, history.rewritten)]
             if filled:
                 (logger.warning if warn_missing else logger.debug)(
                     "%s predates %s: taken from the new state instead", where, ", ".join(filled))

@@ -120,23 +120,29 @@ class StateHistory:
     dropped: tuple[str, ...] = ()
     """Leaves the state lost: where a checkpoint holds them they are not read (what they held lives in other
     leaves, so the restore stays exact)."""
+    rewritten: tuple[str, ...] = ()
+    """Leaves that every step writes before anything reads them, whose set follows the config (the env's
+    per-step reward terms, one per non-zero scale): where a resume's config changes that set, the checkpoint's
+    extra leaves are not read and the missing ones start as zeros, and the restore stays exact."""
 
 
 UNCHANGED = StateHistory()
 """The history of a state whose tree never changed."""
 
 
-def _under(path: str, prefixes: Sequence[str]) -> bool:
+def under(path: str, prefixes: Sequence[str]) -> bool:
+    """Whether the leaf ``path`` is one of ``prefixes`` or lies below one."""
     return any(path == f or path.startswith(f + "/") for f in prefixes)
 
 
 def check_matches(saved_meta: Any, target: Any, where: str, history: StateHistory = UNCHANGED
                   ) -> tuple[list[str], list[str]]:
     """Raises CheckpointError naming the first leaves whose path, shape or dtype differ; returns the target's
-    leaves the checkpoint lacks and the checkpoint's leaves the target lacks that ``history`` allows."""
+    leaves the checkpoint lacks and the checkpoint's leaves the target lacks that ``history`` allows (those under
+    ``history.rewritten`` included)."""
     saved, wanted = leaf_specs(saved_meta), leaf_specs(target)
-    fill = sorted(p for p in wanted if p not in saved and _under(p, history.added))
-    drop = sorted(p for p in saved if p not in wanted and _under(p, history.dropped))
+    fill = sorted(p for p in wanted if p not in saved and under(p, history.added + history.rewritten))
+    drop = sorted(p for p in saved if p not in wanted and under(p, history.dropped + history.rewritten))
     problems = [f"{p}: missing from the checkpoint (expected {wanted[p]})" for p in wanted
                 if p not in saved and p not in fill]
     problems += [f"{p}: in the checkpoint {saved[p]} but not in the target" for p in saved
