@@ -241,6 +241,10 @@ TERMS: dict[str, RewardTerm] = {
 }
 """Every task-reward term by name (the names of ``RewardScales``' fields)."""
 
+LEGGED_GYM_TERMS = tuple(name for name in TERMS if not name.endswith("_fine"))
+"""The terms of legged_gym's locomotion reward (the complex-reward baseline turns on every one); the ``_fine``
+tracking terms are this project's own."""
+
 AFTER_CLIP = ("termination",)
 """Terms added after the total is clipped at 0 (legged_gym's order)."""
 

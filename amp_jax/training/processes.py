@@ -50,6 +50,11 @@ JOIN_TIMEOUT_S = 120
 """Seconds a process waits for the others to join the run."""
 HEARTBEAT_TIMEOUT_S = 60
 """Seconds without a heartbeat after which JAX's distributed runtime declares a process dead."""
+SHUTDOWN_TIMEOUT_S = 1200
+"""Seconds a process that has finished waits at the runtime's shutdown barrier for the others. Process 0 ends
+later than the rest (after the last iteration it alone runs the hooks, such as the training probe, which may
+compile, and writes the policy file); on a loaded machine that took more than JAX's default of 300 s, and the
+barrier's timeout aborted both processes. A process that dies is still noticed within the heartbeat timeout."""
 
 
 def cpu_cores() -> int:
@@ -137,7 +142,8 @@ def join_from_environment() -> ProcessRole | None:
 
     jax.distributed.initialize(coordinator_address=role.coordinator, num_processes=role.num_processes,
                                process_id=role.process_id, initialization_timeout=JOIN_TIMEOUT_S,
-                               heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
+                               heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S,
+                               shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
     _share_compiled_programs()
     return role
 

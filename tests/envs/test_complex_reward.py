@@ -49,7 +49,8 @@ def complex_env(complex_cfg):
 def test_overlay_stores_legged_gym_weights_times_the_control_period(complex_cfg):
     assert complex_cfg.env.control_dt == pytest.approx(0.03)
     scales = complex_cfg.env.reward_scales.as_dict()
-    assert scales.keys() == LEGGED_GYM_WEIGHTS.keys() == rewards.TERMS.keys()
+    assert scales.keys() == rewards.TERMS.keys() and LEGGED_GYM_WEIGHTS.keys() == set(rewards.LEGGED_GYM_TERMS)
+    assert all(scales[name] == 0.0 for name in rewards.TERMS if name not in rewards.LEGGED_GYM_TERMS)
     for name, weight in LEGGED_GYM_WEIGHTS.items():
         assert scales[name] == pytest.approx(weight * 0.03, rel=1e-12), name
     assert complex_cfg.env.rsi_probability == 0.0 and complex_cfg.amp.task_reward_lerp == 1.0
@@ -219,10 +220,10 @@ def test_every_term_steps_under_jit_with_its_metric(complex_cfg, complex_rollout
     for t in range(1, STEPS + 1):
         before, after = states[t - 1], states[t]
         assert jax.tree.map(lambda x: (x.shape, x.dtype), after.info) == spec
-        assert set(after.metrics) == {f"reward/{name}" for name in rewards.TERMS}
+        assert set(after.metrics) == {f"reward/{name}" for name in rewards.LEGGED_GYM_TERMS}
         assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(after))
-        m = {name: np.asarray(after.metrics[f"reward/{name}"]) for name in rewards.TERMS}
-        clipped = np.maximum(sum(m[name] for name in rewards.TERMS if name != "termination"), 0.0)
+        m = {name: np.asarray(after.metrics[f"reward/{name}"]) for name in rewards.LEGGED_GYM_TERMS}
+        clipped = np.maximum(sum(m[name] for name in rewards.LEGGED_GYM_TERMS if name != "termination"), 0.0)
         np.testing.assert_allclose(after.reward, clipped + m["termination"], rtol=1e-5, atol=1e-7)
         done = np.asarray(after.done) > 0
         for i in range(N):
