@@ -5,8 +5,9 @@ Every term reads the :class:`StepQuantities` of one control step of one env (unb
 never called, and the quantities only it reads (the foot contacts and air times of ``feet_air_time``, the body
 contacts of ``collision``) are then None: the env computes them only for a non-zero scale.
 
-The terms are the velocity tracking of the AMP recipes and the hand-designed terms of legged_gym's locomotion
-reward (the paper's "complex reward" baseline), under legged_gym's names. The sum of every term but
+The terms are the velocity tracking of the AMP recipes, the same tracking with a narrower kernel (the ``_fine``
+terms, this project's own), and the hand-designed terms of legged_gym's locomotion reward (the paper's "complex
+reward" baseline), under legged_gym's names. The sum of every term but
 ``termination`` is clipped at 0 from below (the reference keeps only positive totals); ``termination`` is added
 after the clip, as legged_gym does, so that the clip cannot hide the penalty of a fall.
 """
