@@ -76,6 +76,8 @@ def write(tmp_path, data):
         ({"symmetry": {"discriminator": "yes"}}, "symmetry.discriminator", "bool"),
         ({"train": {"probe_commands": [[0.5, 0.0]]}}, "train.probe_commands[0]", "a list of 3 values"),
         ({"train": {"probe_commands": [[0.5, 0.0, 9.0]]}}, "train.probe_commands", "each entry within ±5"),
+        ({"motion": {"reversed_clip_weight": -0.5}}, "motion.reversed_clip_weight", "a weight factor in [0, 10]"),
+        ({"motion": {"reversed_clip_weight": float("nan")}}, "motion.reversed_clip_weight", "a finite number"),
     ],
 )
 def test_bad_files_name_the_file_key_value_and_expectation(tmp_path, data, key, expected):

@@ -52,5 +52,6 @@ def clip_transitions(cfg: Config, key: jax.Array, count: int = EXPERT_SAMPLES) -
     from amp_jax.motion import library, loader
 
     motion = loader.load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
-                                        repair_threshold=cfg.motion.velocity_repair_threshold)
+                                        repair_threshold=cfg.motion.velocity_repair_threshold,
+                                        reversed_weight=cfg.motion.reversed_clip_weight)
     return library.sample_expert_transitions(motion, key, count, cfg.env.control_dt)

@@ -33,10 +33,16 @@ class MotionConfig:
     velocity_repair_threshold: float = 1.0
     """A stored velocity is replaced by the forward difference of the poses where any component differs from it
     by more than this (m/s, rad/s); clean frames agree to about 1e-3."""
+    reversed_clip_weight: float = 0.0
+    """Above 0, every clip is also played backwards (``amp_jax.motion.loader.reversed_clip``: a forward trot
+    becomes a backward one) for the discriminator's expert data and the reference-state starts, each reversal
+    weighted by this times its clip's weight. 0 (the reference): the clips as recorded, which walk forward only."""
 
     def _checks(self) -> Iterator[Check]:
         yield "files", len(self.files) >= 1, "at least one motion file"
         yield "velocity_repair_threshold", self.velocity_repair_threshold > 0, "a positive threshold (m/s, rad/s)"
+        yield ("reversed_clip_weight", bool(np.isfinite(self.reversed_clip_weight))
+               and 0 <= self.reversed_clip_weight <= 10, "a weight factor in [0, 10] (0: no reversed clips)")
 
     def resolved_files(self) -> tuple[pathlib.Path, ...]:
         """Absolute paths of the clip files (not checked for existence here; the loader reports a missing file)."""

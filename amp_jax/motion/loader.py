@@ -340,7 +340,8 @@ def load_clips(paths: Sequence[str | pathlib.Path], **kwargs) -> tuple[Clip, ...
 
 
 def load_motion_library(paths: Sequence[str | pathlib.Path], *, dt_amp: float = 0.0, repair_threshold: float = 1.0,
-                        mirror_frames: Callable[[np.ndarray], np.ndarray] | None = None):
+                        mirror_frames: Callable[[np.ndarray], np.ndarray] | None = None,
+                        reversed_weight: float = 0.0):
     """Loads clips on the host and stacks them into a device-side :class:`~amp_jax.motion.library.MotionLibrary`.
 
     Args:
@@ -349,8 +350,10 @@ def load_motion_library(paths: Sequence[str | pathlib.Path], *, dt_amp: float = 
       repair_threshold: see :func:`load_clip`.
       mirror_frames: ``frames [T, 61] -> [T, 61]``, the robot's mirror (``amp_jax.envs.mirror.frame_map()``):
         the library then also holds each clip's mirror image (:func:`mirrored_clip`) after the clips.
+      reversed_weight: above 0, the clips are followed by their time reversals (:func:`with_reversed`).
     """
-    return stack_clips(load_clips(paths, min_duration=dt_amp, repair_threshold=repair_threshold), mirror_frames)
+    clips = with_reversed(load_clips(paths, min_duration=dt_amp, repair_threshold=repair_threshold), reversed_weight)
+    return stack_clips(clips, mirror_frames)
 
 
 def stack_clips(clips: Sequence[Clip], mirror_frames: Callable[[np.ndarray], np.ndarray] | None = None):
@@ -367,3 +370,30 @@ def mirrored_clip(clip: Clip, mirror_frames: Callable[[np.ndarray], np.ndarray])
     """The clip's mirror image, named ``<name>_mirrored``, with the clip's weight and timing."""
     return dataclasses.replace(clip, name=f"{clip.name}_mirrored", frames=np.asarray(mirror_frames(clip.frames)),
                                repairs=())
+
+
+def reversed_clip(clip: Clip, weight_factor: float = 1.0) -> Clip:
+    """The clip played backwards, named ``<name>_reversed``, with ``weight_factor`` times the clip's weight.
+
+    Poses run from the last frame to the first; every velocity (base, joints, feet) is negated and taken from the
+    neighbouring source frame, so that frame ``i``'s velocities stay the forward difference towards frame
+    ``i + 1`` as in the files: reversed frame ``i`` is source frame ``T − 1 − i`` and carries minus the velocities
+    of source frame ``T − 2 − i`` (the last reversed frame those of source frame 0). A forward trot becomes a
+    backward trot with the same stance and swing; contacts and gravity make it a plausible motion, not a
+    recorded one.
+    """
+    source = clip.frames[::-1]
+    velocity_rows = np.maximum(clip.num_frames - 2 - np.arange(clip.num_frames), 0)
+    frames = source.copy()
+    for columns in (layout.BASE_LIN_VEL, layout.BASE_ANG_VEL, layout.JOINT_VEL, layout.FOOT_VEL):
+        frames[:, columns] = -clip.frames[velocity_rows, columns]
+    return dataclasses.replace(clip, name=f"{clip.name}_reversed", frames=frames,
+                               weight=clip.weight * weight_factor, repairs=())
+
+
+def with_reversed(clips: Sequence[Clip], weight_factor: float) -> tuple[Clip, ...]:
+    """``clips`` followed by their time reversals (:func:`reversed_clip`) at ``weight_factor`` times each clip's
+    weight; ``clips`` alone when ``weight_factor`` is 0 (``motion.reversed_clip_weight``)."""
+    if weight_factor <= 0:
+        return tuple(clips)
+    return (*clips, *(reversed_clip(c, weight_factor) for c in clips))

@@ -20,7 +20,7 @@ from amp_jax.config import Config
 from amp_jax.envs import mirror
 from amp_jax.envs.wrappers import make_amp_training_env
 from amp_jax.motion import library as motion_library_lib
-from amp_jax.motion.loader import load_clips, stack_clips
+from amp_jax.motion.loader import load_clips, stack_clips, with_reversed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +92,9 @@ def build(cfg: Config, *, probe: bool = True) -> Setup:
 def _build(cfg: Config) -> Setup:
     """:func:`build` without the cache and the probe."""
     devices = distributed.DeviceLayout.for_config(cfg)
-    clips = load_clips(cfg.motion.resolved_files(), min_duration=cfg.env.control_dt,
-                       repair_threshold=cfg.motion.velocity_repair_threshold)  # read (and repairs logged) once
+    clips = with_reversed(load_clips(cfg.motion.resolved_files(), min_duration=cfg.env.control_dt,
+                                     repair_threshold=cfg.motion.velocity_repair_threshold),  # read (and logged) once
+                          cfg.motion.reversed_clip_weight)
     motion = stack_clips(clips)
     # reference-state initialisation from the clips and their mirror images when the config asks for it
     start_motion = stack_clips(clips, mirror.frame_map()) if cfg.symmetry.reference_state_init else motion

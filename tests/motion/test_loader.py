@@ -76,6 +76,48 @@ def test_velocities_agree_with_pose_differences_after_repair(clips):
             assert error < 0.2, (name, quantity, error)
 
 
+def test_reversed_clips_keep_velocities_the_forward_differences_of_their_own_poses(clips):
+    # Independent of how the reversal is written: the reversed poses' finite differences against the reversed
+    # clip's velocities, as the files' own velocities are checked above, on every real clip.
+    for name, clip in clips.items():
+        back = loader.reversed_clip(clip, 0.5)
+        assert back.name == f"{name}_reversed" and back.weight == 0.5 * clip.weight
+        np.testing.assert_array_equal(back.frames[:, :31], clip.frames[::-1, :31])  # poses in reverse order
+        estimates = loader.forward_difference_velocities(back.frames, back.frame_duration)
+        originals = loader.forward_difference_velocities(clip.frames, clip.frame_duration)
+        for quantity, columns in (("base_lin_vel", layout.BASE_LIN_VEL), ("base_ang_vel", layout.BASE_ANG_VEL),
+                                  ("joint_vel", layout.JOINT_VEL)):
+            error = np.abs(back.frames[:-1, columns] - estimates[quantity]).max()
+            own_error = np.abs(clip.frames[:-1, columns] - originals[quantity]).max()  # the file's own agreement
+            # base-frame velocities are expressed one frame apart after the reversal: 0.02 m/s on these clips
+            assert error < own_error + 0.03, (name, quantity, error, own_error)
+        # The walk runs the other way: mean forward speed and yaw rate change sign.
+        for columns in (slice(31, 32), slice(36, 37)):
+            np.testing.assert_allclose(back.frames[:, columns].mean(), -clip.frames[:, columns].mean(), atol=0.05)
+    assert loader.reversed_clip(clips["trot0"]).frames[:, 31].mean() < -1.0  # trot0 walks forward at ~1.17 m/s
+
+
+def test_reversing_twice_gives_the_clip_back_but_the_last_frame_s_velocities(clips):
+    clip = clips["pace0"]
+    twice = loader.reversed_clip(loader.reversed_clip(clip))
+    assert twice.name == "pace0_reversed_reversed"
+    np.testing.assert_array_equal(twice.frames[:-1], clip.frames[:-1])
+    np.testing.assert_array_equal(twice.frames[-1, :31], clip.frames[-1, :31])
+    np.testing.assert_array_equal(twice.frames[-1, 31:], clip.frames[-2, 31:])  # frame T-2's forward difference
+
+
+def test_with_reversed_appends_the_reversals_only_for_a_positive_weight(clips):
+    pair = (clips["trot0"], clips["leftturn0"])
+    assert loader.with_reversed(pair, 0.0) == pair
+    names = [c.name for c in loader.with_reversed(pair, 0.5)]
+    assert names == ["trot0", "leftturn0", "trot0_reversed", "leftturn0_reversed"]
+    library = loader.load_motion_library([MOTION_DIR / "trot0.txt", MOTION_DIR / "leftturn0.txt"],
+                                         dt_amp=0.03, reversed_weight=0.5)
+    # file weights 0.5 and 1.0, reversals at half of each: probabilities 0.5, 1, 0.25, 0.5 over 2.25
+    np.testing.assert_allclose(np.asarray(library.weights), np.array([0.5, 1.0, 0.25, 0.5]) / 2.25, rtol=1e-6)
+    assert library.names[2:] == ("trot0_reversed", "leftturn0_reversed")
+
+
 def test_the_sign_flip_glitch_of_rightturn0_is_repaired_and_reported_once(caplog):
     with caplog.at_level(logging.WARNING, logger="amp_jax.motion.loader"):
         clip = load_clip(MOTION_DIR / "rightturn0.txt")

@@ -242,6 +242,16 @@ def test_a_build_reads_its_clips_once_and_logs_each_repair_once(cfg, tmp_path, c
     assert int(setup.motion_library.num_clips) == 1  # the discriminator's clips: the file's own
 
 
+def test_reversed_clips_join_the_expert_data_and_the_reference_state_starts(cfg):
+    own = dataclasses.replace(cfg, motion=dataclasses.replace(cfg.motion, files=cfg.motion.files[:1],
+                                                              reversed_clip_weight=0.5),
+                              symmetry=dataclasses.replace(cfg.symmetry, reference_state_init=True))
+    setup = trainer.build(own, probe=False)
+    assert setup.motion_library.names == ("trot0", "trot0_reversed")
+    np.testing.assert_allclose(np.asarray(setup.motion_library.weights), [2 / 3, 1 / 3], rtol=1e-6)
+    assert setup.env.motion_library.names == ("trot0", "trot0_reversed", "trot0_mirrored", "trot0_reversed_mirrored")
+
+
 def test_new_run_dirs_are_unique(cfg, tmp_path):
     first = trainer.new_run_dir(cfg, "configs/a1_trot.yaml")
     assert first.name.startswith("a1_trot-") and first.parent == pathlib.Path(cfg.train.run_root)
