@@ -144,12 +144,14 @@ def command_label(command: Sequence[float]) -> str:
 def command_tracking_metrics(commands: np.ndarray, measured: np.ndarray) -> dict[str, float]:
     """Per-axis tracking of held commands ``[K, 3]`` from the measured (v_x, v_y, yaw rate) ``[K, T_m, 3]``:
     ``probe/vy_rms`` and ``probe/yaw_rms`` (RMS error over the window, mean over commands), and per command its
-    mean response ``probe/vy_<label>`` and ``probe/yaw_<label>`` (:func:`command_label`)."""
+    mean response ``probe/vx_<label>``, ``probe/vy_<label>`` and ``probe/yaw_<label>`` (:func:`command_label`;
+    the forward one shows, e.g., whether a backward command is walked or stood)."""
     commands, measured = np.asarray(commands, np.float64), np.asarray(measured, np.float64)
     rms = np.sqrt(np.mean((measured - commands[:, None, :]) ** 2, axis=1))  # [K, 3]
     metrics = {"probe/vy_rms": float(np.mean(rms[:, 1])), "probe/yaw_rms": float(np.mean(rms[:, 2]))}
     for command, response in zip(commands, np.mean(measured, axis=1)):
         label = command_label(command)
+        metrics[f"probe/vx_{label}"] = float(response[0])
         metrics[f"probe/vy_{label}"] = float(response[1])
         metrics[f"probe/yaw_{label}"] = float(response[2])
     return metrics

@@ -113,3 +113,4 @@ def test_command_tracking_metrics_match_a_plain_loop():
         assert metrics[key] == pytest.approx(np.mean(per_command))
     assert metrics["probe/yaw_0.5_0_1"] == pytest.approx(np.mean(measured[0, :, 2]))
     assert metrics["probe/vy_0.3_-0.3_0"] == pytest.approx(np.mean(measured[1, :, 1]))
+    assert metrics["probe/vx_0.3_-0.3_0"] == pytest.approx(np.mean(measured[1, :, 0]))
