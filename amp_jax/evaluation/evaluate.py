@@ -247,8 +247,8 @@ def evaluate_command_grid(policy: RunPolicy, onnx_path: pathlib.Path | None, rep
         if rollouts is None or rollouts.grid is None:
             return mjx_grid.evaluate_grid_mjx(policy)
         plan = rollouts.grid_plan
-        return mjx_grid.grid_of(rollouts.grid, plan.commands, plan.schedules, plan.reference, rollouts.robot_mass,
-                                rollouts.control_dt)
+        return mjx_grid.policy_grid_of(policy, rollouts.grid, plan.commands, plan.schedules, plan.reference,
+                                       rollouts.robot_mass, rollouts.control_dt)
 
     grids = [("command_grid_mjx", GRID_MJX_FILE, grid_mjx)]
     if onnx_path is not None:

@@ -58,16 +58,48 @@ def grid_of(trajectories: rollout_lib.Trajectory, commands: Sequence[tuple[str, 
     return command_grid.grid_report(results, reference, mass, SIMULATOR)
 
 
+def style_of_rows(policy: RunPolicy, trajectories: rollout_lib.Trajectory,
+                  commands: Sequence[tuple[str, tuple[float, float, float]]], schedules: list) -> dict[str, Any] | None:
+    """The run's own discriminator on each command's measured window (:mod:`amp_jax.analysis.style`): per command
+    the mean ``D`` and style reward of its consecutive AMP observations, and the same on the run's clips; None for a
+    run without a discriminator. Shows which commands the prior likes the policy's motion for, e.g. whether a
+    command it stands still for scores above or below its walking."""
+    from amp_jax.analysis import style
+
+    if not policy.cfg.amp.enabled or policy.amp_normalizer is None:
+        return None
+    clips = style.clip_transitions(policy.cfg, jax.random.key(0))
+    per_command, clip_scores = {}, None
+    for i, ((name, _), (_, window)) in enumerate(zip(commands, schedules)):
+        obs = np.asarray(trajectories.amp_obs[i])[window]
+        scores = style.discriminator_scores(policy.networks, policy.params, policy.amp_normalizer, policy.cfg,
+                                            style.transitions(obs), clips)
+        per_command[name] = {"d_policy": scores["d_policy"], "style_reward": scores["style_reward_policy"]}
+        clip_scores = {"d_clips": scores["d_clips"], "style_reward_clips": scores["style_reward_clips"]}
+    return {"commands": per_command, **clip_scores, "reward_coef": policy.cfg.amp.reward_coef}
+
+
 def evaluate_grid_mjx(policy: RunPolicy, reference: command_grid.ClipReference | None = None,
                       commands: Sequence[tuple[str, tuple[float, float, float]]] | None = None,
                       seed: int = 0) -> dict[str, Any]:
     """Every command of the grid (default :func:`amp_jax.deploy.command_grid.grid_commands`) held by ``policy``'s
     deterministic action in MJX, all commands in one vmapped rollout; the report as the C MuJoCo grid's
-    (:func:`amp_jax.deploy.command_grid.grid_report`, JSON-ready)."""
+    (:func:`amp_jax.deploy.command_grid.grid_report`, JSON-ready), with the run's discriminator per command under
+    ``"style"`` (:func:`style_of_rows`) when it has one."""
     reference = command_grid.clip_reference() if reference is None else reference
     commands = command_grid.grid_commands(reference) if commands is None else tuple(commands)
     env = A1AmpEnv(rollout_lib.evaluation_env_config(policy.cfg.env), None)
     schedules, rows = grid_rows(commands, env.cfg.control_dt, seed)
     (trajectories,) = rollout_lib.run_rows(env, policy.policy_fn, policy.params, [rows])
-    return grid_of(trajectories, commands, schedules, reference, env.robot_mass, env.cfg.control_dt)
+    return policy_grid_of(policy, trajectories, commands, schedules, reference, env.robot_mass, env.cfg.control_dt)
+
+
+def policy_grid_of(policy: RunPolicy, trajectories: rollout_lib.Trajectory,
+                   commands: Sequence[tuple[str, tuple[float, float, float]]], schedules: list,
+                   reference: command_grid.ClipReference, mass: float, control_dt: float) -> dict[str, Any]:
+    """:func:`grid_of` with the run's discriminator per command under ``"style"`` (:func:`style_of_rows`) when
+    ``policy`` has one."""
+    report = grid_of(trajectories, commands, schedules, reference, mass, control_dt)
+    style_scores = style_of_rows(policy, trajectories, commands, schedules)
+    return report if style_scores is None else {**report, "style": style_scores}
 

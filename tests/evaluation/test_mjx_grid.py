@@ -8,7 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from amp_jax.agents import losses, networks
+from amp_jax.analysis import rollout as rollout_lib
 from amp_jax.deploy import command_grid, export_policy, sim2sim
+from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.evaluation import mjx_grid
 
 pytestmark = pytest.mark.slow
@@ -39,3 +42,22 @@ def test_a_standing_policy_s_mjx_grid_is_its_c_mujoco_grid(tiny_run_policy):
         assert np.isnan(ours["cot_positive"]) and np.isnan(theirs["cot_positive"])  # no distance covered
     text = command_grid.format_report(mjx)
     assert "forward 0.8" in text and "grid goal not met" in text
+
+    # The run's discriminator per command: the zero-action policy makes the same motion under both commands, so
+    # both score alike, and each score is the mean over its window's transitions, recomputed here one by one.
+    style_scores = mjx["style"]
+    assert set(style_scores["commands"]) == {"stand", "forward 0.8"}
+    stand, forward = style_scores["commands"]["stand"], style_scores["commands"]["forward 0.8"]
+    assert stand["d_policy"] == pytest.approx(forward["d_policy"], abs=1e-5)
+    env = A1AmpEnv(rollout_lib.evaluation_env_config(policy.cfg.env), None)
+    schedules, rows = mjx_grid.grid_rows(commands[:1], env.cfg.control_dt)
+    (trajectory,) = rollout_lib.run_rows(env, policy.policy_fn, policy.params, [rows])
+    obs = np.asarray(trajectory.amp_obs[0])[schedules[0][1]]
+    one_by_one = [float(networks.discriminator_score(policy.networks, policy.params.discriminator,
+                                                     losses.normalized_transition(policy.amp_normalizer, obs[t:t + 1],
+                                                                                  obs[t + 1:t + 2], policy.cfg))[0])
+                  for t in range(len(obs) - 1)]
+    assert stand["d_policy"] == pytest.approx(np.mean(one_by_one), abs=1e-4)
+    coef = policy.cfg.amp.reward_coef
+    assert 0.0 <= stand["style_reward"] <= coef and style_scores["reward_coef"] == coef
+    assert np.isfinite(style_scores["d_clips"])
