@@ -253,6 +253,12 @@ def format_report(report: Mapping[str, Any]) -> str:
     ref = report["clip_reference"]
     lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz")
     lines += [f"{name}: {'yes' if ok else 'no'}" for name, ok in report["criteria"].items()]
+    if "style" in report:  # the MJX grid's: the run's own discriminator per command
+        style = report["style"]
+        lines.append(f"the run's discriminator (D: +1 clip, -1 policy; style reward of {style['reward_coef']:g}): "
+                     f"clips D {style['d_clips']:+.2f}, reward {style['style_reward_clips']:.2f}")
+        lines += [f"{name:>16}: D {score['d_policy']:+.2f}, reward {score['style_reward']:.2f}"
+                  for name, score in style["commands"].items()]
     nudge = report["conditions"].get("trot_phase_nudge_rad", 0.0)
     if nudge:
         lines.append(f"started with a trot-phase nudge of {nudge:g} rad and no settling (a diagnostic: the goal "

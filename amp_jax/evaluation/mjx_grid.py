@@ -10,6 +10,10 @@ of the policy, not of the measuring.
 
 from __future__ import annotations
 
+import argparse
+import json
+import pathlib
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +21,7 @@ import jax
 import numpy as np
 
 from amp_jax.analysis import rollout as rollout_lib
+from amp_jax.analysis.report_json import json_ready
 from amp_jax.deploy import command_grid
 from amp_jax.deploy.mirror_check import held_commands
 from amp_jax.envs.a1_amp import A1AmpEnv
@@ -103,3 +108,45 @@ def policy_grid_of(policy: RunPolicy, trajectories: rollout_lib.Trajectory,
     style_scores = style_of_rows(policy, trajectories, commands, schedules)
     return report if style_scores is None else {**report, "style": style_scores}
 
+
+
+def parse_command(text: str) -> tuple[str, tuple[float, float, float]]:
+    """``"NAME=VX,VY,YAW"`` -> ``(NAME, (vx, vy, yaw))``; ValueError naming what was expected."""
+    name, sep, values = text.partition("=")
+    parts = values.split(",")
+    try:
+        command = tuple(float(v) for v in parts)
+    except ValueError:
+        command = ()
+    if not sep or not name.strip() or len(command) != 3:
+        raise ValueError(f"--command {text!r}: expected NAME=VX,VY,YAW (m/s, m/s, rad/s), e.g. backward=-0.5,0,0")
+    return name.strip(), command
+
+
+def main(argv: list[str] | None = None) -> int:
+    from amp_jax.training import run_folder
+
+    parser = argparse.ArgumentParser(prog="python -m amp_jax.evaluation.mjx_grid",
+                                     description="The full task's command grid in MJX with a run's own policy, and "
+                                                 "its discriminator's score of each command's motion.")
+    parser.add_argument("run_dir", help="a run folder (or a packaged one under pretrained/)")
+    parser.add_argument("--step", type=int, help="the checkpoint step (default: the newest)")
+    parser.add_argument("--command", action="append", default=[], metavar="NAME=VX,VY,YAW",
+                        help="a command to hold instead of the goal's grid (repeat for several)")
+    parser.add_argument("--json", help="also write the report here")
+    args = parser.parse_args(argv)
+    try:
+        commands = tuple(parse_command(text) for text in args.command) or None
+    except ValueError as err:
+        parser.error(str(err))
+    policy = run_folder.load_run_policy(args.run_dir, step=args.step)
+    report = evaluate_grid_mjx(policy, commands=commands)
+    print(f"{args.run_dir} at step {policy.step}")
+    print(command_grid.format_report(report))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(json_ready(report), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,6 +2,7 @@
 measure it alike."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -61,3 +62,20 @@ def test_a_standing_policy_s_mjx_grid_is_its_c_mujoco_grid(tiny_run_policy):
     coef = policy.cfg.amp.reward_coef
     assert 0.0 <= stand["style_reward"] <= coef and style_scores["reward_coef"] == coef
     assert np.isfinite(style_scores["d_clips"])
+
+
+def test_the_grid_of_a_run_folder_from_the_command_line(tiny_run_dir, tmp_path, capsys):
+    out = tmp_path / "grid.json"
+    assert mjx_grid.main([str(tiny_run_dir), "--step", "1", "--command", "stand=0,0,0",
+                          "--command", "backward=-0.5,0,0", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "at step 1" in printed and "backward" in printed and "clips D" in printed
+    report = json.loads(out.read_text())
+    assert [r["name"] for r in report["results"]] == ["stand", "backward"]
+    assert set(report["style"]["commands"]) == {"stand", "backward"}
+
+
+@pytest.mark.parametrize("text", ["backward", "backward=-0.5,0", "=1,0,0", "back=a,b,c"])
+def test_a_malformed_command_names_the_expected_form(text):
+    with pytest.raises(ValueError, match="expected NAME=VX,VY,YAW"):
+        mjx_grid.parse_command(text)
