@@ -50,6 +50,14 @@ FLOAT_RTOL, FLOAT_ATOL = 2e-5, 2e-6
 """Float32 reduction-order differences between a sum over 32 samples and four partial sums of 8."""
 
 
+def failure_text(stderr: str) -> str:
+    """A failed subprocess's stderr for the assertion: the lines that name a fatal error (an abort's reason comes
+    before its long stack trace) and the last 3000 characters."""
+    fatal = [line for line in stderr.splitlines()
+             if any(mark in line for mark in ("Check failed", "Fatal", "FATAL", "Terminating", "error:", "Error:"))]
+    return "\n".join(fatal[:20]) + "\n...\n" + stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def checks_dir(tmp_path_factory):
     """The folder the four-device subprocess wrote: results.npz, errors.json and the A1 run folder a1/."""
@@ -58,7 +66,7 @@ def checks_dir(tmp_path_factory):
     script = PROJECT_ROOT / "tests" / "agents" / "distributed_checks.py"
     proc = subprocess.run([sys.executable, str(script), str(out), "--a1"],
                           env=env, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.returncode == 0, failure_text(proc.stderr)
     return out
 
 
@@ -232,7 +240,7 @@ def two_process_run(checks_dir, tmp_path_factory):
     shutil.copytree(checks_dir / "a1", moved)
     proc = _train_py(["--resume", str(moved), "--step", "3", "--processes", "2", "--set", "train.num_devices=0",
                       "--no-eval", "--quiet"], cache)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.returncode == 0, failure_text(proc.stderr)
     return moved, proc, cache
 
 
