@@ -109,7 +109,6 @@ def policy_grid_of(policy: RunPolicy, trajectories: rollout_lib.Trajectory,
     return report if style_scores is None else {**report, "style": style_scores}
 
 
-
 def parse_command(text: str) -> tuple[str, tuple[float, float, float]]:
     """``"NAME=VX,VY,YAW"`` -> ``(NAME, (vx, vy, yaw))``; ValueError naming what was expected."""
     name, sep, values = text.partition("=")
