@@ -88,6 +88,11 @@ class EnvConfig:
     """Base height of the non-RSI reset (m)."""
     rsi_probability: float = 0.85
     """Probability that a reset starts from a random motion-data frame (reference-state initialisation)."""
+    rsi_command_from_clip: float = 0.0
+    """Probability that an episode started from a clip frame gets, as its first command, the clip's own mean
+    velocity (``MotionLibrary.mean_command``: forward, lateral, yaw rate, clipped to the command ranges) instead
+    of a random draw, so the start's motion and the command agree until the first resampling (0: every command
+    drawn, the reference). With clips played backwards this starts backward walks under a backward command."""
     command_lin_vel_x: tuple[float, float] = (-1.0, 2.0)
     """Range of the forward velocity command (m/s, base frame)."""
     command_lin_vel_y: tuple[float, float] = (-0.3, 0.3)
@@ -210,6 +215,7 @@ class EnvConfig:
         yield "kd", self.kd >= 0, "a non-negative gain"
         yield "init_height", self.init_height > 0, "a positive height (m)"
         yield "rsi_probability", 0 <= self.rsi_probability <= 1, "a probability in [0, 1]"
+        yield "rsi_command_from_clip", 0 <= self.rsi_command_from_clip <= 1, "a probability in [0, 1]"
         for name in ("command_lin_vel_x", "command_lin_vel_y", "command_ang_vel_yaw", "friction_range",
                      "added_mass_range", "kp_multiplier_range", "kd_multiplier_range"):
             low, high = getattr(self, name)

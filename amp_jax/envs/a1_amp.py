@@ -56,6 +56,8 @@ GAIT_PHASE = "gait_phase"
 """info key (only with a gait clock): the clock's phase in cycles, float32 scalar in [0, 1)."""
 _GAIT_PHASE_KEY_SALT = 0x6A17
 """Folded into a reset's key for the clock's initial phase, so the reset's other draws stay as without a clock."""
+_CLIP_COMMAND_KEY_SALT = 0x3C0D
+"""Folded into a reset's key for the draw of ``rsi_command_from_clip``, so the other draws stay as without it."""
 
 
 def gait_clock_observation(phase: jax.Array) -> jax.Array:
@@ -161,27 +163,36 @@ class A1AmpEnv(Env):
         """A new episode: RSI with probability ``cfg.rsi_probability``, else the default-pose reset."""
         k_choice, k_frame, k_default, k_rest = jax.random.split(rng, 4)
         qpos, qvel = self._default_initial_state(k_default)
+        command = None
         if self.motion_library is not None and self.cfg.rsi_probability > 0:
-            from amp_jax.motion.library import sample_frames
+            from amp_jax.motion.library import sample_frames_and_clips
 
-            rsi_qpos, rsi_qvel = state_from_frame(sample_frames(self.motion_library, k_frame, ()))
+            frame, clip = sample_frames_and_clips(self.motion_library, k_frame, ())
+            rsi_qpos, rsi_qvel = state_from_frame(frame)
             use_rsi = jax.random.uniform(k_choice) < self.cfg.rsi_probability
             qpos = jnp.where(use_rsi, rsi_qpos, qpos)
             qvel = jnp.where(use_rsi, rsi_qvel, qvel)
-        return self.reset_to(k_rest, qpos, qvel)
+            if self.cfg.rsi_command_from_clip > 0:
+                k_match = jax.random.fold_in(k_choice, _CLIP_COMMAND_KEY_SALT)
+                match = use_rsi & (jax.random.uniform(k_match) < self.cfg.rsi_command_from_clip)
+                command = (match, commands.clip_to_ranges(self.cfg, self.motion_library.mean_command[clip]))
+        return self.reset_to(k_rest, qpos, qvel, command=command)
 
     def reset_to_frame(self, rng: jax.Array, frame: jax.Array) -> State:
         """A new episode starting exactly at motion frame ``frame [61]`` (project layout)."""
         return self.reset_to(rng, *state_from_frame(frame))
 
     def reset_to(self, rng: jax.Array, qpos: jax.Array, qvel: jax.Array,
-                 gait_phase: jax.Array | float | None = None) -> State:
+                 gait_phase: jax.Array | float | None = None,
+                 command: tuple[jax.Array, jax.Array] | None = None) -> State:
         """A new episode from the given ``qpos [19]``, ``qvel [18]``; commands, gains, noise and a push countdown
-        drawn from ``rng``; with a gait clock, its phase ``gait_phase`` (cycles; None: drawn uniformly)."""
+        drawn from ``rng``; with a gait clock, its phase ``gait_phase`` (cycles; None: drawn uniformly).
+        ``command`` ``(use [] bool, command [3])``: the first command where ``use``, else the random draw."""
         k_command, k_gains, k_noise, k_next = jax.random.split(rng, 4)
         data = self._data_template.replace(qpos=qpos, qvel=qvel)
         kp_scale, kd_scale = randomize.draw_gain_multipliers(k_gains, self.cfg)
-        command = commands.sample_command(self.cfg, k_command)
+        drawn = commands.sample_command(self.cfg, k_command)
+        command = drawn if command is None else jnp.where(command[0], command[1], drawn)
         last_action = jnp.zeros(observations.NUM_ACTIONS)
         info = {
             "rng": k_next,

@@ -28,6 +28,16 @@ def _moving_command(cfg: EnvConfig, key: jax.Array) -> jax.Array:
     return command.at[:2].multiply(jnp.where(small, 0.0, 1.0))
 
 
+def clip_to_ranges(cfg: EnvConfig, command: jax.Array) -> jax.Array:
+    """``command [..., 3]`` clipped into the configured ranges, its xy zeroed below ``min_command_norm`` as a
+    draw's would be."""
+    low = jnp.array([cfg.command_lin_vel_x[0], cfg.command_lin_vel_y[0], cfg.command_ang_vel_yaw[0]])
+    high = jnp.array([cfg.command_lin_vel_x[1], cfg.command_lin_vel_y[1], cfg.command_ang_vel_yaw[1]])
+    command = jnp.clip(command, low, high)
+    small = jnp.linalg.norm(command[..., :2], axis=-1, keepdims=True) < cfg.min_command_norm
+    return jnp.concatenate([jnp.where(small, 0.0, command[..., :2]), command[..., 2:]], axis=-1)
+
+
 def update_command(cfg: EnvConfig, command: jax.Array, step_count: jax.Array, key: jax.Array) -> jax.Array:
     """A fresh command when ``step_count`` (control steps taken) is a multiple of ``command_resample_steps``,
     else ``command``."""

@@ -41,6 +41,9 @@ class MotionLibrary:
     """``[F, 43]`` AMP features of every frame, clips one after another (``F`` = total frames)."""
     frame_offset: jax.Array
     """``[C]`` int32 row of ``amp_frames`` holding each clip's first frame."""
+    mean_command: jax.Array
+    """``[C, 3]`` each clip's mean velocity as a command: base-frame forward and lateral velocity (m/s) and the
+    base-frame yaw rate (rad/s), averaged over its frames."""
     names: tuple[str, ...] = struct.field(pytree_node=False, default=())
     """Clip names, in order."""
 
@@ -63,12 +66,20 @@ class MotionLibrary:
             weights=jnp.asarray(weights / weights.sum(), jnp.float32),
             amp_frames=jnp.asarray(features, jnp.float32),
             frame_offset=jnp.asarray(frame_offset),
+            mean_command=jnp.asarray(np.stack([clip_mean_command(c.frames) for c in clips]), jnp.float32),
             names=tuple(c.name for c in clips),
         )
 
     @property
     def num_clips(self) -> int:
         return int(self.num_frames.shape[0])
+
+
+def clip_mean_command(frames: np.ndarray) -> np.ndarray:
+    """The velocity command ``[3]`` a clip of frames ``[T, 61]`` performs on average: mean base-frame forward and
+    lateral velocity (m/s) and mean base-frame yaw rate (rad/s)."""
+    frames = np.asarray(frames, np.float64)
+    return np.array([*frames[:, layout.BASE_LIN_VEL][:, :2].mean(axis=0), frames[:, layout.BASE_ANG_VEL][:, 2].mean()])
 
 
 def amp_features(frame: jax.Array) -> jax.Array:
@@ -130,13 +141,19 @@ def _clip_and_fraction(library: MotionLibrary, key: jax.Array, shape) -> tuple[j
 def sample_frames(library: MotionLibrary, key: jax.Array, batch: int | tuple[int, ...] = ()) -> jax.Array:
     """Random frames ``[*batch, 61]`` for reference-state initialisation: clips by weight, times uniform in
     ``[0, duration]``."""
+    return sample_frames_and_clips(library, key, batch)[0]
+
+
+def sample_frames_and_clips(library: MotionLibrary, key: jax.Array,
+                            batch: int | tuple[int, ...] = ()) -> tuple[jax.Array, jax.Array]:
+    """:func:`sample_frames`, with the int32 clip index ``[*batch]`` each frame came from."""
     shape = (batch,) if isinstance(batch, int) else tuple(batch)
     clip, fraction = _clip_and_fraction(library, key, shape)
     time = fraction * library.duration[clip]
     sample = frame_at
     for _ in shape:
         sample = jax.vmap(sample, in_axes=(None, 0, 0))
-    return sample(library, clip, time)
+    return sample(library, clip, time), clip
 
 
 def _amp_features_at(library: MotionLibrary, clip: jax.Array, time: jax.Array) -> jax.Array:

@@ -219,3 +219,34 @@ def test_gathered_reset_of_the_training_env_is_the_whole_batch_reset_bit_for_bit
     from_rsi = np.asarray(many.pipeline_state.qpos[:, 2]) != np.float32(cfg.env.init_height)
     p = cfg.env.rsi_probability
     assert abs(from_rsi.mean() - p) < 4 * math.sqrt(p * (1 - p) / 4096)
+
+
+def test_starts_from_a_clip_can_track_that_clips_own_mean_velocity(cfg, library):
+    """``rsi_command_from_clip``: the poses and the other draws are those of the plain reset; a share of the clip
+    starts (the config's probability) takes the clip's mean velocity, clipped, as its command, and observes it."""
+    env_cfg = dataclasses.replace(cfg.env, rsi_command_from_clip=0.5, add_noise=False)
+    keys = jax.random.split(jax.random.PRNGKey(21), 2048)
+    matched = jax.device_get(jax.jit(jax.vmap(A1AmpEnv(env_cfg, library).reset))(keys))
+    plain_cfg = dataclasses.replace(env_cfg, rsi_command_from_clip=0.0)
+    plain = jax.device_get(jax.jit(jax.vmap(A1AmpEnv(plain_cfg, library).reset))(keys))
+    np.testing.assert_array_equal(matched.pipeline_state.qpos, plain.pipeline_state.qpos)
+    np.testing.assert_array_equal(matched.pipeline_state.qvel, plain.pipeline_state.qvel)
+    from_rsi = np.asarray(plain.pipeline_state.qpos[:, 2]) != np.float32(env_cfg.init_height)
+    changed = np.any(matched.info["command"] != plain.info["command"], axis=1)
+    assert not changed[~from_rsi].any()  # default-pose starts keep their drawn command
+    share = changed[from_rsi].mean()
+    assert abs(share - 0.5) < 4 * math.sqrt(0.25 / from_rsi.sum())
+    # each new command is a clip's mean velocity, clipped to the ranges (computed here in NumPy)
+    means = np.asarray(library.mean_command, np.float64)
+    low = np.array([env_cfg.command_lin_vel_x[0], env_cfg.command_lin_vel_y[0], env_cfg.command_ang_vel_yaw[0]])
+    high = np.array([env_cfg.command_lin_vel_x[1], env_cfg.command_lin_vel_y[1], env_cfg.command_ang_vel_yaw[1]])
+    allowed = np.clip(means, low, high)
+    allowed[np.linalg.norm(allowed[:, :2], axis=1) < env_cfg.min_command_norm, :2] = 0.0
+    new = np.asarray(matched.info["command"])[changed]
+    assert np.abs(new[:, None, :] - allowed[None]).max(axis=2).min(axis=1).max() < 1e-6
+    # the start moves the way its command says: forward speed of the trunk against the commanded one
+    base_vx = np.asarray(matched.obs[observations.CRITIC_OBS_KEY])[changed, 0] / env_cfg.obs_scale_lin_vel
+    assert np.corrcoef(base_vx, new[:, 0])[0, 1] > 0.8
+    scale = np.array([env_cfg.obs_scale_lin_vel, env_cfg.obs_scale_lin_vel, env_cfg.obs_scale_ang_vel])
+    np.testing.assert_allclose(np.asarray(matched.obs[observations.CRITIC_OBS_KEY])[:, observations.CRITIC_COMMAND],
+                               np.asarray(matched.info["command"]) * scale, rtol=1e-6)

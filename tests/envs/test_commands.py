@@ -41,3 +41,13 @@ def test_standing_commands_are_drawn_with_their_probability():
     moving = drawn[~standing]
     assert moving[:, 0].min() >= cfg.command_lin_vel_x[0] and moving[:, 0].max() <= cfg.command_lin_vel_x[1]
     assert np.abs(moving[:, 2]).max() <= cfg.command_ang_vel_yaw[1] and np.abs(moving[:, 2]).min() > 0
+
+
+def test_clip_commands_are_clipped_to_the_ranges_and_small_xy_zeroed():
+    cfg = dataclasses.replace(ENV, command_lin_vel_x=(-1.0, 2.0), command_lin_vel_y=(-0.3, 0.3),
+                              command_ang_vel_yaw=(-1.57, 1.57), min_command_norm=0.05)
+    given = jnp.array([[-1.16, -0.07, 0.07], [0.02, 0.01, 1.84], [2.5, 0.4, -2.0], [0.7, -0.04, -0.05]])
+    np.testing.assert_allclose(commands.clip_to_ranges(cfg, given),
+                               [[-1.0, -0.07, 0.07], [0.0, 0.0, 1.57], [2.0, 0.3, -1.57], [0.7, -0.04, -0.05]],
+                               atol=1e-6)
+    np.testing.assert_allclose(commands.clip_to_ranges(cfg, given[2]), [2.0, 0.3, -1.57], atol=1e-6)

@@ -167,3 +167,26 @@ def test_reset_frames_cover_the_whole_clip(clips, lib):
     # Every sampled root height lies inside the range of some clip's heights.
     heights = np.concatenate([c.frames[:, 2] for c in clips])
     assert heights.min() - 1e-5 <= float(frames[:, 2].min()) and float(frames[:, 2].max()) <= heights.max() + 1e-5
+
+
+def test_each_clips_mean_command_is_its_mean_velocity_and_the_sampler_names_the_clip(clips, lib):
+    # Independent: each clip's forward/lateral speed from its root's world displacement, turned into the
+    # heading frame of every frame; the yaw rate from the unwrapped heading angle over the clip's duration.
+    for clip, command in zip(clips, np.asarray(lib.mean_command)):
+        pos, quat = clip.frames[:, layout.ROOT_POS], clip.frames[:, layout.ROOT_QUAT]
+        heading = np.unwrap(Rotation.from_quat(quat[:, [1, 2, 3, 0]]).as_euler("ZYX")[:, 0])
+        step = np.diff(pos[:, :2], axis=0) / clip.frame_duration
+        c, s = np.cos(heading[:-1]), np.sin(heading[:-1])
+        forward, lateral = c * step[:, 0] + s * step[:, 1], -s * step[:, 0] + c * step[:, 1]
+        yaw_rate = (heading[-1] - heading[0]) / clip.duration
+        np.testing.assert_allclose(command, [forward.mean(), lateral.mean(), yaw_rate], atol=0.12,
+                                   err_msg=clip.name)
+    by_name = dict(zip(lib.names, np.asarray(lib.mean_command)))
+    assert by_name["trot0"][0] > 1.0 and by_name["pace0"][0] > 0.5 and by_name["leftturn0"][2] > 1.0
+    frames, clip_index = jax.jit(library.sample_frames_and_clips, static_argnums=2)(lib, jax.random.key(4), 500)
+    np.testing.assert_allclose(frames, library.sample_frames(lib, jax.random.key(4), 500), atol=1e-6)
+    for frame, i in zip(np.asarray(frames[:50]), np.asarray(clip_index[:50])):  # between two frames of its clip
+        joints = clips[int(i)].frames[:, layout.JOINT_POS]
+        low, high = np.minimum(joints[:-1], joints[1:]) - 1e-5, np.maximum(joints[:-1], joints[1:]) + 1e-5
+        q = frame[layout.JOINT_POS]
+        assert np.any(np.all((low <= q) & (q <= high), axis=1))
