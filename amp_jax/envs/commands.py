@@ -20,9 +20,14 @@ def sample_command(cfg: EnvConfig, key: jax.Array) -> jax.Array:
     return _moving_command(cfg, key)
 
 
+def _bounds(cfg: EnvConfig) -> tuple[jax.Array, jax.Array]:
+    """The command ranges' lower and upper ends, each ``[3]`` (v_x, v_y, yaw rate)."""
+    ranges = (cfg.command_lin_vel_x, cfg.command_lin_vel_y, cfg.command_ang_vel_yaw)
+    return jnp.array([r[0] for r in ranges]), jnp.array([r[1] for r in ranges])
+
+
 def _moving_command(cfg: EnvConfig, key: jax.Array) -> jax.Array:
-    low = jnp.array([cfg.command_lin_vel_x[0], cfg.command_lin_vel_y[0], cfg.command_ang_vel_yaw[0]])
-    high = jnp.array([cfg.command_lin_vel_x[1], cfg.command_lin_vel_y[1], cfg.command_ang_vel_yaw[1]])
+    low, high = _bounds(cfg)
     command = jax.random.uniform(key, (3,), minval=low, maxval=high)
     small = jnp.linalg.norm(command[:2]) < cfg.min_command_norm
     return command.at[:2].multiply(jnp.where(small, 0.0, 1.0))
@@ -31,9 +36,7 @@ def _moving_command(cfg: EnvConfig, key: jax.Array) -> jax.Array:
 def clip_to_ranges(cfg: EnvConfig, command: jax.Array) -> jax.Array:
     """``command [..., 3]`` clipped into the configured ranges, its xy zeroed below ``min_command_norm`` as a
     draw's would be."""
-    low = jnp.array([cfg.command_lin_vel_x[0], cfg.command_lin_vel_y[0], cfg.command_ang_vel_yaw[0]])
-    high = jnp.array([cfg.command_lin_vel_x[1], cfg.command_lin_vel_y[1], cfg.command_ang_vel_yaw[1]])
-    command = jnp.clip(command, low, high)
+    command = jnp.clip(command, *_bounds(cfg))
     small = jnp.linalg.norm(command[..., :2], axis=-1, keepdims=True) < cfg.min_command_norm
     return jnp.concatenate([jnp.where(small, 0.0, command[..., :2]), command[..., 2:]], axis=-1)
 
