@@ -187,7 +187,7 @@ def train(
             state, applied = resume_lib.apply_resume_overrides(state, cfg, resume_overrides)
             # Every check passed: only now is the run folder changed.
             reason = f"after-step-{restored.step}" if resume_step is not None else "corrupt"
-            set_aside = reader.set_aside(newer, reason) if lead else None
+            set_aside = reader.set_aside(newer, reason)  # every process: it waits for all to have read
             if lead:  # policy files newer than the step go too: the set-aside steps', and any whose checkpoint
                 # never finished (the process died during its background write)
                 dest = set_aside or run_dir / SET_ASIDE_SUBDIR / "{}-{}".format(

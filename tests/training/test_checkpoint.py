@@ -284,6 +284,32 @@ def test_restore_newest_intact_steps_back_past_a_corrupt_step_and_set_aside_move
         checkpoint.RunCheckpointer(tmp_path).restore_newest_intact(make_state(0))
 
 
+@pytest.mark.parametrize("process", [0, 1])
+def test_set_aside_moves_steps_between_two_barriers_that_every_process_reaches(tmp_path, monkeypatch, process):
+    """In a two-process resume, a step renamed while the other process still listed the folder made that process
+    fail (FileNotFoundError on checkpoints/<step>): every process calls set_aside, process 0 renames only after the
+    first barrier, and no process returns (and reads the folder again) before the second."""
+    from amp_jax.training.checkpoint import manager
+
+    with checkpoint.RunCheckpointer(tmp_path, keep=3) as ckpt:
+        for step in (1, 2, 3):
+            ckpt.save(step, make_state(step))
+    step_folders = lambda: sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())  # noqa: E731
+    seen = []
+    monkeypatch.setattr(manager, "sync_processes", lambda name: seen.append((name, step_folders())))
+    monkeypatch.setattr(jax, "process_index", lambda: process)
+    with checkpoint.RunCheckpointer(tmp_path, keep=3) as ckpt:
+        folder = ckpt.set_aside([2, 3], "after-step-1")
+        remaining = ckpt.steps()
+    assert [folders for _, folders in seen[:1]] == [["1", "2", "3"]]  # nothing moved before every process is there
+    assert len(seen) == 2 and seen[0][0] != seen[1][0]
+    if process == 0:
+        assert seen[1][1] == ["1"] and remaining == [1]
+        assert sorted(p.name for p in folder.iterdir()) == ["2", "3"]
+    else:  # the other processes move nothing and find the folder as process 0 left it
+        assert folder is None and seen[1][1] == ["1", "2", "3"] and remaining == [1, 2, 3]
+
+
 def test_a_step_without_digest_restores_unverified(tmp_path, caplog):
     checkpoint.save(tmp_path, 1, make_state(1))
     (tmp_path / "checkpoints" / "1" / checkpoint.DIGEST_FILE).unlink()

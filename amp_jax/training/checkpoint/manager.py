@@ -68,6 +68,15 @@ class Restored:
         return not self.missing
 
 
+def sync_processes(name: str) -> None:
+    """Waits until every process of the run has reached the point called ``name`` (the same on each); returns at
+    once in a one-process run."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The checkpointer of one run.
 
@@ -269,15 +278,21 @@ class RunCheckpointer:
 
     def set_aside(self, steps: Sequence[int], reason: str) -> pathlib.Path | None:
         """Moves the folders of ``steps`` into ``<run_dir>/set_aside/<time>-<reason>/`` (renames: nothing is
-        copied or deleted); returns that folder, or None when there was nothing to move."""
+        copied or deleted); returns that folder on process 0, or None when there was nothing to move.
+
+        Every process of a run calls it: process 0 moves the folders once each process has finished reading the
+        checkpoints (a step renamed while another process lists the folder makes that process fail), and each
+        returns only after the move."""
         steps = [s for s in steps if (self.directory / str(s)).is_dir()]
-        if not steps or jax.process_index() != 0:
-            return None
         self._manager.wait_until_finished()
-        dest = self.run_dir / SET_ASIDE_SUBDIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{reason}"
-        dest.mkdir(parents=True, exist_ok=True)
-        for step in steps:
-            (self.directory / str(step)).rename(dest / str(step))
+        sync_processes("amp_jax set_aside: every process has read the checkpoints")
+        dest = None
+        if steps and jax.process_index() == 0:
+            dest = self.run_dir / SET_ASIDE_SUBDIR / f"{time.strftime('%Y%m%d-%H%M%S')}-{reason}"
+            dest.mkdir(parents=True, exist_ok=True)
+            for step in steps:
+                (self.directory / str(step)).rename(dest / str(step))
+        sync_processes("amp_jax set_aside: the steps are moved")
         self._manager.reload()
         return dest
 
