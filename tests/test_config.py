@@ -56,7 +56,8 @@ def write(tmp_path, data):
     "data, key, expected",
     [
         ({"ppo": {"learning_rat": 1e-3}}, "ppo.learning_rat", "a field of PPOConfig"),
-        ({"envs": {}}, "envs", "a field of Config"),
+        ({"envs": {}}, "envs", "a field of Config (did you mean 'env'? one of: amp, env, motion,"),
+        ({"zzz": {}}, "zzz", "a field of Config (one of: amp,"),  # nothing close: no guess
         ({"env": {"num_envs": "many"}}, "env.num_envs", "int"),
         ({"env": {"num_envs": 10.0}}, "env.num_envs", "int"),
         ({"env": {"add_noise": 1}}, "env.add_noise", "bool"),
@@ -92,6 +93,8 @@ def test_bad_files_name_the_file_key_value_and_expectation(tmp_path, data, key, 
     "override, key, expected",
     [
         ("ppo.lr=1", "ppo.lr", "a field of PPOConfig"),
+        ("network.min_std_per_leg=[0.1,0.1,0.1]", "network", "did you mean 'networks'?"),
+        ("networks.min_std_per_lg=[0.1,0.1,0.1]", "networks.min_std_per_lg", "did you mean 'min_std_per_leg'?"),
         ("ppo.learning_rate", "ppo.learning_rate", "KEY.PATH=VALUE"),
         ("ppo.learning_rate=fast", "ppo.learning_rate", "float"),
         ("ppo.learning_rate=-1", "ppo.learning_rate", "a positive value"),

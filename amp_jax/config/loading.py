@@ -9,10 +9,11 @@ any file that is not readable UTF-8 YAML without repeated keys, raises one
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import pathlib
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -76,8 +77,7 @@ def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str = "") ->
     fields = {f.name for f in dataclasses.fields(cls)}
     for name in data:
         if name not in fields:
-            raise ConfigError(source, prefix + str(name), data[name],
-                              f"a field of {cls.__name__} (one of: {', '.join(sorted(fields))})")
+            raise ConfigError(source, prefix + str(name), data[name], _field_of(cls, fields, name))
     kwargs = {name: _coerce(value, hints[name], source, prefix + name) for name, value in data.items()}
     obj = cls(**kwargs)
     for name, ok, expected in obj._checks():
@@ -89,6 +89,14 @@ def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str = "") ->
     return obj
 
 
+def _field_of(cls: Any, names: Iterable[str], given: Any) -> str:
+    """What an unknown key should have been: a field of ``cls``, the closest spelling first when one is close."""
+    names = sorted(names)
+    close = difflib.get_close_matches(str(given), names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"a field of {getattr(cls, '__name__', cls)} ({hint}one of: {', '.join(names)})"
+
+
 def _set_dotted(data: dict, dotted: str, value: Any, source: str) -> None:
     parts = dotted.split(".")
     cls: Any = Config
@@ -97,8 +105,7 @@ def _set_dotted(data: dict, dotted: str, value: Any, source: str) -> None:
         names = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
         if part not in names:
             where = ".".join(parts[: depth + 1])
-            raise ConfigError(source, where, value, f"a field of {getattr(cls, '__name__', cls)} "
-                                                    f"(one of: {', '.join(sorted(names))})")
+            raise ConfigError(source, where, value, _field_of(cls, names, part))
         cls = typing.get_type_hints(cls)[part]
         if depth == len(parts) - 1:
             node[part] = value
