@@ -1,4 +1,5 @@
-"""Footfall timing of a contact pattern: stride frequency, the phase offsets of the four feet, the gait class.
+"""Footfall timing of a contact pattern: stride frequency, the phase offsets of the four feet, the gait class; and
+the stride's size: its length and the thighs' excursion.
 
 All from contact booleans ``[T, 4]`` (legs FL, FR, RL, RR) sampled every ``dt`` seconds, as plain NumPy:
 
@@ -45,6 +46,7 @@ of their constructed offsets (``tests/analysis/test_gait_sweep.py``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -168,3 +170,28 @@ def footfalls(contacts: np.ndarray, dt: float) -> Footfalls:
     offsets = footfall_phases(contacts, dt, frequency)
     return Footfalls(stride_hz=frequency, duty=tuple(float(d) for d in duty),
                      offsets=tuple(float(o) for o in offsets), gait=classify(duty, offsets))
+
+
+THIGH_JOINTS = slice(1, 12, 3)
+"""The four thigh joints in a joint vector ``[12]`` (legs FL, FR, RL, RR; hip, thigh, calf each)."""
+EXCURSION_PERCENTILES = (5.0, 95.0)
+"""A joint's excursion is the spread between these percentiles of its angle: robust to a single stumble."""
+
+
+def stride_length(speed: float, frequency: float) -> float:
+    """Distance covered in one stride (m) at a horizontal ``speed`` (m/s) and stride ``frequency`` (Hz); NaN
+    where there is no stride (frequency NaN or not positive)."""
+    if not (math.isfinite(frequency) and frequency > 0.0):
+        return math.nan
+    return abs(float(speed)) / frequency
+
+
+def thigh_excursion(joint_angles: np.ndarray) -> float:
+    """Mean over the four legs of the thigh joint's excursion (rad): the spread between the
+    :data:`EXCURSION_PERCENTILES` of its angle over joint angles ``[T, 12]`` (legs FL, FR, RL, RR; hip, thigh,
+    calf each). How far the legs swing fore and aft: at one speed, short quick strides swing less."""
+    angles = np.asarray(joint_angles, np.float64)
+    if angles.ndim != 2 or angles.shape[1] != 12 or angles.shape[0] < 2:
+        raise ValueError(f"joint angles have shape {angles.shape}: expected [T >= 2, 12]")
+    low, high = np.percentile(angles[:, THIGH_JOINTS], EXCURSION_PERCENTILES, axis=0)
+    return float(np.mean(high - low))

@@ -8,6 +8,8 @@ observation noise. Per command:
 * whether it fell (anywhere in the run), the achieved mean (v_x, v_y, yaw rate) and the RMS error per axis;
 * footfalls from the feet's contact forces (> 1 N, :func:`amp_jax.deploy.sim2sim.contacts_from_forces`): stride
   frequency, duty factors, gait class (:mod:`amp_jax.analysis.footfall`);
+* the stride's size: its length (the window's mean horizontal speed over the stride frequency) and the thighs'
+  excursion (:func:`amp_jax.analysis.footfall.thigh_excursion`), beside the trot clip's own;
 * cost of transport ``W / (m g d)`` of the motors' positive and absolute work over the window, ``d`` the base's
   horizontal displacement over it (NaN below :data:`amp_jax.analysis.sweep.MIN_COT_DISTANCE`).
 
@@ -86,21 +88,36 @@ class CommandResult:
     """Horizontal displacement of the base over the window (m)."""
     cot_positive: float
     cot_absolute: float
+    stride_length_m: float
+    """Horizontal distance per stride (m); NaN without a stride."""
+    thigh_excursion_rad: float
+    """Mean thigh-joint excursion over the window (rad), :func:`amp_jax.analysis.footfall.thigh_excursion`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "command": list(self.command), "upright": self.upright,
                 "fell_at_s": self.fell_at_s, "achieved": list(self.achieved), "rms": self.rms,
                 **self.footfalls.as_dict(), "distance": self.distance, "cot_positive": self.cot_positive,
-                "cot": self.cot_absolute}
+                "cot": self.cot_absolute, "stride_length_m": self.stride_length_m,
+                "thigh_excursion_rad": self.thigh_excursion_rad}
 
 
 @dataclasses.dataclass(frozen=True)
 class ClipReference:
-    """The trot clip's mean forward speed (m/s) and stride frequency (Hz, from its foot heights)."""
+    """The trot clip's mean forward speed (m/s), stride frequency (Hz, from its foot heights) and thigh
+    excursion (rad, :func:`amp_jax.analysis.footfall.thigh_excursion` over the whole clip)."""
 
     file: str
     speed: float
     stride_hz: float
+    thigh_excursion_rad: float
+
+    @property
+    def stride_length_m(self) -> float:
+        """Distance per stride (m) at the clip's speed."""
+        return footfall.stride_length(self.speed, self.stride_hz)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "stride_length_m": self.stride_length_m}
 
 
 def clip_reference(path: str | pathlib.Path = TROT_CLIP) -> ClipReference:
@@ -115,7 +132,8 @@ def clip_reference(path: str | pathlib.Path = TROT_CLIP) -> ClipReference:
     frames = np.asarray(clip.frames)
     contacts = gait.contacts_from_heights(gait.clip_foot_heights(frames))
     return ClipReference(file=path.name, speed=float(np.mean(frames[:, layout.BASE_LIN_VEL][:, 0])),
-                         stride_hz=footfall.stride_frequency(contacts, clip.frame_duration))
+                         stride_hz=footfall.stride_frequency(contacts, clip.frame_duration),
+                         thigh_excursion_rad=footfall.thigh_excursion(frames[:, layout.JOINT_POS]))
 
 
 def robot_mass(scene: str | pathlib.Path = a1.SCENE_XML) -> float:
@@ -158,13 +176,17 @@ def measure_run(name: str, command: Sequence[float], run: HeldRun | sim2sim.Sim2
     # window's work.
     start = max(window.start - 1, 0)
     distance = sweep.horizontal_distance(run.qpos[start:window.stop, 0:2])
+    footfalls = footfall.footfalls(sim2sim.contacts_from_forces(run.foot_forces[window]), control_dt)
+    duration = (window.stop - start - 1) * control_dt
     return CommandResult(
         name=name, command=tuple(float(c) for c in command), upright=run.upright, fell_at_s=run.fell_at_s,
         achieved=tuple(float(v) for v in measured.mean(axis=0)), rms=sim2sim.tracking_rms(commanded, measured),
-        footfalls=footfall.footfalls(sim2sim.contacts_from_forces(run.foot_forces[window]), control_dt),
-        distance=distance,
+        footfalls=footfalls, distance=distance,
         cot_positive=sweep.cost_of_transport(run.work_positive[window], distance, mass),
-        cot_absolute=sweep.cost_of_transport(run.work_absolute[window], distance, mass))
+        cot_absolute=sweep.cost_of_transport(run.work_absolute[window], distance, mass),
+        stride_length_m=footfall.stride_length(distance / duration if duration > 0 else math.nan,
+                                               footfalls.stride_hz),
+        thigh_excursion_rad=footfall.thigh_excursion(run.qpos[window, a1.QPOS_JOINTS]))
 
 
 def grid_goal(results: Mapping[str, CommandResult], reference: ClipReference) -> dict[str, bool]:
@@ -225,7 +247,7 @@ def grid_report(results: Mapping[str, CommandResult], reference: ClipReference, 
             "conditions": {"settle_s": settle_s, "hold_s": HOLD_S, "measured_fraction": MEASURED_FRACTION,
                            "contact_force_threshold_n": sim2sim.CONTACT_FORCE_THRESHOLD, "mass_kg": mass,
                            "trot_phase_nudge_rad": trot_phase_nudge},
-            "clip_reference": dataclasses.asdict(reference),
+            "clip_reference": reference.as_dict(),
             "results": [r.as_dict() for r in results.values()], "criteria": checks,
             "passes": all(checks.values()) and trot_phase_nudge == 0.0}
 
@@ -240,7 +262,7 @@ def evaluate_onnx(onnx_path: str | pathlib.Path, **kwargs: Any) -> dict[str, Any
 def format_report(report: Mapping[str, Any]) -> str:
     """The report as a fixed-width table, the goal's criteria and the verdict."""
     head = (f"{'command':>16} {'(vx, vy, yaw)':>19}  {'achieved':>19}  {'rms vx':>6} {'vy':>5} {'yaw':>5}  "
-            f"{'gait':>7} {'Hz':>5}  duty FL FR RL RR   CoT+  CoT")
+            f"{'gait':>7} {'Hz':>5} {'m':>5} {'thigh':>5}  duty FL FR RL RR   CoT+  CoT")
     lines = [head]
     for r in report["results"]:
         cmd = "(" + ", ".join(f"{c:.2f}" for c in r["command"]) + ")"
@@ -248,10 +270,13 @@ def format_report(report: Mapping[str, Any]) -> str:
         duty = " ".join(f"{d:.2f}" for d in r["duty"])
         fell = "" if r["upright"] else f"  fell at {r['fell_at_s']:.2f} s"
         lines.append(f"{r['name']:>16} {cmd:>19}  {ach:>19}  {r['rms']['vx']:6.3f} {r['rms']['vy']:5.3f} "
-                     f"{r['rms']['yaw_rate']:5.3f}  {r['gait']:>7} {_number(r['stride_hz']):>5}  {duty}  "
+                     f"{r['rms']['yaw_rate']:5.3f}  {r['gait']:>7} {_number(r['stride_hz']):>5} "
+                     f"{_number(r.get('stride_length_m')):>5} {_number(r.get('thigh_excursion_rad')):>5}  {duty}  "
                      f"{_number(r['cot_positive']):>5} {_number(r['cot']):>5}{fell}")
     ref = report["clip_reference"]
-    lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz")
+    size = (f", {_number(ref['stride_length_m'])} m, thigh excursion {_number(ref['thigh_excursion_rad'])} rad"
+            if "thigh_excursion_rad" in ref else "")  # reports written before the stride's size was measured
+    lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz{size}")
     lines += [f"{name}: {'yes' if ok else 'no'}" for name, ok in report["criteria"].items()]
     if "style" in report:  # the MJX grid's: the run's own discriminator per command
         style = report["style"]
@@ -281,7 +306,7 @@ def plot_grid(report: Mapping[str, Any], path: str | pathlib.Path) -> pathlib.Pa
     import matplotlib.pyplot as plt
 
     columns = ("", "command (v_x, v_y, yaw)", "fell", "achieved", "v_x RMS", "v_y RMS", "yaw RMS", "gait", "stride Hz",
-               "CoT+ (paper)", "CoT")
+               "stride m", "CoT+ (paper)", "CoT")
     good, bad, none = "#c7e9c0", "#fcbba1", "#f0f0f0"
     cells, colours = [], []
     stride_ok = report["criteria"].get("stride_vs_clip")
@@ -299,12 +324,13 @@ def plot_grid(report: Mapping[str, Any], path: str | pathlib.Path) -> pathlib.Pa
         cells.append([r["name"], ", ".join(f"{c:.2f}" for c in r["command"]), fell,
                       ", ".join(f"{a:.2f}" for a in r["achieved"]), f"{r['rms']['vx']:.3f}",
                       f"{r['rms']['vy']:.3f}", f"{r['rms']['yaw_rate']:.3f}", r["gait"], _number(r["stride_hz"]),
+                      _number(r.get("stride_length_m")),
                       _number(cot) + (f" ({paper:.2f})" if paper is not None else ""), _number(r["cot"])])
         colours.append([none, none, verdict(r["upright"]), none,
                         verdict(None if vx_bound is None else r["rms"]["vx"] <= vx_bound),
                         verdict(r["rms"]["vy"] <= MAX_VY_RMS),
                         verdict(r["rms"]["yaw_rate"] <= MAX_YAW_RMS if abs(yaw) == 1.0 else None), none,
-                        verdict(stride_ok if r["name"] == TROT_CLIP_ROW else None),
+                        verdict(stride_ok if r["name"] == TROT_CLIP_ROW else None), none,
                         verdict(None if paper is None else bool(math.isfinite(cot) and cot <= paper)), none])
     fig, ax = plt.subplots(figsize=(14.0, 0.3 * (len(cells) + 1) + 0.5))
     ax.axis("off")
@@ -320,7 +346,8 @@ def plot_grid(report: Mapping[str, Any], path: str | pathlib.Path) -> pathlib.Pa
     simulator = report.get("simulator", "C MuJoCo (ONNX policy)")
     ax.set_title(f"Commands held {report['conditions']['hold_s']:g} s in {simulator}{start}, last "
                  f"{report['conditions']['measured_fraction']:.0%} measured; goal criteria met {met} of "
-                 f"{len(report['criteria'])}; {ref['file']} strides at {ref['stride_hz']:.2f} Hz", fontsize=10)
+                 f"{len(report['criteria'])}; {ref['file']} strides at {ref['stride_hz']:.2f} Hz"
+                 + (f", {_number(ref['stride_length_m'])} m" if "stride_length_m" in ref else ""), fontsize=10)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")

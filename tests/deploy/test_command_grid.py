@@ -9,7 +9,7 @@ import pytest
 
 from amp_jax import a1
 from amp_jax.analysis import command_schedule
-from amp_jax.config import load_config
+from amp_jax.config import PROJECT_ROOT, load_config
 from amp_jax.deploy import command_grid, export_policy, mirror_check, sim2sim
 from amp_jax.evaluation import rollouts as eval_rollouts
 
@@ -40,13 +40,15 @@ def test_c_mujoco_motor_work_equals_the_mjx_env_s_on_the_same_motion(tiny_run_po
     assert np.all(result.work_absolute >= result.work_positive) and np.all(result.work_positive >= 0.0)
 
 
-def _synthetic_run(steps, dt, speed=1.0, work=2.0, fell_at=None):
+def _synthetic_run(steps, dt, speed=1.0, work=2.0, fell_at=None, thigh_amplitude=0.2):
     """A run moving at ``speed`` m/s along x with ``work`` J per control step, feet in a 2 Hz trot (diagonal pairs
-    alternate, each foot down half the stride)."""
+    alternate, each foot down half the stride), thighs swinging ``thigh_amplitude`` rad either way at 2 Hz."""
     t = np.arange(steps) * dt
     qpos = np.zeros((steps, 19))
     qpos[:, 0] = speed * (t + dt)
     qpos[:, 3] = 1.0
+    qpos[:, 7:19] = np.tile([0.0, 0.9, -1.8], 4)
+    qpos[:, 8:19:3] += thigh_amplitude * np.sin(2 * np.pi * 2.0 * t)[:, None]
     phase = np.mod(2.0 * t, 1.0)
     first_pair = phase < 0.5
     contacts = np.stack([first_pair, ~first_pair, ~first_pair, first_pair], axis=1)  # FL+RR, FR+RL
@@ -74,6 +76,9 @@ def test_measure_run_on_a_hand_made_trot(spec):
     assert r.achieved == pytest.approx((1.0, 0.02, -0.1))
     assert r.footfalls.gait == "trot" and r.footfalls.stride_hz == pytest.approx(2.0, rel=0.05)
     assert r.footfalls.duty == pytest.approx((0.5,) * 4, abs=0.03)
+    # 1 m/s at 2 strides a second; a sine of amplitude A spans 2 A sin(0.45 pi) between its 5th and 95th percentiles
+    assert r.stride_length_m == pytest.approx(0.5, rel=0.05)
+    assert r.thigh_excursion_rad == pytest.approx(2 * 0.2 * np.sin(0.45 * np.pi), rel=0.03)
     assert mass == pytest.approx(float(np.sum(mujoco.MjModel.from_xml_path(str(a1.SCENE_XML)).body_mass)))
 
 
@@ -82,11 +87,11 @@ def _result(name, command, vx_rms=0.05, vy_rms=0.02, yaw_rms=0.1, cot=0.8, strid
         name=name, command=command, upright=upright, fell_at_s=None if upright else 1.0, achieved=command,
         rms={"vx": vx_rms, "vy": vy_rms, "yaw_rate": yaw_rms},
         footfalls=command_grid.footfall.Footfalls(stride, (0.5,) * 4, (0.0, 0.5, 0.5, 0.0), "trot"),
-        distance=5.0, cot_positive=cot, cot_absolute=1.5 * cot)
+        distance=5.0, cot_positive=cot, cot_absolute=1.5 * cot, stride_length_m=0.7, thigh_excursion_rad=0.5)
 
 
 def _results(**changes):
-    reference = command_grid.ClipReference("trot0.txt", 1.17, 1.53)
+    reference = command_grid.ClipReference("trot0.txt", 1.17, 1.53, 0.5)
     rows = {name: _result(name, cmd) for name, cmd in command_grid.grid_commands(reference)}
     for name, fields in changes.items():
         rows[name] = dataclasses.replace(rows[name], **fields)
@@ -120,6 +125,13 @@ def test_the_grid_holds_each_command_and_reports_it(spec, tmp_path, monkeypatch)
     report, its table and its figure hold every command."""
     reference = command_grid.clip_reference()
     assert reference.file == "trot0.txt" and 1.1 < reference.speed < 1.25 and 1.2 < reference.stride_hz < 1.9
+    assert reference.stride_length_m == pytest.approx(reference.speed / reference.stride_hz)
+    # the thighs' excursion from the file's frames, read here as plain JSON (joints at columns 7-18, hip, thigh,
+    # calf per leg)
+    frames = np.asarray(json.loads((PROJECT_ROOT / "motion_data/trot0.txt").read_text())["Frames"])
+    thighs = frames[:, 7:19].reshape(-1, 4, 3)[:, :, 1]
+    expected = np.mean(np.percentile(thighs, 95, axis=0) - np.percentile(thighs, 5, axis=0))
+    assert reference.thigh_excursion_rad == pytest.approx(expected, rel=1e-9) and 0.2 < expected < 1.5
     commands = (("stand", (0.0, 0.0, 0.0)), ("forward 0.8", (0.8, 0.0, 0.0)))
     report = command_grid.evaluate_grid(lambda obs: np.zeros(12), spec, reference, commands)
     rows = {r["name"]: r for r in report["results"]}
@@ -139,6 +151,14 @@ def test_the_grid_holds_each_command_and_reports_it(spec, tmp_path, monkeypatch)
     assert command_grid.format_report(read_back) == text
     path = command_grid.plot_grid(read_back, tmp_path / "grid.png")
     assert path.stat().st_size > 10_000
+    # a report written before the stride's size was measured still prints, with dashes for it
+    for row in read_back["results"]:
+        del row["stride_length_m"], row["thigh_excursion_rad"]
+    del read_back["clip_reference"]["stride_length_m"], read_back["clip_reference"]["thigh_excursion_rad"]
+    old = command_grid.format_report(read_back)
+    assert "thigh excursion" not in old and "thigh excursion" in text
+    assert len(old.splitlines()) == len(text.splitlines())
+    assert command_grid.plot_grid(read_back, tmp_path / "old.png").stat().st_size > 10_000
 
 
 def test_a_trot_phase_nudge_is_a_start_that_is_not_its_own_mirror_image_and_never_passes(spec, monkeypatch):
@@ -160,7 +180,7 @@ def test_a_trot_phase_nudge_is_a_start_that_is_not_its_own_mirror_image_and_neve
                         _synthetic_run(commands.shape[0], spec.control_dt))
     monkeypatch.setattr(command_grid, "grid_goal", lambda results, reference: {"every criterion": True})
     commands = (("forward 0.8", (0.8, 0.0, 0.0)),)
-    reference = command_grid.ClipReference("trot0.txt", 1.17, 1.53)
+    reference = command_grid.ClipReference("trot0.txt", 1.17, 1.53, 0.5)
     nudged_report = command_grid.evaluate_grid(lambda obs: np.zeros(12), spec, reference, commands,
                                                trot_phase_nudge=0.05)
     np.testing.assert_array_equal(seen[0][0], nudged)

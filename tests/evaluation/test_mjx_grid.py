@@ -41,6 +41,9 @@ def test_a_standing_policy_s_mjx_grid_is_its_c_mujoco_grid(tiny_run_policy):
         np.testing.assert_allclose(ours["achieved"], theirs["achieved"], atol=0.01)
         np.testing.assert_allclose(ours["rms"]["vx"], theirs["rms"]["vx"], atol=0.01)
         assert np.isnan(ours["cot_positive"]) and np.isnan(theirs["cot_positive"])  # no distance covered
+        # a standing robot has no stride, and its thighs stay put in both simulators
+        assert np.isnan(ours["stride_length_m"]) and np.isnan(theirs["stride_length_m"])
+        assert ours["thigh_excursion_rad"] < 0.01 and theirs["thigh_excursion_rad"] < 0.01
     text = command_grid.format_report(mjx)
     assert "forward 0.8" in text and "grid goal not met" in text
 
