@@ -110,6 +110,13 @@ def horizontal_distance(base_xy: np.ndarray) -> float:
     return float(np.linalg.norm(base_xy[-1] - base_xy[0]))
 
 
+def path_length(base_xy: np.ndarray) -> float:
+    """Horizontal distance travelled ``Σ ‖xy_{t+1} − xy_t‖`` (m) along base positions ``[T, 2]`` (world): on a
+    circle, its circumference where :func:`horizontal_distance` is nothing."""
+    base_xy = np.asarray(base_xy, np.float64)
+    return float(np.sum(np.linalg.norm(np.diff(base_xy, axis=0), axis=1)))
+
+
 def cost_of_transport(work: np.ndarray, distance: float, mass: float, gravity: float = GRAVITY) -> float:
     """``Σ work / (mass · gravity · distance)`` (dimensionless) of per-step works ``[T]`` (J) over ``distance``
     (m); NaN below :data:`MIN_COT_DISTANCE`."""

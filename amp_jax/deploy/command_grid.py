@@ -8,10 +8,11 @@ observation noise. Per command:
 * whether it fell (anywhere in the run), the achieved mean (v_x, v_y, yaw rate) and the RMS error per axis;
 * footfalls from the feet's contact forces (> 1 N, :func:`amp_jax.deploy.sim2sim.contacts_from_forces`): stride
   frequency, duty factors, gait class (:mod:`amp_jax.analysis.footfall`);
-* the stride's size: its length (the window's mean horizontal speed over the stride frequency) and the thighs'
-  excursion (:func:`amp_jax.analysis.footfall.thigh_excursion`), beside the trot clip's own;
+* the stride's size: its length (the base's path over the window, a turn's arc rather than its chord, per
+  stride) and the thighs' excursion (:func:`amp_jax.analysis.footfall.thigh_excursion`), beside the trot clip's;
 * cost of transport ``W / (m g d)`` of the motors' positive and absolute work over the window, ``d`` the base's
-  horizontal displacement over it (NaN below :data:`amp_jax.analysis.sweep.MIN_COT_DISTANCE`).
+  horizontal displacement over it (NaN below :data:`amp_jax.analysis.sweep.MIN_COT_DISTANCE`; the paper's
+  measure, on straight commands: a turn's chord is short, so its figure is not a turn's cost).
 
 :func:`grid_goal` checks the full task's goal (the paper's AMP row for the cost of transport; stride frequency at
 the trot clip's mean speed against the clip's, from the clip's foot heights).
@@ -89,7 +90,8 @@ class CommandResult:
     cot_positive: float
     cot_absolute: float
     stride_length_m: float
-    """Horizontal distance per stride (m); NaN without a stride."""
+    """Horizontal path per stride (m): the base's path over the window (a turn's arc, not its chord) per stride;
+    NaN without a stride."""
     thigh_excursion_rad: float
     """Mean thigh-joint excursion over the window (rad), :func:`amp_jax.analysis.footfall.thigh_excursion`."""
 
@@ -178,14 +180,14 @@ def measure_run(name: str, command: Sequence[float], run: HeldRun | sim2sim.Sim2
     distance = sweep.horizontal_distance(run.qpos[start:window.stop, 0:2])
     footfalls = footfall.footfalls(sim2sim.contacts_from_forces(run.foot_forces[window]), control_dt)
     duration = (window.stop - start - 1) * control_dt
+    path = sweep.path_length(run.qpos[start:window.stop, 0:2])
     return CommandResult(
         name=name, command=tuple(float(c) for c in command), upright=run.upright, fell_at_s=run.fell_at_s,
         achieved=tuple(float(v) for v in measured.mean(axis=0)), rms=sim2sim.tracking_rms(commanded, measured),
         footfalls=footfalls, distance=distance,
         cot_positive=sweep.cost_of_transport(run.work_positive[window], distance, mass),
         cot_absolute=sweep.cost_of_transport(run.work_absolute[window], distance, mass),
-        stride_length_m=footfall.stride_length(distance / duration if duration > 0 else math.nan,
-                                               footfalls.stride_hz),
+        stride_length_m=footfall.stride_length(path / duration if duration > 0 else math.nan, footfalls.stride_hz),
         thigh_excursion_rad=footfall.thigh_excursion(run.qpos[window, a1.QPOS_JOINTS]))
 
 

@@ -102,6 +102,15 @@ def test_sweep_speeds_costs_of_transport_and_majorities():
     assert sweep.majority_gait([]) == sweep.FELL
 
 
+def test_path_length_follows_a_circle_that_horizontal_distance_does_not():
+    angle = np.linspace(0.0, 2 * np.pi, 2001)
+    circle = 0.5 * np.stack([np.cos(angle), np.sin(angle)], axis=1)  # one lap of a 0.5 m radius
+    assert sweep.path_length(circle) == pytest.approx(np.pi, rel=1e-5)
+    assert sweep.horizontal_distance(circle) == pytest.approx(0.0, abs=1e-12)
+    line = np.stack([np.linspace(0.0, 3.0, 50), np.linspace(0.0, 4.0, 50)], axis=1)
+    assert sweep.path_length(line) == pytest.approx(sweep.horizontal_distance(line)) == pytest.approx(5.0)
+
+
 def test_sweep_plots_draw_every_class_and_gaps(tmp_path):
     speeds = np.array([0.2, 0.4, 0.6])
     nan = float("nan")

@@ -76,7 +76,8 @@ def test_measure_run_on_a_hand_made_trot(spec):
     assert r.achieved == pytest.approx((1.0, 0.02, -0.1))
     assert r.footfalls.gait == "trot" and r.footfalls.stride_hz == pytest.approx(2.0, rel=0.05)
     assert r.footfalls.duty == pytest.approx((0.5,) * 4, abs=0.03)
-    # 1 m/s at 2 strides a second; a sine of amplitude A spans 2 A sin(0.45 pi) between its 5th and 95th percentiles
+    # 1 m/s at 2 strides a second (a straight path: its length is its displacement); a sine of amplitude A spans
+    # 2 A sin(0.45 pi) between its 5th and 95th percentiles
     assert r.stride_length_m == pytest.approx(0.5, rel=0.05)
     assert r.thigh_excursion_rad == pytest.approx(2 * 0.2 * np.sin(0.45 * np.pi), rel=0.03)
     assert mass == pytest.approx(float(np.sum(mujoco.MjModel.from_xml_path(str(a1.SCENE_XML)).body_mass)))
