@@ -136,6 +136,24 @@ def probe_metrics(results: Sequence[SpeedResult], reference_contacts: np.ndarray
     return metrics
 
 
+def probe_cot_metrics(speeds: Sequence[float], base_xy: np.ndarray, work_positive: np.ndarray, fell: np.ndarray,
+                      mass: float) -> dict[str, float]:
+    """The probe's energy: ``probe/cot_positive_<v>`` per forward speed ``v`` and ``probe/cot_positive``, their
+    mean over the speeds whose rollout stayed up and travelled (NaN if none). Inputs cover the measured window of
+    ``T`` states: ``base_xy [K, T, 2]`` (m, world), ``work_positive [K, T]`` (J, each the positive motor work of
+    the step into that state, so rows ``1 … T − 1`` lie inside the window), ``fell [K]`` over the whole rollout,
+    ``mass`` (kg). The cost of transport and its distance are the evaluation's
+    (:func:`amp_jax.analysis.sweep.cost_of_transport`, NaN on a fall or below its shortest distance)."""
+    from amp_jax.analysis import sweep
+
+    values = {}
+    for k, v in enumerate(speeds):
+        cot = sweep.cost_of_transport(np.asarray(work_positive[k])[1:], sweep.horizontal_distance(base_xy[k]), mass)
+        values[f"probe/cot_positive_{float(v):g}"] = float("nan") if bool(fell[k]) else cot
+    finite = [c for c in values.values() if np.isfinite(c)]
+    return {**values, "probe/cot_positive": float(np.mean(finite)) if finite else float("nan")}
+
+
 def command_label(command: Sequence[float]) -> str:
     """A probe command's name in metric keys: ``(0.5, 0, -1)`` → ``0.5_0_-1``."""
     return "_".join(f"{float(c):g}" for c in command)
@@ -160,9 +178,9 @@ def command_tracking_metrics(commands: np.ndarray, measured: np.ndarray) -> dict
 def make_probe(env: Any, policy_fn: Callable, speeds: Sequence[float], settle_s: float, measure_s: float,
                reference_contacts: np.ndarray | None = None, seed: int = 0,
                commands: Sequence[Sequence[float]] = ()) -> Callable[[Any], dict[str, float]]:
-    """``probe(params) -> metrics``: :func:`probe_metrics` of a sweep at forward ``speeds`` and, for the extra
-    held ``commands`` ``[(v_x, v_y, yaw rate), ...]`` rolled out beside them, :func:`command_tracking_metrics`;
-    compiles on its first call."""
+    """``probe(params) -> metrics``: :func:`probe_metrics` and :func:`probe_cot_metrics` of a sweep at forward
+    ``speeds`` and, for the extra held ``commands`` ``[(v_x, v_y, yaw rate), ...]`` rolled out beside them,
+    :func:`command_tracking_metrics`; compiles on its first call."""
     dt = env.cfg.control_dt
     steps = int(round((settle_s + measure_s) / dt))
     extra = np.broadcast_to(np.asarray(commands, np.float32).reshape(-1, 1, 3), (len(commands), steps, 3))
@@ -176,6 +194,10 @@ def make_probe(env: Any, policy_fn: Callable, speeds: Sequence[float], settle_s:
         trajectory = jax.device_get(rollout(params, all_commands, key))
         forward = jax.tree.map(lambda x: x[:num_speeds], trajectory)
         metrics = probe_metrics(summarize(forward, settle_steps), reference_contacts)
+        metrics.update(probe_cot_metrics(
+            speeds, np.asarray(forward.qpos)[:, settle_steps:, :2],
+            np.asarray(forward.motor_work.positive)[:, settle_steps:],
+            np.any(np.asarray(forward.terminated), axis=-1), env.robot_mass))
         if len(commands):
             measured = np.asarray(trajectory.measured)[num_speeds:, settle_steps:]
             metrics.update(command_tracking_metrics(np.asarray(commands, np.float64), measured))

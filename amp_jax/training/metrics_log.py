@@ -38,6 +38,7 @@ DEFAULT_PROGRESS_FIELDS: tuple[ProgressField, ...] = (
     ("optim/learning_rate", "lr", ".1e"),
     ("policy/mean_std", "std", ".3f"),
     ("probe/vx_rms", "mean-action vx err", ".2f"),
+    ("probe/cot_positive", "CoT+", ".2f"),
 )
 """Metrics shown in the progress line when present (others still go to the files)."""
 

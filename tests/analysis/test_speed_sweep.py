@@ -98,7 +98,32 @@ def test_the_training_probe_measures_the_deterministic_policy():
     assert {"probe/vy_rms", "probe/yaw_rms", "probe/yaw_0.5_0_1", "probe/vy_0.3_-0.3_0"} <= set(metrics)
     assert 0.3 < metrics["probe/yaw_rms"] < 1.0 and 0.08 < metrics["probe/vy_rms"] < 0.5
     assert abs(metrics["probe/yaw_0.5_0_1"]) < 0.5
+    # the mean action's energy at each forward speed: NaN where it fell or stood, else a positive cost
+    for key in ("probe/cot_positive_0.5", "probe/cot_positive_1", "probe/cot_positive"):
+        assert np.isnan(metrics[key]) or metrics[key] > 0.0
     json.dumps(metrics)  # plain numbers, as the metrics log writes them
+
+
+def test_probe_cost_of_transport_matches_a_plain_loop():
+    """Σ positive work after the window's first state / (m g ‖xy_last − xy_first‖), NaN for a fall, and the mean
+    over the speeds that have one."""
+    rng = np.random.default_rng(1)
+    steps, mass = 40, 12.5
+    base_xy = np.cumsum(rng.uniform(0.0, 0.03, size=(3, steps, 2)), axis=1)
+    work = rng.uniform(0.0, 2.0, size=(3, steps))
+    fell = np.array([False, False, True])
+    metrics = speed.probe_cot_metrics([0.4, 0.8, 1.2], base_xy, work, fell, mass)
+    expected = []
+    for k in range(2):
+        total = sum(work[k, t] for t in range(1, steps))
+        distance = np.hypot(*(base_xy[k, -1] - base_xy[k, 0]))
+        expected.append(total / (mass * 9.81 * distance))
+    assert metrics["probe/cot_positive_0.4"] == pytest.approx(expected[0])
+    assert metrics["probe/cot_positive_0.8"] == pytest.approx(expected[1])
+    assert np.isnan(metrics["probe/cot_positive_1.2"])
+    assert metrics["probe/cot_positive"] == pytest.approx(np.mean(expected))
+    standing = speed.probe_cot_metrics([0.4], np.zeros((1, steps, 2)), work[:1], np.array([False]), mass)
+    assert np.isnan(standing["probe/cot_positive_0.4"]) and np.isnan(standing["probe/cot_positive"])
 
 
 def test_command_tracking_metrics_match_a_plain_loop():
