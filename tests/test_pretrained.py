@@ -107,7 +107,8 @@ def test_the_full_task_policies_meet_the_grid_criteria_results_reports(name):
     """The full-task policies on the goal's command grid in C MuJoCo through their ONNX: the curriculum (after the
     symmetric trot) meets no fall, forward tracking and the cost of transport at 0.4-1.6 m/s; the full-range
     policy (101.6 M env steps) every velocity criterion but the lateral one (it drifts sideways at 1.6 m/s) and
-    the cost of transport at 1.2 and 1.6 m/s. Each misses exactly what docs/RESULTS.md reports, and its shipped evaluation agrees."""
+    the cost of transport at 1.2 and 1.6 m/s. Each misses exactly what docs/RESULTS.md reports, and its shipped
+    evaluation agrees."""
     from amp_jax.deploy import command_grid
 
     folder = PROJECT_ROOT / "pretrained" / name
