@@ -3,7 +3,8 @@ replay buffer, and what the run's evaluation wrote.
 
 ``python -m amp_jax.training.package_run RUN_DIR OUT_DIR [--step N]`` copies into ``OUT_DIR`` (which must not exist):
 
-- ``config.yaml`` and ``metrics.jsonl`` (the learning curves' data);
+- ``config.yaml`` and ``metrics.jsonl`` (the learning curves' data; a long run's log thinned to about
+  :data:`MAX_METRICS_RECORDS` records, every training-probe record kept: :func:`thin_metrics`);
 - ``policies/<step>.npz`` of the newest (or the given) step: parameters, AMP normaliser and config, what
   evaluation and export read (:mod:`amp_jax.training.policy_file`). A run folder written before policy files
   existed gets it written into the package from the step's checkpoint (which builds the trainer);
@@ -25,6 +26,7 @@ end. The result is a run folder that ``python -m amp_jax.evaluate OUT_DIR --out 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import shutil
@@ -40,9 +42,25 @@ from amp_jax.training.run_folder import checkpoint_steps
 HEAVY_ITEM = "heavy"
 RUN_FILES = ("config.yaml", "metrics.jsonl")
 """Files every packaged run has."""
+MAX_METRICS_RECORDS = 2000
+"""A packaged ``metrics.jsonl`` keeps about this many of the run's records (a 100 M env step run logs ~8,000)."""
 EVALUATION_FILES = ("evaluation.json", "learning_curves.png", "gait_diagram.png", "velocity_tracking.png",
                     "speed_sweep.png", "footfall_phases.png", "command_grid.png", "command_grid_mjx.png", "policy.onnx")
 """Files of the run's evaluation, copied when present."""
+
+
+def thin_metrics(lines: list[str], max_records: int = MAX_METRICS_RECORDS) -> list[str]:
+    """The records of a ``metrics.jsonl`` (one JSON object a line) to ship: all of them up to ``max_records``,
+    else those whose iteration is a multiple of ``ceil(len / max_records)``, every record with a ``probe/``
+    metric (logged every few iterations only) and the last one; each kept line unchanged, in order."""
+    if len(lines) <= max_records:
+        return lines
+    stride = -(-len(lines) // max_records)
+
+    def kept(record: dict) -> bool:
+        return record["iteration"] % stride == 0 or any(name.startswith("probe/") for name in record)
+
+    return [line for i, line in enumerate(lines) if i == len(lines) - 1 or kept(json.loads(line))]
 
 
 class PackageError(RuntimeError):
@@ -91,7 +109,9 @@ def package_run(run_dir: str | pathlib.Path, out_dir: str | pathlib.Path, step: 
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes the folder private; a package is for sharing
     try:
-        for name in RUN_FILES + EVALUATION_FILES:
+        metrics = (run_dir / "metrics.jsonl").read_text().splitlines(keepends=True)
+        (staging / "metrics.jsonl").write_text("".join(thin_metrics(metrics)))
+        for name in ("config.yaml", *EVALUATION_FILES):
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, staging / name)
         if step in checkpoints:

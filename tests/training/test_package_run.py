@@ -86,3 +86,18 @@ def test_a_run_without_policy_files_is_shipped_with_one_and_one_without_checkpoi
     with pytest.raises(package_run.PackageError, match=r"2.npz: not a readable .npz file.*; not packaged"):
         package_run.package_run(damaged, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_long_run_s_metrics_are_thinned_keeping_every_probe_record():
+    import json
+
+    lines = [json.dumps({"iteration": i, "reward/task": 0.001 * i, **({"probe/vx_rms": 0.5} if i % 20 == 0 else {})})
+             + "\n" for i in range(1, 8270)]
+    kept = package_run.thin_metrics(lines, max_records=2000)
+    iterations = [json.loads(line)["iteration"] for line in kept]
+    assert iterations == sorted(iterations) and set(kept) <= set(lines)  # lines unchanged, in order
+    assert iterations[-1] == 8269  # the last record stays
+    assert {i for i in range(1, 8270) if i % 20 == 0} <= set(iterations)  # every probe record
+    assert {i for i in range(1, 8270) if i % 5 == 0} <= set(iterations)  # ceil(8269 / 2000) = 5
+    assert len(kept) == 8269 // 5 + 1
+    assert package_run.thin_metrics(lines[:2000], max_records=2000) == lines[:2000]  # short logs ship whole
