@@ -92,6 +92,17 @@ def clip_foot_heights(frames: np.ndarray) -> np.ndarray:
     return frames[:, layout.ROOT_HEIGHT, None] + feet_world[..., 2]
 
 
+CONTACT_FORCE_THRESHOLD = 1.0
+"""A foot is in contact in a control step when the floor pushed it with more than this normal force (N): about 2 %
+of the robot's weight on one foot, well above the solver's residual forces of a foot just above the floor."""
+
+
+def contacts_from_forces(foot_forces: np.ndarray, threshold: float = CONTACT_FORCE_THRESHOLD) -> np.ndarray:
+    """Contact booleans ``[..., 4]`` from foot normal forces ``[..., 4]`` (N): how the simulators' rollouts
+    (MJX and C MuJoCo) are read; the clips, which have no forces, are read by :func:`contacts_from_heights`."""
+    return np.asarray(foot_forces) > threshold
+
+
 def contacts_from_heights(foot_heights: np.ndarray, threshold: float = CONTACT_HEIGHT_THRESHOLD) -> np.ndarray:
     """Contact booleans ``[T, 4]``: foot-sphere centre height ``[T, 4]`` (m) below ``threshold`` (default
     :data:`CONTACT_HEIGHT_THRESHOLD`)."""

@@ -154,6 +154,24 @@ def probe_cot_metrics(speeds: Sequence[float], base_xy: np.ndarray, work_positiv
     return {**values, "probe/cot_positive": float(np.mean(finite)) if finite else float("nan")}
 
 
+def probe_stride_metrics(speeds: Sequence[float], foot_forces: np.ndarray, fell: np.ndarray, dt: float
+                         ) -> dict[str, float]:
+    """The probe's stride: ``probe/stride_hz_<v>`` per forward speed ``v`` and ``probe/stride_hz``, their mean over
+    the speeds whose rollout stayed up and stepped (NaN if none). Footfalls come from the contact forces, as in the
+    command grid (:func:`amp_jax.analysis.gait.contacts_from_forces`, then
+    :func:`amp_jax.analysis.footfall.stride_frequency`): ``foot_forces [K, T, 4]`` (N) over the measured window,
+    sampled every ``dt`` s; ``fell [K]`` over the whole rollout. NaN at a speed that fell or where no foot
+    changes contact."""
+    from amp_jax.analysis import footfall
+
+    values = {}
+    for k, v in enumerate(speeds):
+        hz = footfall.stride_frequency(gait.contacts_from_forces(np.asarray(foot_forces[k])), dt)
+        values[f"probe/stride_hz_{float(v):g}"] = float("nan") if bool(fell[k]) else hz
+    finite = [f for f in values.values() if np.isfinite(f)]
+    return {**values, "probe/stride_hz": float(np.mean(finite)) if finite else float("nan")}
+
+
 def command_label(command: Sequence[float]) -> str:
     """A probe command's name in metric keys: ``(0.5, 0, -1)`` → ``0.5_0_-1``."""
     return "_".join(f"{float(c):g}" for c in command)
@@ -178,9 +196,10 @@ def command_tracking_metrics(commands: np.ndarray, measured: np.ndarray) -> dict
 def make_probe(env: Any, policy_fn: Callable, speeds: Sequence[float], settle_s: float, measure_s: float,
                reference_contacts: np.ndarray | None = None, seed: int = 0,
                commands: Sequence[Sequence[float]] = ()) -> Callable[[Any], dict[str, float]]:
-    """``probe(params) -> metrics``: :func:`probe_metrics` and :func:`probe_cot_metrics` of a sweep at forward
-    ``speeds`` and, for the extra held ``commands`` ``[(v_x, v_y, yaw rate), ...]`` rolled out beside them,
-    :func:`command_tracking_metrics`; compiles on its first call."""
+    """``probe(params) -> metrics``: :func:`probe_metrics`, :func:`probe_cot_metrics` and
+    :func:`probe_stride_metrics` of a sweep at forward ``speeds`` and, for the extra held ``commands``
+    ``[(v_x, v_y, yaw rate), ...]`` rolled out beside them, :func:`command_tracking_metrics`; compiles on its
+    first call."""
     dt = env.cfg.control_dt
     steps = int(round((settle_s + measure_s) / dt))
     extra = np.broadcast_to(np.asarray(commands, np.float32).reshape(-1, 1, 3), (len(commands), steps, 3))
@@ -193,11 +212,12 @@ def make_probe(env: Any, policy_fn: Callable, speeds: Sequence[float], settle_s:
     def probe(params: Any) -> dict[str, float]:
         trajectory = jax.device_get(rollout(params, all_commands, key))
         forward = jax.tree.map(lambda x: x[:num_speeds], trajectory)
+        fell = np.any(np.asarray(forward.terminated), axis=-1)
         metrics = probe_metrics(summarize(forward, settle_steps), reference_contacts)
-        metrics.update(probe_cot_metrics(
-            speeds, np.asarray(forward.qpos)[:, settle_steps:, :2],
-            np.asarray(forward.motor_work.positive)[:, settle_steps:],
-            np.any(np.asarray(forward.terminated), axis=-1), env.robot_mass))
+        metrics.update(probe_cot_metrics(speeds, np.asarray(forward.qpos)[:, settle_steps:, :2],
+                                         np.asarray(forward.motor_work.positive)[:, settle_steps:], fell,
+                                         env.robot_mass))
+        metrics.update(probe_stride_metrics(speeds, np.asarray(forward.foot_forces)[:, settle_steps:], fell, dt))
         if len(commands):
             measured = np.asarray(trajectory.measured)[num_speeds:, settle_steps:]
             metrics.update(command_tracking_metrics(np.asarray(commands, np.float64), measured))

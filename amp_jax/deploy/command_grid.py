@@ -6,7 +6,7 @@ rest command, then 8 s at the command, measured over the hold's last 75 %); no p
 observation noise. Per command:
 
 * whether it fell (anywhere in the run), the achieved mean (v_x, v_y, yaw rate) and the RMS error per axis;
-* footfalls from the feet's contact forces (> 1 N, :func:`amp_jax.deploy.sim2sim.contacts_from_forces`): stride
+* footfalls from the feet's contact forces (> 1 N, :func:`amp_jax.analysis.gait.contacts_from_forces`): stride
   frequency, duty factors, gait class (:mod:`amp_jax.analysis.footfall`);
 * the stride's size: its length (the base's path over the window, a turn's arc rather than its chord, per
   stride) and the thighs' excursion (:func:`amp_jax.analysis.footfall.thigh_excursion`), beside the trot clip's;
@@ -178,7 +178,7 @@ def measure_run(name: str, command: Sequence[float], run: HeldRun | sim2sim.Sim2
     # window's work.
     start = max(window.start - 1, 0)
     distance = sweep.horizontal_distance(run.qpos[start:window.stop, 0:2])
-    footfalls = footfall.footfalls(sim2sim.contacts_from_forces(run.foot_forces[window]), control_dt)
+    footfalls = footfall.footfalls(gait.contacts_from_forces(run.foot_forces[window]), control_dt)
     duration = (window.stop - start - 1) * control_dt
     path = sweep.path_length(run.qpos[start:window.stop, 0:2])
     return CommandResult(
@@ -247,7 +247,7 @@ def grid_report(results: Mapping[str, CommandResult], reference: ClipReference, 
     checks = grid_goal(results, reference)
     return {"simulator": simulator,
             "conditions": {"settle_s": settle_s, "hold_s": HOLD_S, "measured_fraction": MEASURED_FRACTION,
-                           "contact_force_threshold_n": sim2sim.CONTACT_FORCE_THRESHOLD, "mass_kg": mass,
+                           "contact_force_threshold_n": gait.CONTACT_FORCE_THRESHOLD, "mass_kg": mass,
                            "trot_phase_nudge_rad": trot_phase_nudge},
             "clip_reference": reference.as_dict(),
             "results": [r.as_dict() for r in results.values()], "criteria": checks,

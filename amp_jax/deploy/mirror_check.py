@@ -62,7 +62,7 @@ def measure_command(policy, spec: sim2sim.RunnerSpec, command: tuple[float, floa
     """One held command: mean measured (v_x, v_y, yaw rate), duty factor per foot, whether it stayed upright."""
     commands, window = held_commands(command, spec.control_dt)
     run = sim2sim.simulate(policy, spec, commands)
-    contacts = sim2sim.contacts_from_forces(run.foot_forces[window])
+    contacts = gait.contacts_from_forces(run.foot_forces[window])
     return {"command": list(command), "response": run.measured[window].mean(axis=0).tolist(),
             "duty": gait.duty_factors(contacts).tolist(), "upright": run.upright}
 

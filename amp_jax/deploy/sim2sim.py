@@ -150,7 +150,7 @@ class Sim2SimResult:
     foot_forces: np.ndarray
     """``[T, 4]`` normal force of the floor on each foot at the control step's last physics step (N), legs FL, FR,
     RL, RR: one sample per control step, so the share of steps in contact estimates the duty factor
-    (:func:`contacts_from_forces`)."""
+    (:func:`amp_jax.analysis.gait.contacts_from_forces`)."""
     work_positive: np.ndarray
     """``[T]`` the motors' positive mechanical work over each control step (J): the sum of :func:`motor_work` over
     its physics steps, as the MJX env counts it."""
@@ -167,16 +167,6 @@ def tracking_rms(commands: np.ndarray, measured: np.ndarray) -> dict[str, float]
     """RMS of ``commands − measured`` per axis (``[T, 3]`` each) as ``{vx, vy, yaw_rate}``."""
     err = np.sqrt(np.mean(np.square(np.asarray(commands, np.float64) - np.asarray(measured, np.float64)), axis=0))
     return {"vx": float(err[0]), "vy": float(err[1]), "yaw_rate": float(err[2])}
-
-
-CONTACT_FORCE_THRESHOLD = 1.0
-"""A foot is in contact in a control step when the floor pushed it with more than this normal force (N): about 2 %
-of the robot's weight on one foot, well above the solver's residual forces of a foot just above the floor."""
-
-
-def contacts_from_forces(foot_forces: np.ndarray, threshold: float = CONTACT_FORCE_THRESHOLD) -> np.ndarray:
-    """Contact booleans ``[T, 4]`` from foot normal forces ``[T, 4]`` (N)."""
-    return np.asarray(foot_forces) > threshold
 
 
 def foot_normal_forces(model: mujoco.MjModel, data: mujoco.MjData, foot_geoms: np.ndarray) -> np.ndarray:

@@ -39,13 +39,15 @@ LEARNING_CURVE_PANELS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("action std", ("policy/mean_std",), False),
     ("mean action (probe)", ("probe/vx_rms", "probe/contact_similarity"), False),
     ("mean action's cost of transport (probe)", ("probe/cot_positive",), False),
+    ("mean action's stride frequency (probe, Hz)", ("probe/stride_hz",), False),
 )
 """(panel title, metric names drawn in it, log scale); panels whose metrics are all absent are left out. Metrics
 logged only every few iterations (the probe's) are drawn through their logged points."""
 
 _LABELS = {"amp/d_expert": "D(expert)", "amp/d_policy": "D(policy)", "probe/vx_rms": "v_x RMS error (m/s)",
            "probe/contact_similarity": "contact similarity",
-           "probe/cot_positive": "positive-work CoT, mean over the probe's speeds"}
+           "probe/cot_positive": "positive-work CoT, mean over the probe's speeds",
+           "probe/stride_hz": "stride frequency, mean over the probe's speeds"}
 
 
 def _save(fig: plt.Figure, path: str | os.PathLike, dpi: int) -> pathlib.Path:

@@ -39,6 +39,7 @@ DEFAULT_PROGRESS_FIELDS: tuple[ProgressField, ...] = (
     ("policy/mean_std", "std", ".3f"),
     ("probe/vx_rms", "mean-action vx err", ".2f"),
     ("probe/cot_positive", "CoT+", ".2f"),
+    ("probe/stride_hz", "stride Hz", ".1f"),
 )
 """Metrics shown in the progress line when present (others still go to the files)."""
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import TINY_RUN_OVERRIDES
 
-from amp_jax.analysis import gait, speed
+from amp_jax.analysis import footfall, gait, speed
 from amp_jax.config import PROJECT_ROOT
 from amp_jax.motion.loader import load_clip
 
@@ -101,6 +101,9 @@ def test_the_training_probe_measures_the_deterministic_policy():
     # the mean action's energy at each forward speed: NaN where it fell or stood, else a positive cost
     for key in ("probe/cot_positive_0.5", "probe/cot_positive_1", "probe/cot_positive"):
         assert np.isnan(metrics[key]) or metrics[key] > 0.0
+    # its stride, from the feet's contact forces: NaN where it fell or no foot changed contact, else in the band
+    for key in ("probe/stride_hz_0.5", "probe/stride_hz_1", "probe/stride_hz"):
+        assert np.isnan(metrics[key]) or footfall.MIN_STRIDE_HZ <= metrics[key] <= footfall.MAX_STRIDE_HZ
     json.dumps(metrics)  # plain numbers, as the metrics log writes them
 
 
@@ -124,6 +127,30 @@ def test_probe_cost_of_transport_matches_a_plain_loop():
     assert metrics["probe/cot_positive"] == pytest.approx(np.mean(expected))
     standing = speed.probe_cot_metrics([0.4], np.zeros((1, steps, 2)), work[:1], np.array([False]), mass)
     assert np.isnan(standing["probe/cot_positive_0.4"]) and np.isnan(standing["probe/cot_positive"])
+
+
+def test_probe_stride_comes_from_the_contact_forces():
+    """Feet pushed in a known rhythm (diagonal pairs alternating, 2.5 and 1.5 Hz; 60 N in stance, 0.3 N of solver
+    residue in swing, below the contact threshold): the probe reads those frequencies; a fall and a stand read
+    NaN and are left out of the mean."""
+    dt, steps = 0.03, 200
+    t = np.arange(steps) * dt
+
+    def trot_forces(hz):
+        first_pair = (np.sin(2 * np.pi * hz * t) > 0)[:, None]
+        down = np.concatenate([first_pair, ~first_pair, ~first_pair, first_pair], axis=1)  # FL, FR, RL, RR
+        return np.where(down, 60.0, 0.3)
+
+    forces = np.stack([trot_forces(2.5), trot_forces(1.5), trot_forces(2.0), np.full((steps, 4), 40.0)])
+    fell = np.array([False, False, True, False])
+    metrics = speed.probe_stride_metrics([0.4, 0.8, 1.2, 1.6], forces, fell, dt)
+    resolution = 1.0 / (steps * dt)  # one bin of the window's own spectrum; zero-padding locates the peak finer
+    assert metrics["probe/stride_hz_0.4"] == pytest.approx(2.5, abs=0.1 * resolution)
+    assert metrics["probe/stride_hz_0.8"] == pytest.approx(1.5, abs=0.1 * resolution)
+    assert np.isnan(metrics["probe/stride_hz_1.2"]) and np.isnan(metrics["probe/stride_hz_1.6"])
+    assert metrics["probe/stride_hz"] == pytest.approx((metrics["probe/stride_hz_0.4"]
+                                                        + metrics["probe/stride_hz_0.8"]) / 2)
+    assert np.isnan(speed.probe_stride_metrics([0.4], forces[3:], fell[3:], dt)["probe/stride_hz"])
 
 
 def test_command_tracking_metrics_match_a_plain_loop():

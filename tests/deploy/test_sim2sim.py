@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from amp_jax import a1
-from amp_jax.analysis import command_schedule, upright
+from amp_jax.analysis import command_schedule, gait, upright
 from amp_jax.analysis.command_schedule import CommandSegment
 from amp_jax.config import PROJECT_ROOT, load_config
 from amp_jax.deploy import export_policy, mirror_check, sim2sim
@@ -102,9 +102,9 @@ def test_zero_action_policy_stands_and_a_limp_robot_falls(spec):
     # Standing still, the floor carries the robot's weight on its four feet (an independent energy-free balance).
     weight = 9.81 * float(np.sum(mujoco.MjModel.from_xml_path(str(a1.SCENE_XML)).body_mass))
     np.testing.assert_allclose(standing.foot_forces[-10:].sum(axis=1), weight, rtol=0.03)
-    assert np.all(sim2sim.contacts_from_forces(standing.foot_forces[-10:]))
+    assert np.all(gait.contacts_from_forces(standing.foot_forces[-10:]))
 
-    assert not np.any(sim2sim.contacts_from_forces(standing.foot_forces[:3]))  # dropped from 0.42 m: in the air
+    assert not np.any(gait.contacts_from_forces(standing.foot_forces[:3]))  # dropped from 0.42 m: in the air
 
     limp = sim2sim.simulate(zero_policy, dataclasses.replace(spec, kp=0.0, kd=0.0), commands)
     assert not limp.upright
@@ -211,7 +211,7 @@ def test_contacts_from_forces_follow_a_scripted_footfall_in_mjx_and_c_mujoco(qui
     actions, expected = _trot_in_place(steps, spec.action_scale)
     index = iter(range(steps))
     c_run = sim2sim.simulate(lambda obs: actions[next(index)], spec, np.zeros((steps, 3)))
-    c_contacts = sim2sim.contacts_from_forces(c_run.foot_forces)
+    c_contacts = gait.contacts_from_forces(c_run.foot_forces)
 
     state = quiet_env.reset_to(jax.random.key(0), *map(jnp.asarray, sim2sim.initial_state(spec)))
     ones = jnp.ones(12)
@@ -222,7 +222,7 @@ def test_contacts_from_forces_follow_a_scripted_footfall_in_mjx_and_c_mujoco(qui
 
     _, mjx_forces = jax.jit(lambda d, a: jax.lax.scan(control_step, d, a))(state.pipeline_state,
                                                                           jnp.asarray(actions, jnp.float32))
-    mjx_contacts = sim2sim.contacts_from_forces(np.asarray(mjx_forces))
+    mjx_contacts = gait.contacts_from_forces(np.asarray(mjx_forces))
 
     settled = slice(35, steps)
     for contacts in (c_contacts, mjx_contacts):
