@@ -18,7 +18,7 @@ from amp_jax.training import policy_file, run_folder
 
 PRETRAINED = PROJECT_ROOT / "pretrained" / "a1_trot_cpu"
 SHIPPED = {"a1_trot_cpu": 1019, "a1_trot_omni_cpu": 1500, "a1_amp_cpu": 1642, "a1_amp_cpu_curriculum": 2135,
-           "a1_amp_cpu_full_range": 8269,
+           "a1_amp_cpu_full_range": 8400,
            "baselines/task_only": 1642, "baselines/complex_reward": 1642}
 """Each shipped folder and the step of its one policy."""
 WITH_GRIDS = ("a1_trot_omni_cpu", "a1_amp_cpu", "a1_amp_cpu_curriculum", "a1_amp_cpu_full_range", "baselines/task_only",
@@ -97,7 +97,7 @@ def test_the_shipped_symmetric_policy_answers_mirrored_commands_with_mirrored_mo
 
 GRID_CRITERIA_MISSED = {
     "a1_amp_cpu_curriculum": {"vx_rms_at_-0.5", "vy_rms", "yaw_rms_at_+1", "yaw_rms_at_-1", "stride_vs_clip"},
-    "a1_amp_cpu_full_range": {"vy_rms", "cot_at_0.4", "cot_at_0.8", "stride_vs_clip"},
+    "a1_amp_cpu_full_range": {"vy_rms", "stride_vs_clip"},
 }
 """The goal's criteria docs/RESULTS.md reports each full-task policy missing on the command grid."""
 
@@ -106,9 +106,9 @@ GRID_CRITERIA_MISSED = {
 def test_the_full_task_policies_meet_the_grid_criteria_results_reports(name):
     """The full-task policies on the goal's command grid in C MuJoCo through their ONNX: the curriculum (after the
     symmetric trot) meets no fall, forward tracking and the cost of transport at 0.4-1.6 m/s; the full-range
-    policy (101.6 M env steps) every velocity criterion but the lateral one (it drifts sideways at 1.6 m/s) and
-    the cost of transport at 1.2 and 1.6 m/s. Each misses exactly what docs/RESULTS.md reports, and its shipped
-    evaluation agrees."""
+    policy (103.2 M env steps) every velocity criterion but the lateral one (v_y RMS 0.10-0.13 m/s at five
+    commands) and the cost of transport at every speed. Each misses exactly what docs/RESULTS.md reports, and
+    its shipped evaluation agrees."""
     from amp_jax.deploy import command_grid
 
     folder = PROJECT_ROOT / "pretrained" / name
