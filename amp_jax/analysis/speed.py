@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from amp_jax.analysis import gait
+from amp_jax.analysis import footfall, gait
 
 DIAGONAL_PAIRS = ((0, 3), (1, 2))
 """FL–RR and FR–RL: in phase in a trot."""
@@ -162,8 +162,6 @@ def probe_stride_metrics(speeds: Sequence[float], foot_forces: np.ndarray, fell:
     :func:`amp_jax.analysis.footfall.stride_frequency`): ``foot_forces [K, T, 4]`` (N) over the measured window,
     sampled every ``dt`` s; ``fell [K]`` over the whole rollout. NaN at a speed that fell or where no foot
     changes contact."""
-    from amp_jax.analysis import footfall
-
     values = {}
     for k, v in enumerate(speeds):
         hz = footfall.stride_frequency(gait.contacts_from_forces(np.asarray(foot_forces[k])), dt)
