@@ -79,6 +79,11 @@ def write(tmp_path, data):
         ({"train": {"probe_commands": [[0.5, 0.0, 9.0]]}}, "train.probe_commands", "each entry within ±5"),
         ({"motion": {"reversed_clip_weight": -0.5}}, "motion.reversed_clip_weight", "a weight factor in [0, 10]"),
         ({"motion": {"reversed_clip_weight": float("nan")}}, "motion.reversed_clip_weight", "a finite number"),
+        ({"amp": {"tempo_negative_rates": [2.0, 1.0]}}, "amp.tempo_negative_rates", "other than 1"),
+        ({"amp": {"tempo_negative_rates": [-2.0]}}, "amp.tempo_negative_rates", "replay rates in (0, 10]"),
+        ({"amp": {"tempo_negative_weight": 1.0}}, "amp.tempo_negative_rates", "one or more replay rates"),
+        ({"amp": {"tempo_negative_weight": -1.0, "tempo_negative_rates": [2.0]}}, "amp.tempo_negative_weight",
+         "a non-negative weight"),
     ],
 )
 def test_bad_files_name_the_file_key_value_and_expectation(tmp_path, data, key, expected):
@@ -100,6 +105,7 @@ def test_bad_files_name_the_file_key_value_and_expectation(tmp_path, data, key, 
         ("ppo.learning_rate=-1", "ppo.learning_rate", "a positive value"),
         ("train.num_iterations=0", "train.num_iterations", "an integer >= 1"),
         ("ppo.num_minibatches=7", "ppo.num_minibatches", "a divisor"),
+        ("amp.tempo_negative_rates=[2.0,three]", "amp.tempo_negative_rates[1]", "float"),
     ],
 )
 def test_bad_overrides(override, key, expected):

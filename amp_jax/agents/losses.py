@@ -140,6 +140,9 @@ class AMPSamples:
     policy_next_state: jax.Array
     expert_state: jax.Array
     expert_next_state: jax.Array
+    tempo_state: jax.Array | None = None
+    """Clip transitions replayed at other rates, scored as the policy's (``amp.tempo_negative_weight`` > 0)."""
+    tempo_next_state: jax.Array | None = None
 
 
 @struct.dataclass
@@ -156,6 +159,9 @@ class LossTerms:
     grad_penalty: jax.Array | None = None
     d_expert: jax.Array | None = None
     d_policy: jax.Array | None = None
+    tempo: jax.Array | None = None
+    """The tempo term (weighted), when the minibatch holds replayed clip transitions."""
+    d_tempo: jax.Array | None = None
     mirror: jax.Array | None = None
     """The mirror loss (before its weight), when ``symmetry.mirror_loss_coef`` > 0."""
 
@@ -180,7 +186,9 @@ def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPO
     The expert transitions go through the discriminator once: the same forward gives ``D(x_e)`` for the loss
     and, by its vector–Jacobian product, ``∇ₓD(x_e)`` for the penalty. With ``cfg.symmetry.ppo_augmentation``
     (and ``mirror``) the surrogate and value losses also cover the mirrored samples
-    (:func:`amp_jax.agents.symmetry.with_mirrored_samples`); the KL is the original half's.
+    (:func:`amp_jax.agents.symmetry.with_mirrored_samples`); the KL is the original half's. When ``amp`` holds
+    clip transitions replayed at other rates (``tempo_state``), the tempo term
+    ``amp.tempo_negative_weight · ½ · mean (D(x_r) + 1)²`` teaches the discriminator to score them as the policy's.
     """
     num_original = ppo.advantage.shape[0]
     augment = mirror is not None and cfg.symmetry.ppo_augmentation
@@ -216,6 +224,11 @@ def amp_ppo_loss(params: AgentParams, nets: AgentNetworks, cfg: Config, ppo: PPO
                       "grad_penalty": gradient_penalty(grad_expert, cfg.amp.grad_penalty_coef),
                       "d_expert": jnp.mean(d_expert), "d_policy": jnp.mean(d_policy)}
         total = total + disc_terms["discriminator"] + disc_terms["grad_penalty"]
+        if amp.tempo_state is not None:
+            d_tempo = score(normalized_transition(stats, amp.tempo_state, amp.tempo_next_state, cfg))
+            disc_terms["tempo"] = cfg.amp.tempo_negative_weight * 0.5 * jnp.mean(jnp.square(d_tempo + 1.0))
+            disc_terms["d_tempo"] = jnp.mean(d_tempo)
+            total = total + disc_terms["tempo"]
     if mirror_term is not None:
         total = total + cfg.symmetry.mirror_loss_coef * mirror_term
     return total, LossTerms(total=total, surrogate=surrogate, value=value_loss, entropy=entropy, kl=kl,

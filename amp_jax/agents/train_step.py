@@ -42,6 +42,8 @@ mean over the rollout under the same name."""
 
 SampleExpertFn = Callable[[jax.Array, int], tuple[jax.Array, jax.Array]]
 """``(key, batch) -> (s [batch, F], s_next [batch, F])``: expert AMP transitions."""
+TEMPO_KEY = 7
+"""Folded into a minibatch's device key for its replayed clip transitions (``cfg.amp.tempo_negatives``)."""
 
 
 @struct.dataclass
@@ -155,7 +157,7 @@ def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg:
 
 def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Config,
                 sample_expert_fn: SampleExpertFn, axis: DeviceAxis,
-                mirror: MirrorMaps | None = None) -> UpdateFn:
+                mirror: MirrorMaps | None = None, sample_tempo_fn: SampleExpertFn | None = None) -> UpdateFn:
     """The learning phase of an iteration: ``cfg.ppo.num_epochs`` × ``num_minibatches`` optimiser steps.
 
     Each epoch reshuffles the ``B`` samples into minibatches of ``B/M``. Each minibatch step draws ``B/M``
@@ -170,6 +172,8 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
     With ``cfg.symmetry.discriminator`` (and ``mirror``) the policy and the expert transitions of each minibatch
     are joined by their mirror images (:func:`amp_jax.agents.symmetry.with_mirror_image`). With
     ``cfg.amp.enabled`` false no replay or expert transition is drawn and the loss has no discriminator terms.
+    With ``cfg.amp.tempo_negatives``, ``sample_tempo_fn`` draws as many clip transitions replayed at other rates
+    (mirrored likewise), which the loss scores as the policy's.
     """
     num_minibatches, minibatch_size = cfg.ppo.num_minibatches, cfg.minibatch_size // axis.size
     learn_step = make_learn_step(nets, opt, cfg, axis, mirror)
@@ -180,14 +184,16 @@ def make_update(nets: AgentNetworks, opt: optax.GradientTransformation, cfg: Con
         ppo_samples, key = xs
         if not cfg.amp.enabled:
             return learn_step(learner, ppo_samples, None, old_std)
-        k_policy, k_expert = jax.random.split(axis.per_device_key(key))
+        device_key = axis.per_device_key(key)
+        k_policy, k_expert = jax.random.split(device_key)
         policy_s, policy_next = replay_buffer.sample(buffer, k_policy, minibatch_size)
         expert_s, expert_next = sample_expert_fn(k_expert, minibatch_size)
+        transitions = [policy_s, policy_next, expert_s, expert_next]
+        if cfg.amp.tempo_negatives:  # its own key: the other draws are those of a run without it
+            transitions += sample_tempo_fn(jax.random.fold_in(device_key, TEMPO_KEY), minibatch_size)
         if mirror_transitions:
-            policy_s, policy_next, expert_s, expert_next = (
-                symmetry.with_mirror_image(x, mirror.amp_obs) for x in (policy_s, policy_next, expert_s, expert_next))
-        amp = AMPSamples(policy_state=policy_s, policy_next_state=policy_next, expert_state=expert_s,
-                         expert_next_state=expert_next)
+            transitions = [symmetry.with_mirror_image(x, mirror.amp_obs) for x in transitions]
+        amp = AMPSamples(*transitions)
         return learn_step(learner, ppo_samples, amp, old_std)
 
     def epoch(learner: Learner, key: jax.Array, samples: PPOSamples, buffer: ReplayBuffer,
@@ -252,7 +258,8 @@ def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis: Devic
 
 
 def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mesh: Mesh | None = None,
-                    mirror: MirrorMaps | None = None) -> tuple[Callable[[jax.Array], TrainingState],
+                    mirror: MirrorMaps | None = None, sample_tempo_fn: SampleExpertFn | None = None
+                    ) -> tuple[Callable[[jax.Array], TrainingState],
                                Callable[[TrainingState], tuple[TrainingState, dict[str, jax.Array]]]]:
     """``(init_fn, train_step)`` for a batched, auto-resetting ``env`` of ``cfg.env.num_envs`` envs.
 
@@ -266,6 +273,8 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         (see :mod:`amp_jax.agents.distributed`); None: the first device alone. One program for any count: the
         iteration runs under ``shard_map`` on a mesh of one device too.
       mirror: the env's mirror maps, needed when ``cfg.symmetry`` asks for any mirrored samples.
+      sample_tempo_fn: ``(key, batch) -> (s, s_next)``: clip transitions replayed at other rates, needed when
+        ``cfg.amp.tempo_negatives`` (:func:`amp_jax.motion.library.sample_replayed_transitions`).
     Returns:
       ``init_fn(key) -> TrainingState`` and ``train_step(state) -> (state, metrics)``, both jitted. The state's
       env state and replay rows are split over the mesh's devices and the rest is replicated.
@@ -273,6 +282,9 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
       ConfigError: envs, minibatch or replay buffer do not split evenly over the mesh's devices, or
         ``cfg.symmetry`` asks for mirrored samples of an env without mirror maps.
     """
+    if cfg.amp.tempo_negatives and sample_tempo_fn is None:
+        raise ConfigError("config", "amp.tempo_negative_weight", cfg.amp.tempo_negative_weight,
+                          "0: this run has no sampler of replayed clip transitions")
     if cfg.symmetry.enabled and mirror is None:
         field = next(f for f in ("ppo_augmentation", "mirror_loss_coef", "discriminator")
                      if getattr(cfg.symmetry, f))
@@ -284,7 +296,7 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
     nets = networks.make_networks(cfg.networks, env.action_size)
     opt = optimizer.make_optimizer(cfg.ppo, cfg.amp)
     num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
-    update = make_update(nets, opt, cfg, sample_expert_fn, axis, mirror)
+    update = make_update(nets, opt, cfg, sample_expert_fn, axis, mirror, sample_tempo_fn)
     rollout = make_rollout(nets, num_envs, num_steps, axis)
 
     def init_fn(key: jax.Array) -> TrainingState:
@@ -332,12 +344,15 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
             return axis.sum(jnp.sum(x * data.done)) / jnp.maximum(finished, 1.0)
 
         metrics = {f"loss/{name}": jnp.mean(getattr(terms, name))
-                   for name in ("total", "surrogate", "value", "entropy", "discriminator", "grad_penalty", "mirror")
+                   for name in ("total", "surrogate", "value", "entropy", "discriminator", "grad_penalty", "tempo",
+                                "mirror")
                    if getattr(terms, name) is not None}
         metrics.update({name: axis.mean(jnp.mean(value)) for name, value in data.reward_terms.items()})
         if cfg.amp.enabled:
             metrics.update({"amp/d_expert": jnp.mean(terms.d_expert), "amp/d_policy": jnp.mean(terms.d_policy),
                             "reward/amp": axis.mean(jnp.mean(amp_reward))})
+            if terms.d_tempo is not None:
+                metrics["amp/d_tempo"] = jnp.mean(terms.d_tempo)
         metrics.update({
             "policy/kl": jnp.mean(terms.kl),
             "policy/mean_std": jnp.mean(learner.params.action_std),

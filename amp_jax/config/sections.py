@@ -162,14 +162,31 @@ class AMPConfig:
     """Initial count of the AMP normaliser and the ε inside its √(σ² + ε)."""
     normalizer_clip: float = 10.0
     """Normalised AMP features are clipped to ±clip."""
+    tempo_negative_rates: tuple[float, ...] = ()
+    """Replay rates (× the clip's own) of clip transitions the discriminator learns to score as the policy's: the
+    clips played, e.g., twice as fast are not the clips' style (:func:`amp_jax.motion.library.replayed_transitions`;
+    each sample's rate drawn uniformly from these). Used when ``tempo_negative_weight`` > 0."""
+    tempo_negative_weight: float = 0.0
+    """Weight of the tempo term ``½ · mean (D(x_r) + 1)²`` on as many replayed transitions as expert ones in each
+    discriminator minibatch (0 = none, the reference's discriminator)."""
 
     def _checks(self) -> Iterator[Check]:
-        for name in ("reward_coef", "grad_penalty_coef", "disc_trunk_weight_decay", "disc_head_weight_decay"):
+        for name in ("reward_coef", "grad_penalty_coef", "disc_trunk_weight_decay", "disc_head_weight_decay",
+                     "tempo_negative_weight"):
             yield name, getattr(self, name) >= 0, "a non-negative weight"
+        yield ("tempo_negative_rates", all(0 < r <= 10 and r != 1 for r in self.tempo_negative_rates),
+               "replay rates in (0, 10] other than 1 (rate 1 is the clips themselves)")
+        yield ("tempo_negative_rates", self.tempo_negative_weight == 0 or len(self.tempo_negative_rates) >= 1,
+               "one or more replay rates when tempo_negative_weight > 0")
         yield "task_reward_lerp", 0 <= self.task_reward_lerp <= 1, "a fraction in [0, 1]"
         yield "replay_buffer_size", self.replay_buffer_size >= 1, "an integer >= 1"
         yield "normalizer_epsilon", self.normalizer_epsilon > 0, "a positive ε"
         yield "normalizer_clip", self.normalizer_clip > 0, "a positive bound"
+
+    @property
+    def tempo_negatives(self) -> bool:
+        """Whether the discriminator also learns on clips replayed at other rates."""
+        return self.enabled and self.tempo_negative_weight > 0
 
 
 @dataclasses.dataclass(frozen=True)

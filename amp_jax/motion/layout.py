@@ -35,3 +35,6 @@ AMP_FEATURE_SLICE = slice(7, 49)
 """Frame slice of the first 42 AMP features (joint pos, foot pos, base lin vel, base ang vel, joint vel)."""
 AMP_OBS_SIZE = 43
 """AMP observation: frame slice 7:49, then the root height."""
+AMP_RATES = slice(BASE_LIN_VEL.start - AMP_FEATURE_SLICE.start, JOINT_VEL.stop - AMP_FEATURE_SLICE.start)
+"""AMP-observation slice of the features that are rates of change (base lin vel, base ang vel, joint vel): they
+scale with the replay rate of a clip played faster or slower."""

@@ -173,3 +173,30 @@ def sample_expert_transitions(
     clip, fraction = _clip_and_fraction(library, key, (batch,))
     time = fraction * jnp.maximum(library.duration[clip] - dt_amp, 0.0)
     return _amp_features_at(library, clip, time), _amp_features_at(library, clip, time + dt_amp)
+
+
+def replayed_transitions(library: MotionLibrary, clip: jax.Array, time: jax.Array, rate: jax.Array,
+                         dt_amp: float) -> tuple[jax.Array, jax.Array]:
+    """AMP transitions ``(s, s_next)``, each ``[B, 43]``, of clips played ``rate`` times as fast as recorded.
+
+    ``clip [B]`` (int), ``time [B]`` (s, clip time of ``s``), ``rate [B]`` (> 0): ``s_next`` is the clip at
+    ``time + rate · dt_amp``, one control step of the faster (or slower) replay, and the features that are rates
+    of change (:data:`~amp_jax.motion.layout.AMP_RATES`) are multiplied by ``rate``; poses and the root height are
+    the clip's. At rate 1 these are the expert transitions of :func:`sample_expert_transitions`.
+    """
+    rate = jnp.asarray(rate, jnp.float32)
+    scale = jnp.ones((rate.shape[0], layout.AMP_OBS_SIZE), jnp.float32).at[:, layout.AMP_RATES].set(rate[:, None])
+    return (scale * _amp_features_at(library, clip, time),
+            scale * _amp_features_at(library, clip, time + rate * dt_amp))
+
+
+def sample_replayed_transitions(library: MotionLibrary, key: jax.Array, batch: int, dt_amp: float,
+                                rates: Sequence[float]) -> tuple[jax.Array, jax.Array]:
+    """``batch`` transitions of the clips replayed at other rates (:func:`replayed_transitions`), each ``[batch,
+    43]``: clips by weight, each sample's rate drawn uniformly from ``rates``, its time uniform over the part of
+    the clip where the faster step stays inside it."""
+    k_clip, k_rate = jax.random.split(key)
+    rate = jnp.asarray(rates, jnp.float32)[jax.random.randint(k_rate, (batch,), 0, len(rates))]
+    clip, fraction = _clip_and_fraction(library, k_clip, (batch,))
+    time = fraction * jnp.maximum(library.duration[clip] - rate * dt_amp, 0.0)
+    return replayed_transitions(library, clip, time, rate, dt_amp)

@@ -102,7 +102,9 @@ def _build(cfg: Config) -> Setup:
     env = make_amp_training_env(cfg, start_motion, env_key, devices.num_devices)
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
     maps = mirror.a1_mirror_maps(gait_clock=cfg.env.gait_clock_hz > 0)
-    init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh, maps)
+    sample_tempo = (functools.partial(_sample_replayed, motion, cfg.env.control_dt, cfg.amp.tempo_negative_rates)
+                    if cfg.amp.tempo_negatives else None)
+    init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh, maps, sample_tempo)
     return Setup(cfg, env, motion, init_fn, train_step, devices)
 
 
@@ -130,6 +132,10 @@ def make_policy_probe(cfg: Config, motion: motion_library_lib.MotionLibrary) -> 
 
 def _sample_expert(motion, dt_amp: float, key: jax.Array, batch: int):
     return motion_library_lib.sample_expert_transitions(motion, key, batch, dt_amp)
+
+
+def _sample_replayed(motion, dt_amp: float, rates: tuple[float, ...], key: jax.Array, batch: int):
+    return motion_library_lib.sample_replayed_transitions(motion, key, batch, dt_amp, rates)
 
 
 def initial_state(setup: Setup) -> TrainingState:

@@ -211,3 +211,47 @@ def test_the_summed_loss_matches_numpy():
     want_total = (surrogate + cfg.ppo.value_coef * value_loss - cfg.ppo.entropy_coef * entropy + disc_loss
                   + penalty)
     np.testing.assert_allclose(float(total), want_total, rtol=2e-4, atol=1e-5)
+
+
+def test_the_tempo_term_matches_numpy_and_leaves_every_other_term_as_it_was():
+    """Replayed clip transitions in the minibatch add ``w · ½ · mean (D(x_r) + 1)²`` (D in NumPy) to the loss and
+    change no other term; without them the loss has no tempo term."""
+    from amp_jax.agents import normalizer
+    from amp_jax.agents.train_step import amp_ppo_loss
+    from amp_jax.config import Config
+
+    cfg = Config(networks=NetworkConfig(actor_hidden=(8,), critic_hidden=(7,), disc_hidden=(9, 5)))
+    cfg = dataclasses.replace(cfg, amp=dataclasses.replace(cfg.amp, tempo_negative_rates=(2.0,),
+                                                           tempo_negative_weight=0.7))
+    actions, s, f, b = 12, 10, 4, 16
+    nets = networks.make_networks(cfg.networks, actions)
+    params = networks.init_params(nets, jax.random.key(5), s, s, f)
+    rng = np.random.default_rng(2)
+
+    def normal(*shape):
+        return rng.normal(size=shape).astype(np.float32)
+
+    ppo = losses.PPOSamples(state_obs=normal(b, s), privileged_obs=normal(b, s), action=normal(b, actions),
+                            action_mean=normal(b, actions), log_prob=normal(b), value=normal(b), advantage=normal(b),
+                            returns=normal(b))
+    plain = losses.AMPSamples(*(normal(b, f) for _ in range(4)))
+    tempo_s, tempo_next = normal(b, f), normal(b, f)
+    with_tempo = plain.replace(tempo_state=tempo_s, tempo_next_state=tempo_next)
+    stats = normalizer.NormalizerState(mean=normal(f), var=np.abs(normal(f)) + 0.5, count=np.float32(100.0))
+    loss = jax.jit(lambda amp: amp_ppo_loss(params, nets, cfg, ppo, amp, stats, params.action_std))
+    total, terms = loss(plain)
+    total_t, terms_t = loss(with_tempo)
+
+    def norm(x):
+        scaled = (x - stats.mean) / np.sqrt(stats.var.astype(np.float64) + cfg.amp.normalizer_epsilon)
+        return np.clip(scaled, -cfg.amp.normalizer_clip, cfg.amp.normalizer_clip)
+
+    x = np.concatenate([norm(tempo_s), norm(tempo_next)], axis=-1)
+    d = _np_mlp(params.discriminator, x, lambda v: np.where(v > 0, v, networks.LEAKY_RELU_SLOPE * v))[:, 0]
+    want = 0.7 * 0.5 * np.mean((d + 1.0) ** 2)
+    assert terms.tempo is None and terms.d_tempo is None
+    np.testing.assert_allclose(float(terms_t.tempo), want, rtol=2e-5)
+    np.testing.assert_allclose(float(terms_t.d_tempo), d.mean(), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(float(total_t), float(total) + want, rtol=1e-5)
+    for name in ("surrogate", "value", "entropy", "discriminator", "grad_penalty", "d_expert", "d_policy"):
+        assert float(getattr(terms_t, name)) == float(getattr(terms, name)), name

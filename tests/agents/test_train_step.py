@@ -181,3 +181,26 @@ def test_amp_disabled_trains_the_policy_as_the_task_reward_alone_with_no_discrim
     jaxpr = jax.make_jaxpr(step_fn)(initial).jaxpr
     assert _count_first_layer_forwards(jaxpr, kernel_shape) == 0
     assert _count_first_layer_forwards(jax.make_jaxpr(ppo_only[1])(initial).jaxpr, kernel_shape) > 0
+
+
+def test_tempo_negatives_are_learned_as_the_policys_and_need_a_sampler(env):
+    """With ``amp.tempo_negative_weight`` > 0 the discriminator also learns on the "expert" replayed at another
+    rate (here: the point mass's expert velocities doubled) and scores it as it scores the policy, below the
+    expert; the iteration logs it. A config that asks for it without a sampler is refused."""
+    from amp_jax.config import ConfigError
+
+    cfg = _cfg(tempo_negative_rates=(2.0,), tempo_negative_weight=1.0)
+    with pytest.raises(ConfigError, match="amp.tempo_negative_weight"):
+        ts.make_train_step(env, cfg, point_mass.sample_expert_transitions)
+    doubled = 2.0 * point_mass.default_expert_velocity()
+
+    def sample_doubled(key, batch):
+        return point_mass.sample_expert_transitions(key, batch, expert_velocity=doubled)
+
+    init_fn, step_fn = ts.make_train_step(env, cfg, point_mass.sample_expert_transitions,
+                                          sample_tempo_fn=sample_doubled)
+    _, history = _train(init_fn, step_fn, seed=1, iterations=40)
+    late = history[-10:]
+    d_expert, d_tempo = (np.mean([m[name] for m in late]) for name in ("amp/d_expert", "amp/d_tempo"))
+    assert d_expert > 0.3 and d_tempo < -0.3, (d_expert, d_tempo)
+    assert all(np.isfinite(m["loss/tempo"]) and m["loss/tempo"] > 0 for m in history)

@@ -158,6 +158,53 @@ def test_expert_transitions_are_physically_consistent(lib):
     assert np.median(residual) < 0.01 and np.median(np.abs(predicted)) > 0.02
 
 
+def test_replayed_transitions_are_the_clip_played_faster(clips, lib):
+    """At rate r, s is the clip at t and s_next at t + r·dt, with the velocity features × r (NumPy's
+    interpolation); rate 1 gives the expert transitions bit for bit; on the real data the replayed joints move by
+    dt × their replayed velocity, the physics of the faster clip."""
+    n = 600
+    rng = np.random.default_rng(4)
+    clip = rng.integers(0, len(clips), n)
+    rate = rng.choice([0.5, 2.0, 3.0], n)
+    durations = np.array([c.duration for c in clips])
+    time = rng.uniform(0, 1, n) * (durations[clip] - rate * DT_AMP)
+    args = (jnp.asarray(clip, jnp.int32), jnp.asarray(time, jnp.float32))
+    s, s_next = library.replayed_transitions(lib, *args, jnp.asarray(rate, jnp.float32), DT_AMP)
+    scale = np.ones((n, layout.AMP_OBS_SIZE))
+    scale[:, layout.AMP_RATES] = rate[:, None]
+    want_s = np.stack([library.amp_features(numpy_frame_at(clips[c], t)) for c, t in zip(clip, time)]) * scale
+    want_next = np.stack([library.amp_features(numpy_frame_at(clips[c], t + r * DT_AMP))
+                          for c, t, r in zip(clip, time, rate)]) * scale
+    np.testing.assert_allclose(s, want_s, atol=6e-4, rtol=1e-4)
+    np.testing.assert_allclose(s_next, want_next, atol=6e-4, rtol=1e-4)
+    assert layout.AMP_RATES == slice(24, 42)  # base lin vel, base ang vel, joint vel
+    # the joints' step against the replayed velocity: consistent at every rate
+    residual = np.abs((s_next[:, :12] - s[:, :12]) - DT_AMP * 0.5 * (s[:, 30:42] + s_next[:, 30:42]))
+    for r in (0.5, 2.0, 3.0):
+        assert np.median(residual[rate == r]) < 0.01 * r, r
+    one = jnp.ones(n, jnp.float32)
+    expert = (library._amp_features_at(lib, *args), library._amp_features_at(lib, args[0], args[1] + DT_AMP))
+    for got, want in zip(library.replayed_transitions(lib, *args, one, DT_AMP), expert):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_sampled_replays_draw_the_given_rates_inside_the_clip(clips, lib):
+    n, rates = 4000, (2.0, 3.0)
+    key = jax.random.key(8)
+    s, s_next = jax.jit(library.sample_replayed_transitions, static_argnums=(2, 3, 4))(lib, key, n, DT_AMP, rates)
+    k_clip, k_rate = jax.random.split(key)
+    rate = np.asarray(rates)[np.asarray(jax.random.randint(k_rate, (n,), 0, len(rates)))]
+    clip, fraction = (np.asarray(x) for x in library._clip_and_fraction(lib, k_clip, (n,)))
+    durations = np.array([c.duration for c in clips])
+    time = fraction * (durations[clip] - rate * DT_AMP)
+    assert np.all(time >= 0) and np.all(time + rate * DT_AMP <= durations[clip] + 1e-6)
+    assert abs(np.mean(rate == 2.0) - 0.5) < 5 * np.sqrt(0.25 / n)
+    time32 = jnp.asarray(fraction) * jnp.maximum(lib.duration[clip] - jnp.asarray(rate, jnp.float32) * DT_AMP, 0.0)
+    want = library.replayed_transitions(lib, jnp.asarray(clip), time32, jnp.asarray(rate, jnp.float32), DT_AMP)
+    np.testing.assert_allclose(s, want[0], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(s_next, want[1], rtol=1e-5, atol=1e-4)
+
+
 def test_reset_frames_cover_the_whole_clip(clips, lib):
     frames = jax.jit(library.sample_frames, static_argnums=2)(lib, jax.random.key(2), 3000)
     assert frames.shape == (3000, 61)

@@ -252,6 +252,19 @@ def test_reversed_clips_join_the_expert_data_and_the_reference_state_starts(cfg)
     assert setup.env.motion_library.names == ("trot0", "trot0_reversed", "trot0_mirrored", "trot0_reversed_mirrored")
 
 
+def test_tempo_negatives_reach_the_a1_iteration_from_the_command_line(cfg):
+    """``--set amp.tempo_negative_rates=[2,3] --set amp.tempo_negative_weight=1`` builds an iteration that draws
+    the clips replayed at those rates and logs their score and term (traced, not compiled: the numbers are the
+    library's and the point-mass tests')."""
+    own = load_config(["a1_trot", "cpu.yaml"], [*TINY, "amp.tempo_negative_rates=[2.0,3.0]",
+                                                "amp.tempo_negative_weight=1.0"])
+    assert own.amp.tempo_negative_rates == (2.0, 3.0) and own.amp.tempo_negatives and not cfg.amp.tempo_negatives
+    setup = trainer.build(own, probe=False)
+    state = jax.eval_shape(setup.init_fn, jax.random.key(0))
+    _, metrics = jax.eval_shape(setup.train_step, state)
+    assert {"amp/d_tempo", "loss/tempo", "amp/d_expert", "loss/discriminator"} <= set(metrics)
+
+
 def test_new_run_dirs_are_unique(cfg, tmp_path):
     first = trainer.new_run_dir(cfg, "configs/a1_trot.yaml")
     assert first.name.startswith("a1_trot-") and first.parent == pathlib.Path(cfg.train.run_root)
