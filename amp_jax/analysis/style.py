@@ -9,6 +9,7 @@ the clips in the discriminator's own eyes: a policy indistinguishable from the c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -47,11 +48,44 @@ def discriminator_scores(nets: networks.AgentNetworks, params: networks.AgentPar
             "style_reward_clips": float(reward_expert), "reward_coef": cfg.amp.reward_coef}
 
 
+def run_motion_library(cfg: Config) -> Any:
+    """The run's clips (and their reversed copies, if it trained on them) as a motion library."""
+    from amp_jax.motion import loader
+
+    return loader.load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
+                                      repair_threshold=cfg.motion.velocity_repair_threshold,
+                                      reversed_weight=cfg.motion.reversed_clip_weight)
+
+
 def clip_transitions(cfg: Config, key: jax.Array, count: int = EXPERT_SAMPLES) -> tuple[jax.Array, jax.Array]:
     """``count`` expert transitions of the run's clips, drawn as training draws them (one control step apart)."""
-    from amp_jax.motion import library, loader
+    from amp_jax.motion import library
 
-    motion = loader.load_motion_library(cfg.motion.resolved_files(), dt_amp=cfg.env.control_dt,
-                                        repair_threshold=cfg.motion.velocity_repair_threshold,
-                                        reversed_weight=cfg.motion.reversed_clip_weight)
-    return library.sample_expert_transitions(motion, key, count, cfg.env.control_dt)
+    return library.sample_expert_transitions(run_motion_library(cfg), key, count, cfg.env.control_dt)
+
+
+REPLAY_RATES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+"""Replay rates (× the clip's own) :func:`replay_rate_scores` scores by default."""
+SAMPLES_PER_CLIP = 512
+"""Transitions per clip and rate, evenly spaced over the clip."""
+
+
+def replay_rate_scores(nets: networks.AgentNetworks, params: networks.AgentParams, stats: NormalizerState,
+                       cfg: Config, motion: Any, rates: Sequence[float] = REPLAY_RATES,
+                       samples_per_clip: int = SAMPLES_PER_CLIP) -> np.ndarray:
+    """The run's mean ``D`` on each clip of ``motion`` (a :class:`~amp_jax.motion.library.MotionLibrary`) replayed
+    at each rate (:func:`amp_jax.motion.library.replayed_transitions`), ``[C, R]``: a discriminator that knows the
+    clips' tempo scores rate 1 above the others; one that scores faster replays higher rewards a faster cadence.
+    Each score averages ``samples_per_clip`` transitions evenly spaced over the part of the clip the replayed step
+    stays inside; one forward pass for every clip and rate."""
+    from amp_jax.motion import library
+
+    num_clips, num_rates, n = motion.num_clips, len(rates), samples_per_clip
+    clip = np.repeat(np.arange(num_clips), num_rates * n)
+    rate = np.tile(np.repeat(np.asarray(rates, np.float64), n), num_clips)
+    span = np.maximum(np.asarray(motion.duration, np.float64)[clip] - rate * cfg.env.control_dt, 0.0)
+    time = np.tile(np.linspace(0.0, 1.0, n), num_clips * num_rates) * span
+    s, s_next = library.replayed_transitions(motion, jnp.asarray(clip, jnp.int32), jnp.asarray(time, jnp.float32),
+                                             jnp.asarray(rate, jnp.float32), cfg.env.control_dt)
+    d = networks.discriminator_score(nets, params.discriminator, losses.normalized_transition(stats, s, s_next, cfg))
+    return np.asarray(d, np.float64).reshape(num_clips, num_rates, n).mean(axis=-1)
