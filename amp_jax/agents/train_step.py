@@ -279,8 +279,9 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
       ``init_fn(key) -> TrainingState`` and ``train_step(state) -> (state, metrics)``, both jitted. The state's
       env state and replay rows are split over the mesh's devices and the rest is replicated.
     Raises:
-      ConfigError: envs, minibatch or replay buffer do not split evenly over the mesh's devices, or
-        ``cfg.symmetry`` asks for mirrored samples of an env without mirror maps.
+      ConfigError: envs, minibatch or replay buffer do not split evenly over the mesh's devices,
+        ``cfg.symmetry`` asks for mirrored samples of an env without mirror maps, or ``cfg.amp`` asks for tempo
+        negatives without ``sample_tempo_fn``.
     """
     if cfg.amp.tempo_negatives and sample_tempo_fn is None:
         raise ConfigError("config", "amp.tempo_negative_weight", cfg.amp.tempo_negative_weight,
