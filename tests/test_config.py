@@ -106,6 +106,11 @@ def test_bad_files_name_the_file_key_value_and_expectation(tmp_path, data, key, 
         ("train.num_iterations=0", "train.num_iterations", "an integer >= 1"),
         ("ppo.num_minibatches=7", "ppo.num_minibatches", "a divisor"),
         ("amp.tempo_negative_rates=[2.0,three]", "amp.tempo_negative_rates[1]", "float"),
+        ("env.amp_history_lags=[6,3]", "env.amp_history_lags", "increasing control-step lags in [1, 100]"),
+        ("env.amp_history_lags=[0]", "env.amp_history_lags", "increasing control-step lags"),
+        ("env.amp_history_lags=[4,4]", "env.amp_history_lags", "increasing control-step lags"),
+        ("env.amp_history_lags=[101]", "env.amp_history_lags", "in [1, 100]"),
+        ("train.init_policy=runs/a/config.yaml", "train.init_policy", "a policy file (.npz)"),
     ],
 )
 def test_bad_overrides(override, key, expected):

@@ -58,10 +58,12 @@ def run_motion_library(cfg: Config) -> Any:
 
 
 def clip_transitions(cfg: Config, key: jax.Array, count: int = EXPERT_SAMPLES) -> tuple[jax.Array, jax.Array]:
-    """``count`` expert transitions of the run's clips, drawn as training draws them (one control step apart)."""
+    """``count`` expert transitions of the run's clips, drawn as training draws them (one control step apart, with
+    the env's AMP history window)."""
     from amp_jax.motion import library
 
-    return library.sample_expert_transitions(run_motion_library(cfg), key, count, cfg.env.control_dt)
+    return library.sample_expert_transitions(run_motion_library(cfg), key, count, cfg.env.control_dt,
+                                             cfg.env.amp_history_lags)
 
 
 REPLAY_RATES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -77,15 +79,17 @@ def replay_rate_scores(nets: networks.AgentNetworks, params: networks.AgentParam
     at each rate (:func:`amp_jax.motion.library.replayed_transitions`), ``[C, R]``: a discriminator that knows the
     clips' tempo scores rate 1 above the others; one that scores faster replays higher rewards a faster cadence.
     Each score averages ``samples_per_clip`` transitions evenly spaced over the part of the clip the replayed step
-    stays inside; one forward pass for every clip and rate."""
+    (and the env's AMP history window, replayed alike) stays inside; one forward pass for every clip and rate."""
     from amp_jax.motion import library
 
     num_clips, num_rates, n = motion.num_clips, len(rates), samples_per_clip
+    lags, dt = cfg.env.amp_history_lags, cfg.env.control_dt
     clip = np.repeat(np.arange(num_clips), num_rates * n)
     rate = np.tile(np.repeat(np.asarray(rates, np.float64), n), num_clips)
-    span = np.maximum(np.asarray(motion.duration, np.float64)[clip] - rate * cfg.env.control_dt, 0.0)
-    time = np.tile(np.linspace(0.0, 1.0, n), num_clips * num_rates) * span
+    reach = rate * max(lags, default=0) * dt
+    span = np.maximum(np.asarray(motion.duration, np.float64)[clip] - rate * dt - reach, 0.0)
+    time = reach + np.tile(np.linspace(0.0, 1.0, n), num_clips * num_rates) * span
     s, s_next = library.replayed_transitions(motion, jnp.asarray(clip, jnp.int32), jnp.asarray(time, jnp.float32),
-                                             jnp.asarray(rate, jnp.float32), cfg.env.control_dt)
+                                             jnp.asarray(rate, jnp.float32), dt, lags)
     d = networks.discriminator_score(nets, params.discriminator, losses.normalized_transition(stats, s, s_next, cfg))
     return np.asarray(d, np.float64).reshape(num_clips, num_rates, n).mean(axis=-1)

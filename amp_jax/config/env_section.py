@@ -13,6 +13,8 @@ import numpy as np
 from amp_jax import a1
 from amp_jax.config.common import Check
 
+MAX_AMP_HISTORY_LAG = 100
+"""Longest lag of ``env.amp_history_lags`` (control steps; 3 s at the reference's 0.03 s)."""
 
 @dataclasses.dataclass(frozen=True)
 class RewardScales:
@@ -84,6 +86,12 @@ class EnvConfig:
     """PD damping (N·m·s/rad)."""
     default_joint_angles: tuple[float, float, float] = (0.0, 0.9, -1.8)
     """Default (hip, thigh, calf) angle of every leg (rad)."""
+    amp_history_lags: tuple[int, ...] = ()
+    """Earlier control steps whose AMP features join each AMP observation, oldest last: ``[6, 12]`` makes it the
+    features now, 6 and 12 control steps ago (``[43 · (1 + len)]``), so the discriminator sees part of a stride
+    and not only one step of it (trot0's stride spans 22 steps). Empty: the reference's one-step observation.
+    An episode's first steps repeat its first state for the steps before it; the clips' transitions are drawn
+    where the whole window lies inside the clip."""
     init_height: float = 0.42
     """Base height of the non-RSI reset (m)."""
     rsi_probability: float = 0.85
@@ -213,6 +221,9 @@ class EnvConfig:
         yield "clip_observations", self.clip_observations > 0, "a positive bound"
         yield "kp", self.kp >= 0, "a non-negative gain"
         yield "kd", self.kd >= 0, "a non-negative gain"
+        yield ("amp_history_lags", all(0 < lag <= MAX_AMP_HISTORY_LAG for lag in self.amp_history_lags)
+               and list(self.amp_history_lags) == sorted(set(self.amp_history_lags)),
+               f"increasing control-step lags in [1, {MAX_AMP_HISTORY_LAG}]")
         yield "init_height", self.init_height > 0, "a positive height (m)"
         yield "rsi_probability", 0 <= self.rsi_probability <= 1, "a probability in [0, 1]"
         yield "rsi_command_from_clip", 0 <= self.rsi_command_from_clip <= 1, "a probability in [0, 1]"

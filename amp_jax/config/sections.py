@@ -243,6 +243,12 @@ class TrainConfig:
     """Wall-clock budget of the run's training loop (s, counted from the start of this invocation, compilation
     included; 0 = none). When it is spent the run stops after the iteration in progress, as if it had reached
     num_iterations: final checkpoint, then the evaluation. A resumed run gets a fresh budget."""
+    init_policy: str = ""
+    """A policy file (``<run>/policies/<step>.npz``, e.g. a packaged run's) a new run starts from instead of fresh
+    networks: its actor, action std and critic (they must fit this run's observations and networks), its
+    discriminator and AMP normaliser when they fit this run's AMP observation (else these start fresh, as when the
+    run's ``env.amp_history_lags`` differ), and its learning rate (:mod:`amp_jax.training.warm_start`). The
+    optimiser's moments, the replay buffer and the envs start fresh. Not read on ``--resume``."""
     probe_interval: int = 50
     """Every this many iterations the deterministic policy (the mean action, as the robot runs it) is rolled out
     at each of probe_forward_speeds and its tracking and gait are logged as ``probe/...`` metrics (0 = never)."""
@@ -254,6 +260,7 @@ class TrainConfig:
 
     def _checks(self) -> Iterator[Check]:
         yield "seed", self.seed >= 0, "a non-negative integer"
+        yield "init_policy", not self.init_policy or self.init_policy.endswith(".npz"), "a policy file (.npz) or ''"
         yield "time_limit_s", self.time_limit_s >= 0, "a non-negative wall-clock budget in seconds (0 = none)"
         yield "probe_interval", self.probe_interval >= 0, "an integer >= 0 (0 = no probe)"
         yield ("probe_forward_speeds", len(self.probe_forward_speeds) >= 1

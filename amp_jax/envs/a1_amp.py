@@ -9,10 +9,14 @@ callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The 
   ``kp_scale [12]``, ``kd_scale [12]`` PD gain multipliers drawn at reset;
   ``last_action [12]`` the (clipped) action last applied;
   ``episode_step`` int32 control steps taken in this episode;
-  ``amp_obs [43]`` the AMP observation of this state;
+  ``amp_obs [43]`` the AMP observation of this state; with ``env.amp_history_lags`` ``[43 · (1 + L)]``, this
+  state's features followed by those of the states that many control steps earlier (:meth:`A1AmpEnv.amp_window`);
   ``truncation`` 1.0 when the step ended the episode by time-out only;
   ``push_countdown`` int32 control steps left until this env's next push (:data:`push_clock.PUSH_COUNTDOWN`):
   the env's push clock, which runs over the env's whole life, not over one episode;
+and, only with ``env.amp_history_lags``:
+  ``amp_history [H, 43]`` (:data:`AMP_HISTORY`) the AMP features of the ``H`` (the longest lag) states before
+  this one, newest first; a reset fills it with the first state's own;
 and, only with a gait clock (``env.gait_clock_hz`` > 0):
   ``gait_phase`` (:data:`GAIT_PHASE`) the clock's phase in cycles, [0, 1), drawn uniformly at reset;
 and, only when the ``feet_air_time`` reward term is on (``env.reward_scales.feet_air_time`` ≠ 0), legged_gym's
@@ -52,6 +56,9 @@ FEET_AIR_TIME = "feet_air_time"
 env, legs FL, FR, RL, RR; reset to 0 when the foot's filtered contact holds (:func:`rewards.air_time_step`)."""
 LAST_FOOT_CONTACT = "last_foot_contact"
 """info key (only with the ``feet_air_time`` term on): each foot's contact on the previous step, ``[4]`` bool."""
+AMP_HISTORY = "amp_history"
+"""info key (only with ``env.amp_history_lags``): AMP features of the states before this one, newest first,
+``[max lag, 43]`` per env."""
 GAIT_PHASE = "gait_phase"
 """info key (only with a gait clock): the clock's phase in cycles, float32 scalar in [0, 1)."""
 _GAIT_PHASE_KEY_SALT = 0x6A17
@@ -114,6 +121,8 @@ class A1AmpEnv(Env):
         self._default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
         self._effort_limit = jnp.asarray(a1.EFFORT_LIMIT, jnp.float32)
         self._gait_clock = cfg.gait_clock_hz > 0
+        self._amp_history_rows = np.asarray(cfg.amp_history_lags, np.int32) - 1
+        """Row of :data:`AMP_HISTORY` holding each lag's state."""
         self._reward_scales = cfg.reward_scales.as_dict()
         rewards.check_scales(self._reward_scales)
         soft_lower, soft_upper = rewards.soft_joint_limits(self.mj_model.jnt_range[1:], a1.SOFT_JOINT_RANGE_FRACTION)
@@ -201,10 +210,10 @@ class A1AmpEnv(Env):
             "kd_scale": kd_scale,
             "last_action": last_action,
             "episode_step": jnp.zeros((), jnp.int32),
-            "amp_obs": self.amp_observation(qpos, qvel),
             "truncation": jnp.zeros(()),
             PUSH_COUNTDOWN: push_clock.initial_countdown(self.cfg, jax.random.fold_in(rng, push_clock.RESET_KEY_SALT)),
         }
+        info.update(self._amp_info(self.amp_observation(qpos, qvel), None))
         if self._gait_clock:
             info[GAIT_PHASE] = (jax.random.uniform(jax.random.fold_in(rng, _GAIT_PHASE_KEY_SALT))
                                 if gait_phase is None else jnp.mod(jnp.asarray(gait_phase, jnp.float32), 1.0))
@@ -248,7 +257,7 @@ class A1AmpEnv(Env):
             "command": command,
             "last_action": action,
             "episode_step": step_count,
-            "amp_obs": self.amp_observation(qpos, qvel),
+            **self._amp_info(self.amp_observation(qpos, qvel), state.info),
             "truncation": (timed_out & ~terminated).astype(jnp.float32),
             PUSH_COUNTDOWN: push_countdown,
         }
@@ -337,6 +346,24 @@ class A1AmpEnv(Env):
             qvel[a1.QVEL_JOINTS],
             qpos[a1.QPOS_BASE_HEIGHT],
         ])
+
+    def amp_window(self, features: jax.Array, history: jax.Array) -> jax.Array:
+        """The AMP observation ``[43 · (1 + L)]`` of a state with AMP features ``features [43]`` whose earlier states'
+        are ``history [H, 43]`` (newest first): ``features`` then the states ``env.amp_history_lags`` steps back."""
+        return jnp.concatenate([features, history[self._amp_history_rows].reshape(-1)])
+
+    def _amp_info(self, features: jax.Array, previous: dict[str, jax.Array] | None) -> dict[str, jax.Array]:
+        """``info``'s AMP entries for a state with AMP features ``features [43]``: after a step from a state with
+        info ``previous``; at a reset (``previous`` None) the history repeats ``features``."""
+        if not self._amp_history_rows.size:
+            return {"amp_obs": features}
+        depth = int(self._amp_history_rows[-1]) + 1
+        if previous is None:
+            history = jnp.broadcast_to(features, (depth, features.shape[-1]))
+        else:
+            last = previous["amp_obs"][: observations.AMP_OBS_SIZE]
+            history = jnp.concatenate([last[None], previous[AMP_HISTORY][:-1]])
+        return {"amp_obs": self.amp_window(features, history), AMP_HISTORY: history}
 
     def critic_observation(self, qpos: jax.Array, qvel: jax.Array, command: jax.Array,
                            last_action: jax.Array, gait_phase: jax.Array | None = None) -> jax.Array:

@@ -223,10 +223,12 @@ def qvel_map() -> SignedPermutation:
     return concatenate(POLAR, AXIAL, joint_map())
 
 
-def a1_mirror_maps(gait_clock: bool = False) -> MirrorMaps:
-    """The A1 env's maps as the training step takes them, for an env with or without a ``gait_clock``."""
+def a1_mirror_maps(gait_clock: bool = False, amp_history: int = 0) -> MirrorMaps:
+    """The A1 env's maps as the training step takes them, for an env with or without a ``gait_clock`` and with
+    ``amp_history`` earlier states in its AMP observation (``len(env.amp_history_lags)``: each state's features
+    mirrored alike)."""
     return MirrorMaps(policy_obs=policy_observation_map(gait_clock), critic_obs=critic_observation_map(gait_clock),
-                      action=action_map(), amp_obs=amp_observation_map())
+                      action=action_map(), amp_obs=concatenate(*[amp_observation_map()] * (1 + amp_history)))
 
 
 def _full_inertia(model: mujoco.MjModel, body: int) -> np.ndarray:

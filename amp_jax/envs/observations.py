@@ -18,6 +18,7 @@ CRITIC_OBS_SIZE = 48
 """Without a gait clock (:func:`critic_obs_size` gives an env's)."""
 GAIT_CLOCK_SIZE = 2
 AMP_OBS_SIZE = 43
+"""One state's AMP features (:func:`amp_obs_size` gives an env's, earlier states' included)."""
 POLICY_OBS_KEY = "state"
 CRITIC_OBS_KEY = "privileged_state"
 
@@ -56,3 +57,8 @@ def policy_obs_size(cfg: EnvConfig) -> int:
 def critic_obs_size(cfg: EnvConfig) -> int:
     """The critic observation's size for the env ``cfg``: 48, or 50 with a gait clock."""
     return CRITIC_OBS_SIZE + gait_clock_size(cfg)
+
+
+def amp_obs_size(cfg: EnvConfig) -> int:
+    """The AMP observation's size for the env ``cfg``: 43 per state, the current one and ``env.amp_history_lags``'."""
+    return AMP_OBS_SIZE * (1 + len(cfg.amp_history_lags))

@@ -162,41 +162,67 @@ def _amp_features_at(library: MotionLibrary, clip: jax.Array, time: jax.Array) -
     return (1.0 - alpha)[..., None] * library.amp_frames[row] + alpha[..., None] * library.amp_frames[row + 1]
 
 
+def _window_at(library: MotionLibrary, clip: jax.Array, time: jax.Array, step: jax.Array | float,
+               history_lags: Sequence[int]) -> jax.Array:
+    """AMP observations ``[B, 43 · (1 + L)]`` at ``time [B]``: the features there, then at ``lag · step`` earlier
+    for each of ``history_lags`` (the env's window, :meth:`amp_jax.envs.a1_amp.A1AmpEnv.amp_window`)."""
+    step = jnp.asarray(step, jnp.float32)
+    return jnp.concatenate([_amp_features_at(library, clip, time - lag * step)
+                            for lag in (0, *history_lags)], axis=-1)
+
+
+def _window_reach(history_lags: Sequence[int]) -> int:
+    """Control steps a window reaches back: its longest lag, or 0."""
+    return max(history_lags, default=0)
+
+
 def sample_expert_transitions(
-    library: MotionLibrary, key: jax.Array, batch: int, dt_amp: float
+    library: MotionLibrary, key: jax.Array, batch: int, dt_amp: float, history_lags: Sequence[int] = ()
 ) -> tuple[jax.Array, jax.Array]:
-    """Expert AMP transitions ``(s, s_next)``, each ``[batch, 43]``.
+    """Expert AMP transitions ``(s, s_next)``, each ``[batch, 43]`` (``[batch, 43 · (1 + L)]`` with
+    ``history_lags``, the env's ``env.amp_history_lags``).
 
     Clips are drawn by weight, ``t`` uniform in ``[0, duration − dt_amp]``, and ``s_next`` is the same clip at
-    ``t + dt_amp`` (never past the clip's end). Features as :func:`amp_features`.
+    ``t + dt_amp`` (never past the clip's end). Features as :func:`amp_features`. With ``history_lags`` each
+    observation also holds the features ``lag · dt_amp`` earlier, and ``t`` is uniform in ``[H · dt_amp, duration
+    − dt_amp]`` (``H`` the longest lag) so that the whole window lies inside the clip (in a clip shorter than
+    that, the earliest states are its first frame).
     """
     clip, fraction = _clip_and_fraction(library, key, (batch,))
-    time = fraction * jnp.maximum(library.duration[clip] - dt_amp, 0.0)
-    return _amp_features_at(library, clip, time), _amp_features_at(library, clip, time + dt_amp)
+    reach = _window_reach(history_lags) * dt_amp
+    time = reach + fraction * jnp.maximum(library.duration[clip] - dt_amp - reach, 0.0)
+    return (_window_at(library, clip, time, dt_amp, history_lags),
+            _window_at(library, clip, time + dt_amp, dt_amp, history_lags))
 
 
 def replayed_transitions(library: MotionLibrary, clip: jax.Array, time: jax.Array, rate: jax.Array,
-                         dt_amp: float) -> tuple[jax.Array, jax.Array]:
-    """AMP transitions ``(s, s_next)``, each ``[B, 43]``, of clips played ``rate`` times as fast as recorded.
+                         dt_amp: float, history_lags: Sequence[int] = ()) -> tuple[jax.Array, jax.Array]:
+    """AMP transitions ``(s, s_next)``, each ``[B, 43]`` (``[B, 43 · (1 + L)]`` with ``history_lags``), of clips
+    played ``rate`` times as fast as recorded.
 
     ``clip [B]`` (int), ``time [B]`` (s, clip time of ``s``), ``rate [B]`` (> 0): ``s_next`` is the clip at
     ``time + rate · dt_amp``, one control step of the faster (or slower) replay, and the features that are rates
     of change (:data:`~amp_jax.motion.layout.AMP_RATES`) are multiplied by ``rate``; poses and the root height are
-    the clip's. At rate 1 these are the expert transitions of :func:`sample_expert_transitions`.
+    the clip's. A window's earlier states are ``rate · lag · dt_amp`` back. At rate 1 these are the expert
+    transitions of :func:`sample_expert_transitions`.
     """
     rate = jnp.asarray(rate, jnp.float32)
     scale = jnp.ones((rate.shape[0], layout.AMP_OBS_SIZE), jnp.float32).at[:, layout.AMP_RATES].set(rate[:, None])
-    return (scale * _amp_features_at(library, clip, time),
-            scale * _amp_features_at(library, clip, time + rate * dt_amp))
+    scale = jnp.tile(scale, (1, 1 + len(history_lags)))
+    step = rate * dt_amp
+    return (scale * _window_at(library, clip, time, step, history_lags),
+            scale * _window_at(library, clip, time + step, step, history_lags))
 
 
 def sample_replayed_transitions(library: MotionLibrary, key: jax.Array, batch: int, dt_amp: float,
-                                rates: Sequence[float]) -> tuple[jax.Array, jax.Array]:
+                                rates: Sequence[float], history_lags: Sequence[int] = ()
+                                ) -> tuple[jax.Array, jax.Array]:
     """``batch`` transitions of the clips replayed at other rates (:func:`replayed_transitions`), each ``[batch,
-    43]``: clips by weight, each sample's rate drawn uniformly from ``rates``, its time uniform over the part of
-    the clip where the faster step stays inside it."""
+    43]`` (or the window of ``history_lags``): clips by weight, each sample's rate drawn uniformly from ``rates``,
+    its time uniform over the part of the clip where the faster step and its window stay inside it."""
     k_clip, k_rate = jax.random.split(key)
     rate = jnp.asarray(rates, jnp.float32)[jax.random.randint(k_rate, (batch,), 0, len(rates))]
     clip, fraction = _clip_and_fraction(library, k_clip, (batch,))
-    time = fraction * jnp.maximum(library.duration[clip] - rate * dt_amp, 0.0)
-    return replayed_transitions(library, clip, time, rate, dt_amp)
+    reach = rate * _window_reach(history_lags) * dt_amp
+    time = reach + fraction * jnp.maximum(library.duration[clip] - rate * dt_amp - reach, 0.0)
+    return replayed_transitions(library, clip, time, rate, dt_amp, history_lags)

@@ -18,8 +18,9 @@ MEMORY_HEADROOM = 0.8
 
 def estimated_bytes(cfg: Config) -> dict[str, int]:
     """Device memory of the large arrays of a run (bytes): the replay buffer (two AMP observations of 43 floats
-    per transition) and one iteration's rollout (observations, actions, AMP transitions per env and step)."""
-    amp_features = observations.AMP_OBS_SIZE
+    per state of their window per transition) and one iteration's rollout (observations, actions, AMP
+    transitions per env and step)."""
+    amp_features = observations.amp_obs_size(cfg.env)
     per_step = (observations.policy_obs_size(cfg.env) + observations.critic_obs_size(cfg.env)  # obs, critic obs,
                 + 3 * observations.NUM_ACTIONS + 2 * amp_features + 8)  # action/mean/noise, AMP s and s', scalars
     return {"replay_buffer": cfg.amp.replay_buffer_size * 2 * amp_features * BYTES_PER_FLOAT,

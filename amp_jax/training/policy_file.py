@@ -113,14 +113,14 @@ class SavedFields:
 def abstract_saved_fields(cfg: Config) -> SavedFields:
     """Shapes and dtypes (``jax.ShapeDtypeStruct`` leaves) of the saved fields of a train state of ``cfg``: the
     networks of ``cfg.networks`` for the A1 env's observations (policy ``[42]``, critic ``[48]``, each 2 more with
-    a gait clock; AMP features ``[43]``, actions ``[12]``)."""
+    a gait clock; AMP features ``[43]`` per state of ``env.amp_history_lags``' window, actions ``[12]``)."""
     nets = networks_lib.make_networks(cfg.networks, observations.NUM_ACTIONS)
 
     def init(key: jax.Array) -> SavedFields:
         return SavedFields(
             params=networks_lib.init_params(nets, key, observations.policy_obs_size(cfg.env),
-                                            observations.critic_obs_size(cfg.env), observations.AMP_OBS_SIZE),
-            normalizer=normalizer_lib.init(observations.AMP_OBS_SIZE, cfg.amp.normalizer_epsilon),
+                                            observations.critic_obs_size(cfg.env), observations.amp_obs_size(cfg.env)),
+            normalizer=normalizer_lib.init(observations.amp_obs_size(cfg.env), cfg.amp.normalizer_epsilon),
             learning_rate=jnp.zeros((), jnp.float32),
             iteration=jnp.zeros((), jnp.int32),
         )
@@ -139,6 +139,8 @@ class PolicyFile:
     """The training iteration the parameters come from."""
     params: networks_lib.AgentParams
     amp_normalizer: normalizer_lib.NormalizerState
+    learning_rate: float = 0.0
+    """The adaptive learning rate the run's next step would have taken."""
 
 
 def read_policy_file(path: str | pathlib.Path) -> PolicyFile:
@@ -158,7 +160,7 @@ def read_policy_file(path: str | pathlib.Path) -> PolicyFile:
         raise params_file.ParamsFileError(f"{path}: {err}") from None
     fields = jax.device_put(params_file.fill_state(target, saved.arrays, str(path)))
     return PolicyFile(path=path, cfg=saved.cfg, step=saved.iteration, params=fields.params,
-                      amp_normalizer=fields.normalizer)
+                      amp_normalizer=fields.normalizer, learning_rate=float(fields.learning_rate))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class Setup:
 
 
 HOST_ONLY_TRAIN_FIELDS = ("num_iterations", "checkpoint_interval", "keep_checkpoints", "run_root", "time_limit_s",
-                          "probe_interval", "processes")
+                          "probe_interval", "processes", "init_policy")
 """``train`` fields only the host loop reads: configs that differ in these alone share one build."""
 BUILD_CACHE_SIZE = 2
 """Builds kept per process (each holds its compiled iteration)."""
@@ -100,10 +100,11 @@ def _build(cfg: Config) -> Setup:
     start_motion = stack_clips(clips, mirror.frame_map()) if cfg.symmetry.reference_state_init else motion
     env_key = jax.random.fold_in(jax.random.key(cfg.train.seed), 1)
     env = make_amp_training_env(cfg, start_motion, env_key, devices.num_devices)
-    sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt)
-    maps = mirror.a1_mirror_maps(gait_clock=cfg.env.gait_clock_hz > 0)
-    sample_tempo = (functools.partial(_sample_replayed, motion, cfg.env.control_dt, cfg.amp.tempo_negative_rates)
-                    if cfg.amp.tempo_negatives else None)
+    lags = cfg.env.amp_history_lags
+    sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt, lags)
+    maps = mirror.a1_mirror_maps(gait_clock=cfg.env.gait_clock_hz > 0, amp_history=len(lags))
+    sample_tempo = (functools.partial(_sample_replayed, motion, cfg.env.control_dt, cfg.amp.tempo_negative_rates,
+                                      lags) if cfg.amp.tempo_negatives else None)
     init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh, maps, sample_tempo)
     return Setup(cfg, env, motion, init_fn, train_step, devices)
 
@@ -130,12 +131,13 @@ def make_policy_probe(cfg: Config, motion: motion_library_lib.MotionLibrary) -> 
                             PROBE_SETTLE_S, PROBE_MEASURE_S, reference_contacts, commands=cfg.train.probe_commands)
 
 
-def _sample_expert(motion, dt_amp: float, key: jax.Array, batch: int):
-    return motion_library_lib.sample_expert_transitions(motion, key, batch, dt_amp)
+def _sample_expert(motion, dt_amp: float, lags: tuple[int, ...], key: jax.Array, batch: int):
+    return motion_library_lib.sample_expert_transitions(motion, key, batch, dt_amp, lags)
 
 
-def _sample_replayed(motion, dt_amp: float, rates: tuple[float, ...], key: jax.Array, batch: int):
-    return motion_library_lib.sample_replayed_transitions(motion, key, batch, dt_amp, rates)
+def _sample_replayed(motion, dt_amp: float, rates: tuple[float, ...], lags: tuple[int, ...], key: jax.Array,
+                     batch: int):
+    return motion_library_lib.sample_replayed_transitions(motion, key, batch, dt_amp, rates, lags)
 
 
 def initial_state(setup: Setup) -> TrainingState:

@@ -33,7 +33,7 @@ import numpy as np
 from amp_jax import config as config_lib
 from amp_jax.agents.train_step import TrainingState
 from amp_jax.config import Config
-from amp_jax.training import memory_check, policy_file, stop_signals
+from amp_jax.training import memory_check, policy_file, stop_signals, warm_start
 from amp_jax.training import resume as resume_lib
 from amp_jax.training.checkpoint import SET_ASIDE_SUBDIR, CheckpointError, RunCheckpointer, StateHistory
 from amp_jax.training.metrics_log import MetricsLogger
@@ -178,6 +178,9 @@ def train(
     setup = build(cfg)
     config_dict = config_lib.to_dict(cfg)
     state = initial_state(setup)
+    if cfg.train.init_policy and not resume:
+        state, started_from = warm_start.start_from_policy_file(state, cfg)
+        logger.info(started_from)
     resume_record = None
     if resume:
         resume_lib.check_resume_overrides(resume_overrides)

@@ -250,3 +250,42 @@ def test_starts_from_a_clip_can_track_that_clips_own_mean_velocity(cfg, library)
     scale = np.array([env_cfg.obs_scale_lin_vel, env_cfg.obs_scale_lin_vel, env_cfg.obs_scale_ang_vel])
     np.testing.assert_allclose(np.asarray(matched.obs[observations.CRITIC_OBS_KEY])[:, observations.CRITIC_COMMAND],
                                np.asarray(matched.info["command"]) * scale, rtol=1e-6)
+
+
+def test_amp_history_windows_hold_the_earlier_states_of_the_episode(cfg, library):
+    """With ``env.amp_history_lags`` each AMP observation (and each terminal one) is the state's features, then
+    those of the states that many steps earlier in its episode, the episode's first state standing in for the
+    steps before it: checked against a plain loop over the recorded states, across time-outs and resets."""
+    lags, num_envs, steps = (2, 5), 6, 40
+    run_cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, num_envs=num_envs, amp_history_lags=lags,
+                                                               episode_length_s=0.45))
+    env = wrappers.make_amp_training_env(run_cfg, library, jax.random.PRNGKey(0))
+    width = observations.AMP_OBS_SIZE
+
+    @jax.jit
+    def run(key):
+        k_reset, k_actions = jax.random.split(key)
+        state = env.reset(jax.random.split(k_reset, num_envs))
+
+        def body(s, k):
+            nxt = env.step(s, jax.random.uniform(k, (num_envs, 12), minval=-1.0, maxval=1.0))
+            return nxt, (nxt.done, nxt.info["amp_obs"], nxt.info["terminal_amp_obs"])
+
+        return state.info["amp_obs"], jax.lax.scan(body, state, jax.random.split(k_actions, steps))[1]
+
+    first, (done, amp_obs, terminal) = jax.device_get(run(jax.random.PRNGKey(3)))
+    assert first.shape == (num_envs, width * 3) and amp_obs.shape == (steps, num_envs, width * 3)
+    assert done.sum() >= num_envs  # every env timed out at least once (15-step episodes)
+    windows = np.concatenate([first[None], amp_obs])  # [T + 1, N, 3·43]: the states acted from
+    current = windows[..., :width]
+    np.testing.assert_array_equal(first[:, width:], np.tile(first[:, :width], 2))  # a reset repeats its state
+    for n in range(num_envs):
+        start = 0  # index of the current episode's first state
+        for i in range(steps + 1):
+            if i > 0 and done[i - 1, n]:
+                # the terminal state's window: its features, then its episode's earlier states
+                want = [terminal[i - 1, n, :width]] + [current[max(i - lag, start), n] for lag in lags]
+                np.testing.assert_array_equal(terminal[i - 1, n], np.concatenate(want))
+                start = i
+            want = [current[i, n]] + [current[max(i - lag, start), n] for lag in lags]
+            np.testing.assert_array_equal(windows[i, n], np.concatenate(want), err_msg=f"env {n}, state {i}")

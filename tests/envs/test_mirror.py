@@ -23,6 +23,7 @@ MAPS = {
     "qvel": mirror.qvel_map,
     "policy_observation_with_clock": lambda: mirror.policy_observation_map(gait_clock=True),
     "critic_observation_with_clock": lambda: mirror.critic_observation_map(gait_clock=True),
+    "amp_observation_with_history": lambda: mirror.a1_mirror_maps(amp_history=2).amp_obs,
 }
 
 
@@ -205,3 +206,11 @@ def test_model_derivation_rejects_an_asymmetric_joint_axis(monkeypatch):
             mirror.joint_map()
     finally:
         mirror.joint_map.cache_clear()
+
+
+def test_an_amp_window_is_mirrored_state_by_state():
+    """The AMP map of a window of three states mirrors each state's features alike: the window of the mirrored
+    states."""
+    one, window = mirror.amp_observation_map(), mirror.a1_mirror_maps(amp_history=2).amp_obs
+    states = np.random.default_rng(3).normal(size=(3, observations.AMP_OBS_SIZE))
+    np.testing.assert_array_equal(window(states.reshape(-1)), one(states).reshape(-1))

@@ -61,3 +61,41 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         tempo_check.main([str(TROT), "--rates", "0"])
     assert "expected rates in (0, 10]" in capsys.readouterr().err
+
+
+def test_with_an_amp_window_each_replay_reaches_back_its_lags_at_the_replay_rate():
+    """A run whose AMP observation holds the state 4 control steps back: trot0 at twice its rate, rebuilt in
+    NumPy (each window's earlier state 2 · 4 · dt back in clip time, the whole window inside the clip), scores
+    what the report gives, through a discriminator of that window's size."""
+    import jax
+
+    from amp_jax.agents import networks, normalizer
+    from amp_jax.config import load_config
+
+    cfg = load_config("a1_trot", ["env.amp_history_lags=[4]", "networks.disc_hidden=[16]"])
+    nets = networks.make_networks(cfg.networks, 12)
+    params = networks.init_params(nets, jax.random.key(3), 42, 48, 2 * layout.AMP_OBS_SIZE)
+    stats = normalizer.init(2 * layout.AMP_OBS_SIZE, cfg.amp.normalizer_epsilon)
+    motion = style.run_motion_library(cfg)
+    scores = style.replay_rate_scores(nets, params, stats, cfg, motion, rates=(2.0,), samples_per_clip=64)
+    clip = loader.load_clip(PROJECT_ROOT / "motion_data" / "trot0.txt",
+                            repair_threshold=cfg.motion.velocity_repair_threshold)
+    dt, rate = cfg.env.control_dt, 2.0
+    reach = rate * 4 * dt
+    times = reach + np.linspace(0.0, 1.0, 64) * (clip.duration - rate * dt - reach)
+    frame_times = np.arange(clip.num_frames) * clip.frame_duration
+
+    def window(t):
+        parts = []
+        for back in (0.0, reach):
+            frames = np.stack([np.interp(t - back, frame_times, clip.frames[:, k])
+                               for k in range(layout.FRAME_WIDTH)], -1)
+            out = library.amp_features(frames)
+            out[:, layout.AMP_RATES] *= rate
+            parts.append(out)
+        return np.concatenate(parts, -1)
+
+    pair = (window(times), window(times + rate * dt))
+    want = style.discriminator_scores(nets, params, stats, cfg, pair, pair)["d_policy"]
+    assert motion.names[0] == "trot0" and scores.shape == (2, 1)
+    assert scores[0, 0] == pytest.approx(want, abs=2e-3)

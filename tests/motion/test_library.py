@@ -237,3 +237,55 @@ def test_each_clips_mean_command_is_its_mean_velocity_and_the_sampler_names_the_
         low, high = np.minimum(joints[:-1], joints[1:]) - 1e-5, np.maximum(joints[:-1], joints[1:]) + 1e-5
         q = frame[layout.JOINT_POS]
         assert np.any(np.all((low <= q) & (q <= high), axis=1))
+
+
+def test_windowed_expert_transitions_hold_the_clip_lag_steps_earlier(clips, lib):
+    """With history lags each observation is the clip's features at t, then at t − lag·dt (NumPy's
+    interpolation), the whole window inside the clip; the first block is the one-step transition at that t, and
+    rate 1 of the replayed windows is the expert window bit for bit."""
+    lags, n = (4, 11), 2048
+    key = jax.random.key(21)
+    s, s_next = library.sample_expert_transitions(lib, key, n, DT_AMP, lags)
+    assert s.shape == s_next.shape == (n, 3 * layout.AMP_OBS_SIZE)
+    clip, fraction = (np.asarray(x, np.float64) for x in library._clip_and_fraction(lib, key, (n,)))
+    clip = clip.astype(int)
+    durations = np.array([c.duration for c in clips])
+    time = 11 * DT_AMP + fraction * (durations[clip] - DT_AMP - 11 * DT_AMP)
+    assert np.all(time - 11 * DT_AMP >= -1e-6) and np.all(time + DT_AMP <= durations[clip] + 1e-6)
+    for got, shift in ((s, 0.0), (s_next, DT_AMP)):
+        want = np.stack([np.concatenate([library.amp_features(numpy_frame_at(clips[c], t + shift - lag * DT_AMP))
+                                         for lag in (0, *lags)]) for c, t in zip(clip[:300], time[:300])])
+        np.testing.assert_allclose(got[:300], want, atol=3e-4, rtol=1e-4)
+    # the lagged blocks are the clip earlier: on the real data the joints moved between them
+    width = layout.AMP_OBS_SIZE
+    assert np.median(np.abs(np.asarray(s[:, :12]) - np.asarray(s[:, 2 * width:2 * width + 12]))) > 0.05
+    time32 = jnp.asarray(time, jnp.float32)
+    clip32 = jnp.asarray(clip, jnp.int32)
+    replayed = library.replayed_transitions(lib, clip32, time32, jnp.ones(n, jnp.float32), DT_AMP, lags)
+    expert = (library._window_at(lib, clip32, time32, DT_AMP, lags),
+              library._window_at(lib, clip32, time32 + DT_AMP, DT_AMP, lags))
+    for got, want in zip(replayed, expert):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    # replayed twice as fast: the window reaches back 2·lag·dt, with every block's rates doubled
+    two = library.replayed_transitions(lib, clip32[:50], time32[:50], jnp.full(50, 2.0, jnp.float32), DT_AMP, lags)
+    scale = np.ones(width)
+    scale[layout.AMP_RATES] = 2.0
+    want = np.stack([np.concatenate([library.amp_features(numpy_frame_at(clips[c], t - 2 * lag * DT_AMP)) * scale
+                                     for lag in (0, *lags)]) for c, t in zip(clip[:50], time[:50])])
+    np.testing.assert_allclose(two[0], want, atol=6e-4, rtol=1e-4)
+
+
+def test_windowed_replays_stay_inside_the_clip(clips, lib):
+    n, rates, lags = 2000, (2.0, 3.0), (6,)
+    key = jax.random.key(9)
+    s, _ = library.sample_replayed_transitions(lib, key, n, DT_AMP, rates, lags)
+    k_clip, k_rate = jax.random.split(key)
+    rate = np.asarray(rates)[np.asarray(jax.random.randint(k_rate, (n,), 0, len(rates)))]
+    clip, fraction = (np.asarray(x) for x in library._clip_and_fraction(lib, k_clip, (n,)))
+    durations = np.array([c.duration for c in clips])
+    reach = rate * 6 * DT_AMP
+    time = reach + fraction * (durations[clip] - rate * DT_AMP - reach)
+    assert np.all(time - reach >= -1e-6) and np.all(time + rate * DT_AMP <= durations[clip] + 1e-6)
+    want = library.replayed_transitions(lib, jnp.asarray(clip), jnp.asarray(time, jnp.float32),
+                                        jnp.asarray(rate, jnp.float32), DT_AMP, lags)[0]
+    np.testing.assert_allclose(s, want, rtol=1e-4, atol=1e-3)  # times rounded to float32 in another order

@@ -1,0 +1,113 @@
+"""A new run from another run's policy file (``train.init_policy``): what it takes, what it starts fresh, and the
+one-line refusals."""
+
+import dataclasses
+import json
+import logging
+import types
+
+import jax
+import numpy as np
+import pytest
+from conftest import TINY_RUN_OVERRIDES
+
+from amp_jax.agents import optimizer
+from amp_jax.config import ConfigError, load_config
+from amp_jax.training import params_file, policy_file, trainer, warm_start
+
+
+def leaves(tree):
+    return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+            for x in jax.tree.leaves(tree)]
+
+
+def same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b), strict=True))
+
+
+@pytest.fixture(scope="module")
+def source(tiny_run_dir, tmp_path_factory):
+    """The tiny run's newest policy file with its actor, critic and discriminator moved far from any fresh
+    initialisation (+0.5 on every weight), its action std and learning rate changed: a file no fresh run could
+    match by chance."""
+    saved = policy_file.read_policy_file(tiny_run_dir / "policies" / "2.npz")
+    params = saved.params.replace(
+        actor=jax.tree.map(lambda x: x + 0.5, saved.params.actor),
+        critic=jax.tree.map(lambda x: x + 0.5, saved.params.critic),
+        discriminator=jax.tree.map(lambda x: x + 0.5, saved.params.discriminator),
+        action_std=saved.params.action_std * 0.5)
+    state = types.SimpleNamespace(params=params, normalizer=saved.amp_normalizer, learning_rate=np.float32(3.3e-4),
+                                  iteration=np.int32(2))
+    path = tmp_path_factory.mktemp("source") / "7.npz"
+    return params_file.write_params_file(path, state, saved.cfg), params, saved.amp_normalizer
+
+
+def tiny_config(*more):
+    return load_config(["a1_trot", "cpu.yaml"], [*TINY_RUN_OVERRIDES, *more])
+
+
+def test_a_warm_start_takes_every_network_the_normaliser_and_the_learning_rate(source):
+    path, params, normalizer = source
+    cfg = tiny_config(f"train.init_policy={path}")
+    setup = trainer.build(cfg, probe=False)
+    fresh = trainer.initial_state(setup)
+    assert not same(fresh.params.actor, params.actor)
+    state, line = warm_start.start_from_policy_file(fresh, cfg)
+    for group in ("actor", "action_std", "critic", "discriminator"):
+        assert same(getattr(state.params, group), getattr(params, group)), group
+    assert same(state.normalizer, normalizer)
+    assert float(optimizer.learning_rate(state.opt_state)) == pytest.approx(3.3e-4)
+    assert int(state.iteration) == 0 and same(state.env_state, fresh.env_state)
+    assert str(path) in line and "discriminator and AMP normaliser" in line and "fresh" not in line
+    # it places every leaf as the fresh state's, so the compiled iteration takes it as it is
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(fresh), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype and a.sharding == b.sharding
+
+
+def test_another_amp_window_starts_the_discriminator_and_normaliser_fresh(source):
+    path, params, _ = source
+    cfg = tiny_config(f"train.init_policy={path}", "env.amp_history_lags=[3, 6]")
+    setup = trainer.build(cfg, probe=False)
+    fresh = trainer.initial_state(setup)
+    state, line = warm_start.start_from_policy_file(fresh, cfg)
+    assert same(state.params.actor, params.actor) and same(state.params.critic, params.critic)
+    assert same(state.params.discriminator, fresh.params.discriminator) and same(state.normalizer, fresh.normalizer)
+    assert state.normalizer.mean.shape == (3 * 43,)
+    assert "discriminator and AMP normaliser fresh" in line
+    _, metrics = jax.eval_shape(setup.train_step, state)  # the windowed iteration traces (its numbers: env, library)
+    assert {"amp/d_expert", "amp/d_policy", "loss/discriminator"} <= set(metrics)
+
+
+def test_a_policy_that_does_not_fit_or_a_missing_file_is_one_line(source, tmp_path):
+    path, _, _ = source
+    cfg = tiny_config(f"train.init_policy={path}", "networks.actor_hidden=[16, 16]")
+    fresh = jax.eval_shape(trainer.build(cfg, probe=False).init_fn, jax.random.key(0))
+    fresh = jax.tree.map(lambda x: jax.numpy.zeros(x.shape, x.dtype) if hasattr(x, "shape") else x, fresh)
+    with pytest.raises(ConfigError) as err:
+        warm_start.start_from_policy_file(fresh, cfg)
+    assert err.value.key == "train.init_policy" and "actor" in str(err.value) and "\n" not in str(err.value)
+    missing = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, init_policy=str(tmp_path / "no.npz")))
+    with pytest.raises(ConfigError) as err:
+        warm_start.start_from_policy_file(fresh, missing)
+    assert err.value.key == "train.init_policy" and "no.npz" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_warm_started_run_trains_from_the_file_and_a_resume_does_not_read_it_again(source, tmp_path, caplog):
+    path, params, _ = source
+    cfg = tiny_config(f"train.init_policy={path}", "train.num_iterations=1", "train.checkpoint_interval=1")
+    with caplog.at_level(logging.INFO, logger="amp_jax.training.trainer"):
+        run_dir = trainer.train(cfg, run_dir=tmp_path / "warm", progress=False)
+    assert any("started from" in r.getMessage() for r in caplog.records)
+    first = policy_file.read_policy_file(run_dir / "policies" / "1.npz")
+    # one iteration moved the actor a little from the file's, nowhere near a fresh one (0.5 away on every weight)
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(leaves(first.params.actor), leaves(params.actor)))
+    assert 0 < moved < 0.1
+    assert [json.loads(line)["iteration"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [1]
+    # a resume continues from its checkpoint, not from the file
+    path.rename(path.with_suffix(".gone"))
+    try:
+        trainer.train(load_config(run_dir / "config.yaml", ["train.num_iterations=2"]), run_dir=run_dir, resume=True,
+                      progress=False)
+    finally:
+        path.with_suffix(".gone").rename(path)
+    assert (run_dir / "policies" / "2.npz").exists()
