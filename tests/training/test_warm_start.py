@@ -42,6 +42,19 @@ def source(tiny_run_dir, tmp_path_factory):
     return params_file.write_params_file(path, state, saved.cfg), params, saved.amp_normalizer
 
 
+def zeros_like_state(setup):
+    """A train state of ``setup`` with every array zero (PRNG keys from seed 0): its shapes and dtypes, nothing
+    compiled but the zeros."""
+    abstract = jax.eval_shape(setup.init_fn, jax.random.key(0))
+
+    def zero(x):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.split(jax.random.key(0), x.shape[0]) if x.shape else jax.random.key(0)
+        return jax.numpy.zeros(x.shape, x.dtype)
+
+    return jax.tree.map(zero, abstract)
+
+
 def tiny_config(*more):
     return load_config(["a1_trot", "cpu.yaml"], [*TINY_RUN_OVERRIDES, *more])
 
@@ -68,7 +81,7 @@ def test_another_amp_window_starts_the_discriminator_and_normaliser_fresh(source
     path, params, _ = source
     cfg = tiny_config(f"train.init_policy={path}", "env.amp_history_lags=[3, 6]")
     setup = trainer.build(cfg, probe=False)
-    fresh = trainer.initial_state(setup)
+    fresh = zeros_like_state(setup)  # the shapes and dtypes of a fresh state, without compiling its envs' reset
     state, line = warm_start.start_from_policy_file(fresh, cfg)
     assert same(state.params.actor, params.actor) and same(state.params.critic, params.critic)
     assert same(state.params.discriminator, fresh.params.discriminator) and same(state.normalizer, fresh.normalizer)
@@ -81,8 +94,7 @@ def test_another_amp_window_starts_the_discriminator_and_normaliser_fresh(source
 def test_a_policy_that_does_not_fit_or_a_missing_file_is_one_line(source, tmp_path):
     path, _, _ = source
     cfg = tiny_config(f"train.init_policy={path}", "networks.actor_hidden=[16, 16]")
-    fresh = jax.eval_shape(trainer.build(cfg, probe=False).init_fn, jax.random.key(0))
-    fresh = jax.tree.map(lambda x: jax.numpy.zeros(x.shape, x.dtype) if hasattr(x, "shape") else x, fresh)
+    fresh = zeros_like_state(trainer.build(cfg, probe=False))
     with pytest.raises(ConfigError) as err:
         warm_start.start_from_policy_file(fresh, cfg)
     assert err.value.key == "train.init_policy" and "actor" in str(err.value) and "\n" not in str(err.value)
