@@ -110,6 +110,8 @@ def test_bad_files_name_the_file_key_value_and_expectation(tmp_path, data, key, 
         ("env.amp_history_lags=[0]", "env.amp_history_lags", "increasing control-step lags"),
         ("env.amp_history_lags=[4,4]", "env.amp_history_lags", "increasing control-step lags"),
         ("env.amp_history_lags=[101]", "env.amp_history_lags", "in [1, 100]"),
+        ("env.action_filter_hz=-1", "env.action_filter_hz", "a cut-off in [0, 16.6667] Hz"),
+        ("env.action_filter_hz=20", "env.action_filter_hz", "at most half the control rate"),
         ("train.init_policy=runs/a/config.yaml", "train.init_policy", "a policy file (.npz)"),
     ],
 )

@@ -80,6 +80,14 @@ class EnvConfig:
     """Actions are clipped to ±clip_actions."""
     clip_observations: float = 100.0
     """Observations are clipped to ±clip_observations."""
+    action_filter_hz: float = 0.0
+    """Cut-off frequency of a first-order low-pass filter between the policy's (clipped) actions and the PD
+    targets (Hz; 0 = no filter, the reference): each control step the filtered action moves ``α = 1 −
+    exp(−2π · action_filter_hz · control_dt)`` of the way to the new action, and the joint targets are
+    ``default + action_scale · filtered``. The observations' last-action entries then hold the filtered action
+    (the filter's state, what the motors track); a reset starts the filter at the action that holds the reset's
+    joint angles. A policy cannot answer a command faster than the cut-off without large actions, so its
+    exploration and its steps are pushed toward slower motion."""
     kp: float = 80.0
     """PD stiffness (N·m/rad)."""
     kd: float = 1.0
@@ -192,6 +200,14 @@ class EnvConfig:
         return self.physics_dt * self.decimation
 
     @property
+    def action_filter_alpha(self) -> float:
+        """The action filter's step toward each new action, ``1 − exp(−2π · action_filter_hz · control_dt)``
+        (1.0 without a filter: the action itself)."""
+        if self.action_filter_hz == 0:
+            return 1.0
+        return 1.0 - math.exp(-2.0 * math.pi * self.action_filter_hz * self.control_dt)
+
+    @property
     def max_episode_steps(self) -> int:
         """Control steps after which an episode times out."""
         return math.ceil(round(self.episode_length_s / self.control_dt, 9))
@@ -235,6 +251,8 @@ class EnvConfig:
         yield "min_command_norm", self.min_command_norm >= 0, "a non-negative speed (m/s)"
         yield ("standing_command_probability", 0 <= self.standing_command_probability <= 1,
                "a probability in [0, 1]")
+        yield ("action_filter_hz", 0 <= self.action_filter_hz <= 0.5 / self.control_dt,
+               f"a cut-off in [0, {0.5 / self.control_dt:g}] Hz (0 = no filter; at most half the control rate)")
         yield ("gait_clock_hz", 0 <= self.gait_clock_hz <= 0.5 / self.control_dt,
                f"a frequency in [0, {0.5 / self.control_dt:g}] Hz (0 = no clock; at most half the control rate)")
         yield "tracking_sigma", self.tracking_sigma > 0, "a positive kernel width"

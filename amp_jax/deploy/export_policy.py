@@ -58,7 +58,9 @@ def observation_layout(cfg: Config) -> list[dict[str, Any]]:
         ("joint_pos", observations.CRITIC_JOINT_POS, [env.obs_scale_dof_pos] * 12,
          "joint angle minus default_joint_angles, rad, joint_names order"),
         ("joint_vel", observations.CRITIC_JOINT_VEL, [env.obs_scale_dof_vel] * 12, "joint velocity, rad/s"),
-        ("last_action", observations.CRITIC_LAST_ACTION, [1.0] * 12, "the clipped action applied last step"),
+        ("last_action", observations.CRITIC_LAST_ACTION, [1.0] * 12,
+         "the filtered action of the last step (action_filter_hz)" if env.action_filter_hz > 0
+         else "the clipped action applied last step"),
     )
     if observations.gait_clock_size(env):
         parts += (("gait_clock", observations.CRITIC_GAIT_CLOCK, [1.0] * 2,
@@ -81,7 +83,12 @@ def policy_metadata(cfg: Config, *, run_name: str = "", step: int | None = None)
         "observation_layout": observation_layout(cfg),
         "gait_clock_hz": env.gait_clock_hz,
         "clip_observations": env.clip_observations,
-        "action_to_joint_target": "q_target = default_joint_angles + action_scale * clip(action, +-clip_actions)",
+        "action_to_joint_target": (
+            "a = clip(action, +-clip_actions); f <- f + alpha * (a - f), alpha = 1 - exp(-2 pi action_filter_hz "
+            "control_dt), f starting at (q - default_joint_angles) / action_scale; q_target = default_joint_angles "
+            "+ action_scale * f" if env.action_filter_hz > 0 else
+            "q_target = default_joint_angles + action_scale * clip(action, +-clip_actions)"),
+        "action_filter_hz": env.action_filter_hz,
         "action_scale": env.action_scale,
         "clip_actions": env.clip_actions,
         "joint_names": list(a1.JOINT_NAMES),

@@ -50,6 +50,16 @@ class RunnerSpec:
     """Part name (:data:`OBSERVATION_ORDER`) → element-wise scale."""
     gait_clock_hz: float = 0.0
     """The policy's gait clock (Hz; 0: none): the runner's clock starts at phase 0 with the run."""
+    action_filter_hz: float = 0.0
+    """Cut-off of the first-order low-pass filter between actions and joint targets (Hz; 0: none), as
+    ``env.action_filter_hz``: the observation's last action is then the filter's state."""
+
+    @property
+    def action_filter_alpha(self) -> float:
+        """The filter's step toward each new action (1.0 without a filter)."""
+        if self.action_filter_hz == 0:
+            return 1.0
+        return 1.0 - float(np.exp(-2.0 * np.pi * self.action_filter_hz * self.control_dt))
 
     @property
     def control_dt(self) -> float:
@@ -82,7 +92,7 @@ class RunnerSpec:
             effort_limits=np.asarray(get("effort_limits"), np.float64), physics_dt=float(get("physics_dt")),
             decimation=int(get("decimation")), init_height=float(env.get("init_height", 0.42)),
             obs_scales={part["name"]: np.asarray(part["scale"], np.float64) for part in layout},
-            gait_clock_hz=gait_clock_hz)
+            gait_clock_hz=gait_clock_hz, action_filter_hz=float(meta.get("action_filter_hz", 0.0)))
 
 
 def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:
@@ -100,7 +110,8 @@ def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, 
       qpos: ``[19]`` base position (world), quaternion (w, x, y, z), 12 joint angles.
       qvel: ``[18]`` base linear velocity (world), angular velocity (base), 12 joint velocities.
       command: ``[3]`` (v_x, v_y, yaw rate), base frame.
-      last_action: ``[12]`` the clipped action applied in the last control step.
+      last_action: ``[12]`` the clipped action applied in the last control step (with an action filter, the
+        filter's state).
       time_s: seconds since the runner started: the gait clock's phase is ``gait_clock_hz · time_s`` cycles.
     Returns:
       ``[42]``: projected gravity, scaled commands, scaled (q − q_default), scaled q̇, last action; clipped;
@@ -230,7 +241,8 @@ def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, comma
              start: tuple[np.ndarray, np.ndarray] | None = None) -> Sim2SimResult:
     """The runner's loop: ``policy(obs [42 or 44]) -> action [12]`` in C MuJoCo, one control step per row of
     ``commands [T, 3]``, from ``start`` (``(qpos [19], qvel [18])``, default :func:`initial_state`); PD torques
-    in NumPy before each ``mj_step``."""
+    in NumPy before each ``mj_step``. With an action filter, the targets follow the filtered action, which starts
+    at the action holding the start's joint angles and is what the observation's last action holds."""
     model = mujoco.MjModel.from_xml_path(str(scene))
     model.opt.timestep = spec.physics_dt
     data = mujoco.MjData(model)
@@ -244,11 +256,16 @@ def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, comma
     foot_forces = np.zeros((steps, len(foot_geoms)))
     work_positive, work_absolute = np.zeros(steps), np.zeros(steps)
     last_action = np.zeros(12)
+    if spec.action_filter_hz > 0:
+        holding = (data.qpos[a1.QPOS_JOINTS] - spec.default_joint_pos) / spec.action_scale
+        last_action = np.clip(holding, -spec.clip_actions, spec.clip_actions)
+    alpha = spec.action_filter_alpha
     fell_at = None
     for k in range(steps):
         obs = policy_observation(data.qpos, data.qvel, commands[k], last_action, spec, k * spec.control_dt)
         action = np.clip(np.asarray(policy(obs), np.float64), -spec.clip_actions, spec.clip_actions)
-        target = spec.default_joint_pos + spec.action_scale * action
+        applied = last_action + alpha * (action - last_action) if spec.action_filter_hz > 0 else action
+        target = spec.default_joint_pos + spec.action_scale * applied
         for _ in range(spec.decimation):
             torque = spec.kp * (target - data.qpos[a1.QPOS_JOINTS]) - spec.kd * data.qvel[a1.QVEL_JOINTS]
             data.ctrl[:] = np.clip(torque, -spec.effort_limits, spec.effort_limits)
@@ -257,7 +274,7 @@ def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, comma
             work_positive[k] += positive
             work_absolute[k] += absolute
         foot_forces[k] = foot_normal_forces(model, data, foot_geoms)
-        last_action = action
+        last_action = applied
         qpos_log[k], measured[k], actions[k] = data.qpos, base_velocity(data.qpos, data.qvel), action
         if fell_at is None and not upright.is_upright(data.qpos):
             fell_at = (k + 1) * spec.control_dt

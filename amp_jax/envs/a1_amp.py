@@ -7,7 +7,7 @@ callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The 
   ``rng [2]`` the env's own PRNG key (observation noise, commands, push velocities);
   ``command [3]`` (v_x, v_y, yaw rate) in the base frame;
   ``kp_scale [12]``, ``kd_scale [12]`` PD gain multipliers drawn at reset;
-  ``last_action [12]`` the (clipped) action last applied;
+  ``last_action [12]`` the (clipped) action the policy chose last;
   ``episode_step`` int32 control steps taken in this episode;
   ``amp_obs [43]`` the AMP observation of this state; with ``env.amp_history_lags`` ``[43 · (1 + L)]``, this
   state's features followed by those of the states that many control steps earlier (:meth:`A1AmpEnv.amp_window`);
@@ -17,6 +17,9 @@ callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The 
 and, only with ``env.amp_history_lags``:
   ``amp_history [H, 43]`` (:data:`AMP_HISTORY`) the AMP features of the ``H`` (the longest lag) states before
   this one, newest first; a reset fills it with the first state's own;
+and, only with an action filter (``env.action_filter_hz`` > 0):
+  ``filtered_action [12]`` (:data:`FILTERED_ACTION`) the filter's state: the action the PD targets follow, and
+  what the observations' last-action entries hold;
 and, only with a gait clock (``env.gait_clock_hz`` > 0):
   ``gait_phase`` (:data:`GAIT_PHASE`) the clock's phase in cycles, [0, 1), drawn uniformly at reset;
 and, only when the ``feet_air_time`` reward term is on (``env.reward_scales.feet_air_time`` ≠ 0), legged_gym's
@@ -59,6 +62,9 @@ LAST_FOOT_CONTACT = "last_foot_contact"
 AMP_HISTORY = "amp_history"
 """info key (only with ``env.amp_history_lags``): AMP features of the states before this one, newest first,
 ``[max lag, 43]`` per env."""
+FILTERED_ACTION = "filtered_action"
+"""info key (only with ``env.action_filter_hz`` > 0): the low-pass filtered action ``[12]`` the PD targets follow
+(:meth:`A1AmpEnv.filter_action`)."""
 GAIT_PHASE = "gait_phase"
 """info key (only with a gait clock): the clock's phase in cycles, float32 scalar in [0, 1)."""
 _GAIT_PHASE_KEY_SALT = 0x6A17
@@ -121,6 +127,7 @@ class A1AmpEnv(Env):
         self._default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
         self._effort_limit = jnp.asarray(a1.EFFORT_LIMIT, jnp.float32)
         self._gait_clock = cfg.gait_clock_hz > 0
+        self._action_filter = cfg.action_filter_hz > 0
         self._amp_history_rows = np.asarray(cfg.amp_history_lags, np.int32) - 1
         """Row of :data:`AMP_HISTORY` holding each lag's state."""
         self._reward_scales = cfg.reward_scales.as_dict()
@@ -203,6 +210,7 @@ class A1AmpEnv(Env):
         drawn = commands.sample_command(self.cfg, k_command)
         command = drawn if command is None else jnp.where(command[0], command[1], drawn)
         last_action = jnp.zeros(observations.NUM_ACTIONS)
+        observed_action = last_action
         info = {
             "rng": k_next,
             "command": command,
@@ -214,6 +222,8 @@ class A1AmpEnv(Env):
             PUSH_COUNTDOWN: push_clock.initial_countdown(self.cfg, jax.random.fold_in(rng, push_clock.RESET_KEY_SALT)),
         }
         info.update(self._amp_info(self.amp_observation(qpos, qvel), None))
+        if self._action_filter:
+            observed_action = info[FILTERED_ACTION] = self.holding_action(qpos)
         if self._gait_clock:
             info[GAIT_PHASE] = (jax.random.uniform(jax.random.fold_in(rng, _GAIT_PHASE_KEY_SALT))
                                 if gait_phase is None else jnp.mod(jnp.asarray(gait_phase, jnp.float32), 1.0))
@@ -221,7 +231,7 @@ class A1AmpEnv(Env):
             info[FEET_AIR_TIME] = jnp.zeros(a1.NUM_LEGS)
             info[LAST_FOOT_CONTACT] = jnp.zeros(a1.NUM_LEGS, bool)
         metrics = {f"reward/{name}": jnp.zeros(()) for name, s in self._reward_scales.items() if s != 0}
-        obs = self._observe(qpos, qvel, command, last_action, k_noise, info.get(GAIT_PHASE))
+        obs = self._observe(qpos, qvel, command, observed_action, k_noise, info.get(GAIT_PHASE))
         return State(pipeline_state=data, obs=obs, reward=jnp.zeros(()), done=jnp.zeros(()), metrics=metrics,
                      info=info)
 
@@ -241,7 +251,8 @@ class A1AmpEnv(Env):
         data = state.pipeline_state
         push_due, push_countdown = push_clock.tick(info[PUSH_COUNTDOWN], cfg.push_interval_steps)
         data = data.replace(qvel=push_clock.push(cfg, data.qvel, push_due, k_push))
-        data, work = self.simulate_with_work(data, action, info["kp_scale"], info["kd_scale"])
+        applied = self.filter_action(info[FILTERED_ACTION], action) if self._action_filter else action
+        data, work = self.simulate_with_work(data, applied, info["kp_scale"], info["kd_scale"])
 
         qpos, qvel = data.qpos, data.qvel
         terminated = base.ground_contact(self._geometry, qpos)
@@ -261,6 +272,8 @@ class A1AmpEnv(Env):
             "truncation": (timed_out & ~terminated).astype(jnp.float32),
             PUSH_COUNTDOWN: push_countdown,
         }
+        if self._action_filter:
+            info[FILTERED_ACTION] = applied
         if self._gait_clock:
             info[GAIT_PHASE] = jnp.mod(info[GAIT_PHASE] + cfg.gait_clock_hz * cfg.control_dt, 1.0)
         if self._tracks_feet_air_time:
@@ -270,7 +283,7 @@ class A1AmpEnv(Env):
             info[LAST_FOOT_CONTACT] = quantities.foot_contact
         # keep metrics that wrappers added (brax's eval wrapper logs "reward" there)
         metrics = {**state.metrics, **{f"reward/{name}": value for name, value in terms.items()}}
-        obs = self._observe(qpos, qvel, command, action, k_noise, info.get(GAIT_PHASE))
+        obs = self._observe(qpos, qvel, command, applied, k_noise, info.get(GAIT_PHASE))
         return state.replace(pipeline_state=data, obs=obs, reward=reward, done=done.astype(jnp.float32),
                              metrics=metrics, info=info), work
 
@@ -302,6 +315,22 @@ class A1AmpEnv(Env):
         """Normal force of the floor on each foot at the physics step that produced ``data``, ``[4]`` (N), legs FL,
         FR, RL, RR (:func:`amp_jax.envs.base.foot_normal_forces`; ``impl='jax'`` only)."""
         return base.foot_normal_forces(data, self._foot_geom_ids, self._pyramidal_cone)
+
+    def filter_action(self, filtered: jax.Array, action: jax.Array) -> jax.Array:
+        """One step of the action filter: ``filtered + α · (action − filtered)``, ``[12]``, with ``α`` the config's
+        :attr:`~amp_jax.config.EnvConfig.action_filter_alpha`."""
+        return filtered + self.cfg.action_filter_alpha * (action - filtered)
+
+    def holding_action(self, qpos: jax.Array) -> jax.Array:
+        """The action whose PD targets are the joint angles of ``qpos [19]``: ``(q − q_default) / action_scale``,
+        clipped as actions are, ``[12]`` (the action filter's state at a reset)."""
+        action = (qpos[a1.QPOS_JOINTS] - self._default_q) / self.cfg.action_scale
+        return jnp.clip(action, -self.cfg.clip_actions, self.cfg.clip_actions)
+
+    def observed_action(self, info: dict[str, jax.Array]) -> jax.Array:
+        """The action the observations' last-action entries hold for a state with ``info``: the filtered action
+        with an action filter, else the last clipped action, ``[12]``."""
+        return info[FILTERED_ACTION] if self._action_filter else info["last_action"]
 
     def pd_targets(self, action: jax.Array) -> jax.Array:
         """Joint targets ``q_default + action_scale · action``, ``[12]`` rad."""
@@ -399,7 +428,7 @@ class A1AmpEnv(Env):
         """``state`` with ``command [3]`` (v_x, v_y, yaw rate) in force and its observations rebuilt for it,
         noise-free (as the env's own step builds them with ``add_noise`` off): how an evaluation holds a command."""
         data = state.pipeline_state
-        critic = self.critic_observation(data.qpos, data.qvel, command, state.info["last_action"],
+        critic = self.critic_observation(data.qpos, data.qvel, command, self.observed_action(state.info),
                                          state.info.get(GAIT_PHASE))
         return state.replace(obs=self._observation_dict(critic), info={**state.info, "command": command})
 
