@@ -25,6 +25,7 @@ import numpy as np
 
 from amp_jax import a1
 from amp_jax.analysis import command_schedule, upright
+from amp_jax.config.env_section import low_pass_alpha
 from amp_jax.deploy import onnx_export
 
 OBSERVATION_ORDER = ("projected_gravity", "commands", "joint_pos", "joint_vel", "last_action")
@@ -56,10 +57,8 @@ class RunnerSpec:
 
     @property
     def action_filter_alpha(self) -> float:
-        """The filter's step toward each new action (1.0 without a filter)."""
-        if self.action_filter_hz == 0:
-            return 1.0
-        return 1.0 - float(np.exp(-2.0 * np.pi * self.action_filter_hz * self.control_dt))
+        """The filter's step toward each new action (1.0 without a filter), as the env computes it."""
+        return low_pass_alpha(self.action_filter_hz, self.control_dt)
 
     @property
     def control_dt(self) -> float:
