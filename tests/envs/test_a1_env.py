@@ -252,55 +252,20 @@ def test_starts_from_a_clip_can_track_that_clips_own_mean_velocity(cfg, library)
                                np.asarray(matched.info["command"]) * scale, rtol=1e-6)
 
 
-def test_amp_history_windows_hold_the_earlier_states_of_the_episode(cfg, library):
-    """With ``env.amp_history_lags`` each AMP observation (and each terminal one) is the state's features, then
-    those of the states that many steps earlier in its episode, the episode's first state standing in for the
-    steps before it: checked against a plain loop over the recorded states, across time-outs and resets."""
-    lags, num_envs, steps = (2, 5), 6, 40
-    run_cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, num_envs=num_envs, amp_history_lags=lags,
-                                                               episode_length_s=0.45))
+HISTORY_LAGS, FILTER_HZ, CLIP = (2, 5), 3.0, 1.5
+
+
+@pytest.fixture(scope="module")
+def lagged_filtered_rollout(cfg, library):
+    """6 training envs with ``env.amp_history_lags`` (2, 5) and ``env.action_filter_hz`` 3, 10-step episodes,
+    40 steps of random actions in ±2 (the clip bound 1.5 exercised): (the first state, the records [40, 6, ...]).
+    One env compiled for both features' tests."""
+    num_envs, steps = 6, 40
+    env_cfg = dataclasses.replace(cfg.env, num_envs=num_envs, amp_history_lags=HISTORY_LAGS,
+                                  action_filter_hz=FILTER_HZ, episode_length_s=0.3, add_noise=False,
+                                  clip_actions=CLIP)
+    run_cfg = dataclasses.replace(cfg, env=env_cfg)
     env = wrappers.make_amp_training_env(run_cfg, library, jax.random.PRNGKey(0))
-    width = observations.AMP_OBS_SIZE
-
-    @jax.jit
-    def run(key):
-        k_reset, k_actions = jax.random.split(key)
-        state = env.reset(jax.random.split(k_reset, num_envs))
-
-        def body(s, k):
-            nxt = env.step(s, jax.random.uniform(k, (num_envs, 12), minval=-1.0, maxval=1.0))
-            return nxt, (nxt.done, nxt.info["amp_obs"], nxt.info["terminal_amp_obs"])
-
-        return state.info["amp_obs"], jax.lax.scan(body, state, jax.random.split(k_actions, steps))[1]
-
-    first, (done, amp_obs, terminal) = jax.device_get(run(jax.random.PRNGKey(3)))
-    assert first.shape == (num_envs, width * 3) and amp_obs.shape == (steps, num_envs, width * 3)
-    assert done.sum() >= num_envs  # every env timed out at least once (15-step episodes)
-    windows = np.concatenate([first[None], amp_obs])  # [T + 1, N, 3·43]: the states acted from
-    current = windows[..., :width]
-    np.testing.assert_array_equal(first[:, width:], np.tile(first[:, :width], 2))  # a reset repeats its state
-    for n in range(num_envs):
-        start = 0  # index of the current episode's first state
-        for i in range(steps + 1):
-            if i > 0 and done[i - 1, n]:
-                # the terminal state's window: its features, then its episode's earlier states
-                want = [terminal[i - 1, n, :width]] + [current[max(i - lag, start), n] for lag in lags]
-                np.testing.assert_array_equal(terminal[i - 1, n], np.concatenate(want))
-                start = i
-            want = [current[i, n]] + [current[max(i - lag, start), n] for lag in lags]
-            np.testing.assert_array_equal(windows[i, n], np.concatenate(want), err_msg=f"env {n}, state {i}")
-
-
-def test_action_filter_follows_a_plain_loop_across_resets(cfg, library):
-    """With ``env.action_filter_hz`` the filter's state (and the observations' last action) is the first-order
-    recursion ``f ← f + α (clip(a) − f)`` of the actions, restarted at each reset at the action holding the
-    reset's joint angles: checked against a NumPy loop over the recorded actions, across time-outs."""
-    num_envs, steps = 4, 30
-    env_cfg = dataclasses.replace(cfg.env, num_envs=num_envs, action_filter_hz=3.0, episode_length_s=0.3,
-                                  add_noise=False, clip_actions=1.5)
-    alpha = env_cfg.action_filter_alpha
-    assert alpha == pytest.approx(1 - math.exp(-2 * math.pi * 3.0 * 0.03))
-    env = wrappers.make_amp_training_env(dataclasses.replace(cfg, env=env_cfg), library, jax.random.PRNGKey(0))
 
     @jax.jit
     def run(key):
@@ -310,28 +275,67 @@ def test_action_filter_follows_a_plain_loop_across_resets(cfg, library):
         def body(s, k):
             action = jax.random.uniform(k, (num_envs, 12), minval=-2.0, maxval=2.0)
             nxt = env.step(s, action)
-            return nxt, (action, nxt.done, nxt.info["filtered_action"], nxt.obs[observations.CRITIC_OBS_KEY],
-                         nxt.pipeline_state.qpos, nxt.info["last_action"])
+            return nxt, {"action": action, "done": nxt.done, "amp_obs": nxt.info["amp_obs"],
+                         "terminal_amp_obs": nxt.info["terminal_amp_obs"],
+                         "filtered": nxt.info["filtered_action"], "critic": nxt.obs[observations.CRITIC_OBS_KEY],
+                         "qpos": nxt.pipeline_state.qpos, "last_action": nxt.info["last_action"]}
 
         return state, jax.lax.scan(body, state, jax.random.split(k_actions, steps))[1]
 
-    first, (actions, done, filtered, critic, qpos, last) = jax.device_get(run(jax.random.PRNGKey(5)))
-    assert done.sum() >= num_envs  # 10-step episodes: every env restarted
-    default_q = np.tile(cfg.env.default_joint_angles, 4)
-    np.testing.assert_allclose(first.info["filtered_action"],
-                               np.clip((first.pipeline_state.qpos[:, 7:] - default_q) / cfg.env.action_scale,
-                                       -1.5, 1.5), atol=1e-6)
-    np.testing.assert_allclose(critic[..., observations.CRITIC_LAST_ACTION], filtered, atol=1e-6)
+    first, records = jax.device_get(run(jax.random.PRNGKey(3)))
+    assert records["done"].sum() >= num_envs  # 10-step episodes: every env restarted at least once
+    return run_cfg, first, records
+
+
+def test_amp_history_windows_hold_the_earlier_states_of_the_episode(lagged_filtered_rollout):
+    """With ``env.amp_history_lags`` each AMP observation (and each terminal one) is the state's features, then
+    those of the states that many steps earlier in its episode, the episode's first state standing in for the
+    steps before it: checked against a plain loop over the recorded states, across time-outs and resets."""
+    _, first_state, r = lagged_filtered_rollout
+    first, done, amp_obs, terminal = first_state.info["amp_obs"], r["done"], r["amp_obs"], r["terminal_amp_obs"]
+    (steps, num_envs), width = done.shape, observations.AMP_OBS_SIZE
+    assert first.shape == (num_envs, width * 3) and amp_obs.shape == (steps, num_envs, width * 3)
+    windows = np.concatenate([first[None], amp_obs])  # [T + 1, N, 3·43]: the states acted from
+    current = windows[..., :width]
+    np.testing.assert_array_equal(first[:, width:], np.tile(first[:, :width], 2))  # a reset repeats its state
+    for n in range(num_envs):
+        start = 0  # index of the current episode's first state
+        for i in range(steps + 1):
+            if i > 0 and done[i - 1, n]:
+                # the terminal state's window: its features, then its episode's earlier states
+                want = [terminal[i - 1, n, :width]] + [current[max(i - lag, start), n] for lag in HISTORY_LAGS]
+                np.testing.assert_array_equal(terminal[i - 1, n], np.concatenate(want))
+                start = i
+            want = [current[i, n]] + [current[max(i - lag, start), n] for lag in HISTORY_LAGS]
+            np.testing.assert_array_equal(windows[i, n], np.concatenate(want), err_msg=f"env {n}, state {i}")
+
+
+def test_action_filter_follows_a_plain_loop_across_resets(lagged_filtered_rollout):
+    """With ``env.action_filter_hz`` the filter's state (and the observations' last action) is the first-order
+    recursion ``f ← f + α (clip(a) − f)`` of the actions, restarted at each reset at the action holding the
+    reset's joint angles: checked against a NumPy loop over the recorded actions, across time-outs."""
+    run_cfg, first, r = lagged_filtered_rollout
+    actions, done, filtered, qpos = r["action"], r["done"], r["filtered"], r["qpos"]
+    (steps, num_envs), env_cfg = done.shape, run_cfg.env
+    alpha = env_cfg.action_filter_alpha
+    assert alpha == pytest.approx(1 - math.exp(-2 * math.pi * FILTER_HZ * 0.03))
+    default_q = np.tile(env_cfg.default_joint_angles, 4)
+
+    def holding(q):  # the action whose PD target is the joint angles q, within the clip bound
+        return np.clip((q - default_q) / env_cfg.action_scale, -CLIP, CLIP)
+
+    np.testing.assert_allclose(first.info["filtered_action"], holding(first.pipeline_state.qpos[:, 7:]), atol=1e-6)
+    np.testing.assert_allclose(r["critic"][..., observations.CRITIC_LAST_ACTION], filtered, atol=1e-6)
     running = done == 0  # a finished step's info is the next episode's reset's
-    np.testing.assert_array_equal(last[running], np.clip(actions, -1.5, 1.5)[running])  # the policy's, unfiltered
+    np.testing.assert_array_equal(r["last_action"][running], np.clip(actions, -CLIP, CLIP)[running])  # unfiltered
     for n in range(num_envs):
         f = np.asarray(first.info["filtered_action"][n], np.float64)
         for t in range(steps):
             if t > 0 and done[t - 1, n]:  # the state acted from is a reset's
-                f = np.clip((qpos[t - 1, n, 7:] - default_q) / cfg.env.action_scale, -1.5, 1.5)
-            f = f + alpha * (np.clip(actions[t, n], -1.5, 1.5) - f)
+                f = holding(qpos[t - 1, n, 7:])
+            f = f + alpha * (np.clip(actions[t, n], -CLIP, CLIP) - f)
             want = f
             if done[t, n]:  # a finished step's state is replaced by the next episode's reset
-                want = np.clip((qpos[t, n, 7:] - default_q) / cfg.env.action_scale, -1.5, 1.5)
+                want = holding(qpos[t, n, 7:])
             np.testing.assert_allclose(filtered[t, n], want, atol=2e-5, err_msg=f"env {n}, step {t}")
 
