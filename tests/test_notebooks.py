@@ -155,7 +155,8 @@ def kernel_dir(tmp_path_factory):
 
 
 def execute(path: pathlib.Path, kernel_dir: pathlib.Path, work_dir: pathlib.Path, env: dict[str, str]):
-    """Runs every cell of the notebook at ``path`` in a fresh kernel (cwd ``work_dir``); returns it executed."""
+    """Runs every cell of the notebook at ``path`` in a fresh kernel (cwd ``work_dir``, whose temporary folders are
+    made inside ``work_dir`` too, so that a notebook's outputs leave nothing behind); returns it executed."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -164,7 +165,7 @@ def execute(path: pathlib.Path, kernel_dir: pathlib.Path, work_dir: pathlib.Path
                             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_dir)]))
     client = nbclient.NotebookClient(notebook, km=manager, timeout=CELL_TIMEOUT_S,
                                      resources={"metadata": {"path": str(work_dir)}})
-    client.execute(env=env)
+    client.execute(env=dict(env, TMPDIR=str(work_dir)))
     return notebook
 
 
@@ -246,8 +247,9 @@ def test_motion_notebook_runs_in_smoke_mode(kernel_dir, tmp_path, gl):
     duty = gait.duty_factors(gait.contacts_from_heights(gait.clip_foot_heights(trot0.frames)))
     assert re.search(rf"^trot0\s+{' '.join(f'{d:.2f}' for d in duty)}\s", text, re.MULTILINE)
     assert mime_count(notebook, "image/png") == 4  # the features of two clips, the contacts, the foot heights
+    videos = list(tmp_path.glob("amp_jax_clips_*/trot0.mp4"))  # written in the kernel's temporary folder
     if gl == "as set" and video.gl_problem() is None:
-        assert html_videos(notebook) == 1
+        assert html_videos(notebook) == 1 and len(videos) == 1
     else:
-        assert html_videos(notebook) == 0
+        assert html_videos(notebook) == 0 and not videos
         assert "no video: " in text and f"to get videos: {video.HOW_TO_GET_VIDEOS}" in text
