@@ -11,6 +11,12 @@ Verdict (:func:`mirror_verdict`), the symmetry goal:
 * straight at 0.8 m/s: duty factors of FL and FR, and of RL and RR, within 0.10 of each other, and drift below
   0.05 m/s sideways and 0.1 rad/s of yaw.
 
+A policy with a gait clock is run as the robot would run it: the clock starts at phase 0 for every command.
+The mirror moves the clock half a cycle (:mod:`amp_jax.envs.mirror`), so the mirror image of a +c run is a −c run
+whose clock starts at phase ½; for such a policy the report also holds those −c runs and the verdict with them in
+place of the phase-0 ones (``mirrored_clock``): what an equivariant policy answers exactly, on a model that is
+itself symmetric.
+
 ``python -m amp_jax.deploy.mirror_check RUN_DIR_OR_ONNX [--json OUT]`` prints the table and the verdict.
 """
 
@@ -41,6 +47,8 @@ MIRROR_PAIRS: dict[str, tuple[tuple[float, float, float], tuple[float, float, fl
 """Name → (command +c, command −c, the axis compared: 1 = v_y, 2 = yaw rate)."""
 STRAIGHT = (0.8, 0.0, 0.0)
 """The straight command whose left-right balance is measured."""
+MIRRORED_CLOCK_PHASE = 0.5
+"""The gait clock's phase (cycles) at which the mirror image of a run from phase 0 starts."""
 MIN_RESPONSE_FRACTION = 0.5
 MAX_ASYMMETRY = 0.1
 MAX_DUTY_DIFFERENCE = 0.10
@@ -58,10 +66,12 @@ def held_commands(command: tuple[float, float, float], control_dt: float,
     return commands, slice(settle + hold - int(round(MEASURED_FRACTION * hold)), settle + hold)
 
 
-def measure_command(policy, spec: sim2sim.RunnerSpec, command: tuple[float, float, float]) -> dict[str, Any]:
-    """One held command: mean measured (v_x, v_y, yaw rate), duty factor per foot, whether it stayed upright."""
+def measure_command(policy, spec: sim2sim.RunnerSpec, command: tuple[float, float, float],
+                    clock_start_phase: float = 0.0) -> dict[str, Any]:
+    """One held command: mean measured (v_x, v_y, yaw rate), duty factor per foot, whether it stayed upright;
+    a gait clock starts at ``clock_start_phase`` cycles."""
     commands, window = held_commands(command, spec.control_dt)
-    run = sim2sim.simulate(policy, spec, commands)
+    run = sim2sim.simulate(policy, spec, commands, clock_start_phase=clock_start_phase)
     contacts = gait.contacts_from_forces(run.foot_forces[window])
     return {"command": list(command), "response": run.measured[window].mean(axis=0).tolist(),
             "duty": gait.duty_factors(contacts).tolist(), "upright": run.upright}
@@ -87,29 +97,46 @@ def mirror_verdict(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def mirror_check(onnx_path: str | pathlib.Path) -> dict[str, Any]:
-    """Every command of the goal for one exported policy, and the verdict."""
+    """Every command of the goal for one exported policy, and the verdict; with a gait clock, also
+    ``mirrored_clock``: the −c runs from phase ½ and the verdict with them."""
     session = onnx_export.load_session(onnx_path)
     spec = sim2sim.RunnerSpec.from_metadata(onnx_export.read_metadata(onnx_path), str(onnx_path))
+    return mirror_report(lambda obs: onnx_export.run_onnx(session, obs), spec)
 
-    def policy(obs: np.ndarray) -> np.ndarray:
-        return onnx_export.run_onnx(session, obs)
 
+def mirror_report(policy, spec: sim2sim.RunnerSpec) -> dict[str, Any]:
+    """:func:`mirror_check` for ``policy(obs [42 or 44]) -> action [12]`` under the runner settings ``spec``."""
     commands = {"straight": STRAIGHT}
     for name, (plus, minus, _) in MIRROR_PAIRS.items():
         commands[f"{name}+"], commands[f"{name}-"] = plus, minus
     results = {name: measure_command(policy, spec, command) for name, command in commands.items()}
-    return {"results": results, **mirror_verdict(results)}
+    report = {"results": results, **mirror_verdict(results)}
+    if spec.gait_clock_hz > 0:
+        shifted = {f"{name}-": measure_command(policy, spec, minus, MIRRORED_CLOCK_PHASE)
+                   for name, (_, minus, _) in MIRROR_PAIRS.items()}
+        report["mirrored_clock"] = {"results": shifted, **mirror_verdict({**results, **shifted})}
+    return report
+
+
+def _result_line(name: str, r: dict[str, Any]) -> str:
+    vx, vy, yaw = r["response"]
+    duty = " ".join(f"{d:.2f}" for d in r["duty"])
+    return (f"{name:>9} {str(tuple(r['command'])):>8}  {vx:6.3f} {vy:7.3f} {yaw:7.3f}   {duty}"
+            + ("" if r["upright"] else "  (fell)"))
 
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"{'command':>18}  {'v_x':>6} {'v_y':>7} {'yaw':>7}   duty FL FR RL RR"]
-    for name, r in report["results"].items():
-        vx, vy, yaw = r["response"]
-        duty = " ".join(f"{d:.2f}" for d in r["duty"])
-        lines.append(f"{name:>9} {str(tuple(r['command'])):>8}  {vx:6.3f} {vy:7.3f} {yaw:7.3f}   {duty}"
-                     + ("" if r["upright"] else "  (fell)"))
+    lines += [_result_line(name, r) for name, r in report["results"].items()]
     lines += [f"{k}: {'yes' if v else 'no'}" for k, v in report["criteria"].items()]
     lines.append("mirror goal met" if report["passes"] else "mirror goal not met")
+    shifted = report.get("mirrored_clock")
+    if shifted:
+        lines.append(f"the -c runs again, the gait clock started at phase {MIRRORED_CLOCK_PHASE:g} (the mirror image "
+                     "of the +c runs' start):")
+        lines += [_result_line(name, r) for name, r in shifted["results"].items()]
+        mirrored = {k: v for k, v in shifted["criteria"].items() if k.endswith(("_mirrored", "_sign_and_size"))}
+        lines.append("with these: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in mirrored.items()))
     return "\n".join(lines)
 
 

@@ -237,11 +237,12 @@ def run_sim2sim(onnx_path: str | pathlib.Path,
 
 def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, commands: np.ndarray, *,
              scene: str | pathlib.Path = a1.SCENE_XML,
-             start: tuple[np.ndarray, np.ndarray] | None = None) -> Sim2SimResult:
+             start: tuple[np.ndarray, np.ndarray] | None = None, clock_start_phase: float = 0.0) -> Sim2SimResult:
     """The runner's loop: ``policy(obs [42 or 44]) -> action [12]`` in C MuJoCo, one control step per row of
     ``commands [T, 3]``, from ``start`` (``(qpos [19], qvel [18])``, default :func:`initial_state`); PD torques
     in NumPy before each ``mj_step``. With an action filter, the targets follow the filtered action, which starts
-    at the action holding the start's joint angles and is what the observation's last action holds."""
+    at the action holding the start's joint angles and is what the observation's last action holds. With a gait
+    clock, its phase at the first control step is ``clock_start_phase`` cycles (the runner's default: 0)."""
     model = mujoco.MjModel.from_xml_path(str(scene))
     model.opt.timestep = spec.physics_dt
     data = mujoco.MjData(model)
@@ -260,8 +261,10 @@ def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, comma
         last_action = np.clip(holding, -spec.clip_actions, spec.clip_actions)
     alpha = spec.action_filter_alpha
     fell_at = None
+    clock_offset_s = clock_start_phase / spec.gait_clock_hz if spec.gait_clock_hz > 0 else 0.0
     for k in range(steps):
-        obs = policy_observation(data.qpos, data.qvel, commands[k], last_action, spec, k * spec.control_dt)
+        obs = policy_observation(data.qpos, data.qvel, commands[k], last_action, spec,
+                                 k * spec.control_dt + clock_offset_s)
         action = np.clip(np.asarray(policy(obs), np.float64), -spec.clip_actions, spec.clip_actions)
         applied = last_action + alpha * (action - last_action) if spec.action_filter_hz > 0 else action
         target = spec.default_joint_pos + spec.action_scale * applied

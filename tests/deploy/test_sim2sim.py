@@ -195,6 +195,40 @@ def test_mirror_verdict_applies_each_criterion():
     assert not mirror_check.mirror_verdict(_report(drift=(0.0, 0.12)))["criteria"]["no_drift"]
 
 
+def test_a_clock_policy_is_also_checked_with_the_minus_runs_started_half_a_cycle_on(cfg, spec, monkeypatch):
+    """The mirror image of a run whose clock starts at phase 0 starts at phase ½: the report's ``mirrored_clock``
+    holds the −c runs from there, and the runner's clock really starts there and advances as in training."""
+    monkeypatch.setattr(mirror_check, "HOLD_S", 0.6)
+    clock_spec = sim2sim.RunnerSpec.from_metadata(export_policy.policy_metadata(
+        dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, gait_clock_hz=2.0))))
+    clocks: list[list[np.ndarray]] = []
+
+    def recording_policy(obs):
+        if len(clocks) == 0 or len(clocks[-1]) == steps_per_run:
+            clocks.append([])
+        clocks[-1].append(np.array(obs[-2:]))
+        return np.zeros(12)
+
+    steps_per_run = mirror_check.held_commands((0.0, 0.0, 0.0), clock_spec.control_dt)[0].shape[0]
+    report = mirror_check.mirror_report(recording_policy, clock_spec)
+    assert len(clocks) == 7  # straight, yaw ±, lateral ±, then yaw − and lateral − from phase ½
+    scale = clock_spec.obs_scales[sim2sim.GAIT_CLOCK]
+    step_angle = 2 * np.pi * 2.0 * clock_spec.control_dt
+    for run, start_phase in zip(clocks, [0.0] * 5 + [0.5] * 2, strict=True):
+        angles = 2 * np.pi * start_phase + step_angle * np.arange(len(run))
+        np.testing.assert_allclose(np.array(run), scale * np.stack([np.sin(angles), np.cos(angles)], 1), atol=1e-5)
+    shifted = report["mirrored_clock"]
+    assert list(shifted["results"]) == ["yaw-", "lateral-"]
+    assert [r["command"] for r in shifted["results"].values()] == [[0.5, 0.0, -1.0], [0.3, -0.3, 0.0]]
+    assert shifted["criteria"].keys() == report["criteria"].keys()
+    assert "started at phase 0.5" in mirror_check.format_report(report)
+
+    clocks.clear()
+    steps_per_run = mirror_check.held_commands((0.0, 0.0, 0.0), spec.control_dt)[0].shape[0]
+    assert "mirrored_clock" not in mirror_check.mirror_report(recording_policy, spec)  # no clock: five runs
+    assert len(clocks) == 5
+
+
 def test_held_commands_settle_then_hold_and_measure_the_last_three_quarters(spec):
     commands, window = mirror_check.held_commands((0.5, 0.0, 1.0), spec.control_dt)
     settle = round(mirror_check.SETTLE_S / spec.control_dt)
