@@ -105,13 +105,16 @@ class CommandResult:
 
 @dataclasses.dataclass(frozen=True)
 class ClipReference:
-    """The trot clip's mean forward speed (m/s), stride frequency (Hz, from its foot heights) and thigh
-    excursion (rad, :func:`amp_jax.analysis.footfall.thigh_excursion` over the whole clip)."""
+    """The trot clip's mean forward speed (m/s), stride frequency (Hz, from its foot heights), thigh
+    excursion (rad, :func:`amp_jax.analysis.footfall.thigh_excursion` over the whole clip) and the RMS of its
+    lateral velocity in the base frame (m/s, over the whole clip: the dog's own sway and drift, beside the goal's
+    lateral RMS)."""
 
     file: str
     speed: float
     stride_hz: float
     thigh_excursion_rad: float
+    lateral_rms: float = math.nan
 
     @property
     def stride_length_m(self) -> float:
@@ -135,7 +138,8 @@ def clip_reference(path: str | pathlib.Path = TROT_CLIP) -> ClipReference:
     contacts = gait.contacts_from_heights(gait.clip_foot_heights(frames))
     return ClipReference(file=path.name, speed=float(np.mean(frames[:, layout.BASE_LIN_VEL][:, 0])),
                          stride_hz=footfall.stride_frequency(contacts, clip.frame_duration),
-                         thigh_excursion_rad=footfall.thigh_excursion(frames[:, layout.JOINT_POS]))
+                         thigh_excursion_rad=footfall.thigh_excursion(frames[:, layout.JOINT_POS]),
+                         lateral_rms=float(np.sqrt(np.mean(np.square(frames[:, layout.BASE_LIN_VEL][:, 1])))))
 
 
 def robot_mass(scene: str | pathlib.Path = a1.SCENE_XML) -> float:
@@ -278,7 +282,9 @@ def format_report(report: Mapping[str, Any]) -> str:
     ref = report["clip_reference"]
     size = (f", {_number(ref['stride_length_m'])} m, thigh excursion {_number(ref['thigh_excursion_rad'])} rad"
             if "thigh_excursion_rad" in ref else "")  # reports written before the stride's size was measured
-    lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz{size}")
+    lateral_rms = ref.get("lateral_rms")  # absent from reports written before it was measured
+    lateral = f", lateral RMS {lateral_rms:.3f} m/s" if lateral_rms is not None and math.isfinite(lateral_rms) else ""
+    lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz{size}{lateral}")
     lines += [f"{name}: {'yes' if ok else 'no'}" for name, ok in report["criteria"].items()]
     if "style" in report:  # the MJX grid's: the run's own discriminator per command
         style = report["style"]
