@@ -34,6 +34,9 @@ class RewardScales:
     """exp(−‖cmd_xy − v_xy‖² / σ_fine): the same tracking with the narrower kernel ``tracking_sigma_fine``."""
     tracking_ang_vel_fine: float = 0.0
     """exp(−(cmd_yaw − ω_z)² / σ_fine)."""
+    tracking_lin_vel_y: float = 0.0
+    """exp(−(cmd_y − v_y)² / σ_lateral), base frame: the lateral velocity alone, with the kernel
+    ``tracking_sigma_lateral``."""
     lin_vel_z: float = 0.0
     """v_z² of the base, base axes ((m/s)²)."""
     ang_vel_xy: float = 0.0
@@ -145,6 +148,9 @@ class EnvConfig:
     tracking_sigma_fine: float = 0.1
     """Width of the narrower kernels of the ``tracking_*_fine`` reward terms ((m/s)² and (rad/s)²); they are off
     (scale 0) unless a recipe sets their scales."""
+    tracking_sigma_lateral: float = 0.02
+    """Width of the kernel of the ``tracking_lin_vel_y`` reward term ((m/s)²); it is off (scale 0) unless a recipe
+    sets its scale."""
     obs_scale_lin_vel: float = 2.0
     """Scale of the base linear velocity (and of the xy commands) in observations."""
     obs_scale_ang_vel: float = 0.25
@@ -263,6 +269,7 @@ class EnvConfig:
                f"a frequency in [0, {0.5 / self.control_dt:g}] Hz (0 = no clock; at most half the control rate)")
         yield "tracking_sigma", self.tracking_sigma > 0, "a positive kernel width"
         yield "tracking_sigma_fine", self.tracking_sigma_fine > 0, "a positive kernel width"
+        yield "tracking_sigma_lateral", self.tracking_sigma_lateral > 0, "a positive kernel width"
         for name in ("obs_scale_lin_vel", "obs_scale_ang_vel", "obs_scale_dof_pos", "obs_scale_dof_vel"):
             yield name, getattr(self, name) > 0, "a positive scale"
         for name in ("noise_level", "noise_lin_vel", "noise_ang_vel", "noise_gravity", "noise_dof_pos",

@@ -134,7 +134,8 @@ class A1AmpEnv(Env):
         rewards.check_scales(self._reward_scales)
         soft_lower, soft_upper = rewards.soft_joint_limits(self.mj_model.jnt_range[1:], a1.SOFT_JOINT_RANGE_FRACTION)
         self._reward_params = rewards.RewardParams(
-            tracking_sigma=cfg.tracking_sigma, tracking_sigma_fine=cfg.tracking_sigma_fine, control_dt=cfg.control_dt,
+            tracking_sigma=cfg.tracking_sigma, tracking_sigma_fine=cfg.tracking_sigma_fine,
+            tracking_sigma_lateral=cfg.tracking_sigma_lateral, control_dt=cfg.control_dt,
             soft_joint_lower=soft_lower, soft_joint_upper=soft_upper)
         # Decided here, in Python: the per-step work of a term (contact forces, body contacts) and its info keys
         # exist only when its scale is non-zero, so other configs step the same program as without these terms.

@@ -66,10 +66,11 @@ def test_shapes_dtypes_and_determinism(wrapped):
 
 
 def test_the_env_s_tracking_kernels_are_the_config_s():
-    """Both kernel widths reach the reward terms (the fine terms' width is its own field, not the wide one's)."""
-    env_cfg = dataclasses.replace(Config().env, tracking_sigma=0.3, tracking_sigma_fine=0.07, rsi_probability=0.0)
+    """Every kernel width reaches the reward terms (each narrower kernel's width is its own field)."""
+    env_cfg = dataclasses.replace(Config().env, tracking_sigma=0.3, tracking_sigma_fine=0.07,
+                                  tracking_sigma_lateral=0.015, rsi_probability=0.0)
     params = A1AmpEnv(env_cfg, None)._reward_params
-    assert (params.tracking_sigma, params.tracking_sigma_fine) == (0.3, 0.07)
+    assert (params.tracking_sigma, params.tracking_sigma_fine, params.tracking_sigma_lateral) == (0.3, 0.07, 0.015)
 
 
 def test_mjx_follows_c_mujoco(wrapped):

@@ -12,7 +12,7 @@ from amp_jax import a1
 from amp_jax.envs import rewards
 
 DT = 0.03
-PARAMS = rewards.RewardParams(tracking_sigma=0.25, tracking_sigma_fine=0.1, control_dt=DT,
+PARAMS = rewards.RewardParams(tracking_sigma=0.25, tracking_sigma_fine=0.1, tracking_sigma_lateral=0.02, control_dt=DT,
                               soft_joint_lower=tuple(a1.JOINT_LOWER + 0.05 * (a1.JOINT_UPPER - a1.JOINT_LOWER)),
                               soft_joint_upper=tuple(a1.JOINT_UPPER - 0.05 * (a1.JOINT_UPPER - a1.JOINT_LOWER)))
 
@@ -47,6 +47,8 @@ def numpy_term(name: str, v: dict) -> float:
                           + (v["command"][1] - v["base_lin_vel"][1]) ** 2) / sigma)
     if name in ("tracking_ang_vel", "tracking_ang_vel_fine"):
         return math.exp(-((v["command"][2] - v["base_ang_vel"][2]) ** 2) / sigma)
+    if name == "tracking_lin_vel_y":
+        return math.exp(-((v["command"][1] - v["base_lin_vel"][1]) ** 2) / PARAMS.tracking_sigma_lateral)
     if name == "lin_vel_z":
         return v["base_lin_vel"][2] ** 2
     if name == "ang_vel_xy":
@@ -124,6 +126,21 @@ def test_the_narrow_kernel_is_the_steeper_one_only_near_the_command():
         assert slope(rewards.tracking_lin_vel_fine, error) < slope(rewards.tracking_lin_vel, error) < 0
     for error in (0.40, 0.6, 1.0):
         assert slope(rewards.tracking_lin_vel, error) < slope(rewards.tracking_lin_vel_fine, error) <= 0
+
+
+def test_the_lateral_kernel_reads_v_y_alone_and_pays_0_61_for_a_0_1_drift():
+    """Near the command, where random states never land at σ_lateral 0.02: a steady 0.1 m/s lateral drift costs
+    the lateral term 39 % (exp(−0.5)) and the xy fine term 10 %; a forward error or a yaw error leaves it at 1."""
+    values = random_quantities(np.random.default_rng(5)) | {"command": np.array([1.2, 0.0, 0.3])}
+    drifting = as_struct(values | {"base_lin_vel": np.array([1.2, -0.1, 0.0]), "base_ang_vel": np.array([0, 0, 0.3])})
+    assert float(rewards.tracking_lin_vel_y(drifting, PARAMS)) == pytest.approx(math.exp(-0.5), rel=1e-5)
+    assert float(rewards.tracking_lin_vel_fine(drifting, PARAMS)) == pytest.approx(math.exp(-0.1), rel=1e-5)
+    other_errors = as_struct(values | {"base_lin_vel": np.array([0.7, 0.0, 0.2]), "base_ang_vel": np.array([0, 0, -1])})
+    assert float(rewards.tracking_lin_vel_y(other_errors, PARAMS)) == pytest.approx(1.0)
+    offsets = np.linspace(-0.3, 0.3, 13)
+    got = [float(rewards.tracking_lin_vel_y(as_struct(values | {"base_lin_vel": np.array([1.2, dy, 0.0])}), PARAMS))
+           for dy in offsets]
+    np.testing.assert_allclose(got, np.exp(-offsets ** 2 / 0.02), rtol=1e-5, atol=1e-7)
 
 
 def test_sum_is_clipped_at_zero_then_termination_is_added():
