@@ -106,15 +106,17 @@ class CommandResult:
 @dataclasses.dataclass(frozen=True)
 class ClipReference:
     """The trot clip's mean forward speed (m/s), stride frequency (Hz, from its foot heights), thigh
-    excursion (rad, :func:`amp_jax.analysis.footfall.thigh_excursion` over the whole clip) and the RMS of its
+    excursion (rad, :func:`amp_jax.analysis.footfall.thigh_excursion` over the whole clip), the RMS of its
     lateral velocity in the base frame (m/s, over the whole clip: the dog's own sway and drift, beside the goal's
-    lateral RMS)."""
+    lateral RMS) and the standard deviation of its yaw rate in base axes (rad/s: the dog's own yaw wobble about
+    its mean turning rate, beside the goal's yaw-rate RMS)."""
 
     file: str
     speed: float
     stride_hz: float
     thigh_excursion_rad: float
     lateral_rms: float = math.nan
+    yaw_rate_spread: float = math.nan
 
     @property
     def stride_length_m(self) -> float:
@@ -139,7 +141,8 @@ def clip_reference(path: str | pathlib.Path = TROT_CLIP) -> ClipReference:
     return ClipReference(file=path.name, speed=float(np.mean(frames[:, layout.BASE_LIN_VEL][:, 0])),
                          stride_hz=footfall.stride_frequency(contacts, clip.frame_duration),
                          thigh_excursion_rad=footfall.thigh_excursion(frames[:, layout.JOINT_POS]),
-                         lateral_rms=float(np.sqrt(np.mean(np.square(frames[:, layout.BASE_LIN_VEL][:, 1])))))
+                         lateral_rms=float(np.sqrt(np.mean(np.square(frames[:, layout.BASE_LIN_VEL][:, 1])))),
+                         yaw_rate_spread=float(np.std(frames[:, layout.BASE_ANG_VEL][:, 2])))
 
 
 def robot_mass(scene: str | pathlib.Path = a1.SCENE_XML) -> float:
@@ -284,6 +287,9 @@ def format_report(report: Mapping[str, Any]) -> str:
             if "thigh_excursion_rad" in ref else "")  # reports written before the stride's size was measured
     lateral_rms = ref.get("lateral_rms")  # absent from reports written before it was measured
     lateral = f", lateral RMS {lateral_rms:.3f} m/s" if lateral_rms is not None and math.isfinite(lateral_rms) else ""
+    yaw_spread = ref.get("yaw_rate_spread")  # likewise
+    if yaw_spread is not None and math.isfinite(yaw_spread):
+        lateral += f", yaw-rate spread {yaw_spread:.3f} rad/s"
     lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz{size}{lateral}")
     lines += [f"{name}: {'yes' if ok else 'no'}" for name, ok in report["criteria"].items()]
     if "style" in report:  # the MJX grid's: the run's own discriminator per command

@@ -136,6 +136,9 @@ def test_the_grid_holds_each_command_and_reports_it(spec, tmp_path, monkeypatch)
     # the dog's own lateral velocity (base frame, columns 31-33): its RMS, for the goal's lateral RMS beside it
     lateral = np.sqrt(np.mean(frames[:, 32] ** 2))
     assert reference.lateral_rms == pytest.approx(lateral, rel=1e-6) and 0.05 < lateral < 0.2
+    # and its yaw rate's standard deviation (base axes, column 36): the dog's wobble, for the goal's yaw-rate RMS
+    yaw_spread = np.std(frames[:, 36])
+    assert reference.yaw_rate_spread == pytest.approx(yaw_spread, rel=1e-6) and 0.1 < yaw_spread < 0.5
     commands = (("stand", (0.0, 0.0, 0.0)), ("forward 0.8", (0.8, 0.0, 0.0)))
     report = command_grid.evaluate_grid(lambda obs: np.zeros(12), spec, reference, commands)
     rows = {r["name"]: r for r in report["results"]}
@@ -159,10 +162,11 @@ def test_the_grid_holds_each_command_and_reports_it(spec, tmp_path, monkeypatch)
     for row in read_back["results"]:
         del row["stride_length_m"], row["thigh_excursion_rad"]
     del read_back["clip_reference"]["stride_length_m"], read_back["clip_reference"]["thigh_excursion_rad"]
-    del read_back["clip_reference"]["lateral_rms"]
+    del read_back["clip_reference"]["lateral_rms"], read_back["clip_reference"]["yaw_rate_spread"]
     old = command_grid.format_report(read_back)
     assert "thigh excursion" not in old and "thigh excursion" in text
     assert "lateral RMS" not in old and f"lateral RMS {reference.lateral_rms:.3f} m/s" in text
+    assert "yaw-rate spread" not in old and f"yaw-rate spread {reference.yaw_rate_spread:.3f} rad/s" in text
     assert len(old.splitlines()) == len(text.splitlines())
     assert command_grid.plot_grid(read_back, tmp_path / "old.png").stat().st_size > 10_000
 
