@@ -285,12 +285,11 @@ def format_report(report: Mapping[str, Any]) -> str:
     ref = report["clip_reference"]
     size = (f", {_number(ref['stride_length_m'])} m, thigh excursion {_number(ref['thigh_excursion_rad'])} rad"
             if "thigh_excursion_rad" in ref else "")  # reports written before the stride's size was measured
-    lateral_rms = ref.get("lateral_rms")  # absent from reports written before it was measured
-    lateral = f", lateral RMS {lateral_rms:.3f} m/s" if lateral_rms is not None and math.isfinite(lateral_rms) else ""
-    yaw_spread = ref.get("yaw_rate_spread")  # likewise
-    if yaw_spread is not None and math.isfinite(yaw_spread):
-        lateral += f", yaw-rate spread {yaw_spread:.3f} rad/s"
-    lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz{size}{lateral}")
+    sway = "".join(f", {label} {ref[key]:.3f} {unit}"  # each absent from reports written before it was measured
+                   for key, label, unit in (("lateral_rms", "lateral RMS", "m/s"),
+                                            ("yaw_rate_spread", "yaw-rate spread", "rad/s"))
+                   if ref.get(key) is not None and math.isfinite(ref[key]))
+    lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz{size}{sway}")
     lines += [f"{name}: {'yes' if ok else 'no'}" for name, ok in report["criteria"].items()]
     if "style" in report:  # the MJX grid's: the run's own discriminator per command
         style = report["style"]

@@ -140,7 +140,7 @@ def test_the_lateral_kernel_reads_v_y_alone_and_pays_0_61_for_a_0_1_drift():
     offsets = np.linspace(-0.3, 0.3, 13)
     got = [float(rewards.tracking_lin_vel_y(as_struct(values | {"base_lin_vel": np.array([1.2, dy, 0.0])}), PARAMS))
            for dy in offsets]
-    np.testing.assert_allclose(got, np.exp(-offsets ** 2 / 0.02), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got, np.exp(-offsets ** 2 / PARAMS.tracking_sigma_lateral), rtol=1e-5, atol=1e-7)
 
 
 def test_sum_is_clipped_at_zero_then_termination_is_added():
