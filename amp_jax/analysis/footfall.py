@@ -178,6 +178,28 @@ EXCURSION_PERCENTILES = (5.0, 95.0)
 """A joint's excursion is the spread between these percentiles of its angle: robust to a single stumble."""
 
 
+def mean_swing_s(contacts: np.ndarray, dt: float) -> float:
+    """Mean duration (s) of the complete swings in contact booleans ``[T, 4]`` sampled every ``dt`` s: runs of no
+    contact with a contact before and after them, over all four feet (a swing cut by the window's start or end
+    is not counted); NaN without a complete swing. A foot's swing is what ``feet_air_time`` pays for at its
+    touchdown."""
+    c = np.asarray(contacts, bool)
+    if c.ndim != 2 or c.shape[1] != 4:
+        raise ValueError(f"contacts have shape {c.shape}: expected [T, 4] booleans (legs FL, FR, RL, RR)")
+    edges = np.diff(c.astype(np.int8), axis=0)  # −1: lift-off after step t, +1: touchdown after step t
+    durations = []
+    for foot in range(c.shape[1]):
+        lift_offs = np.flatnonzero(edges[:, foot] == -1)
+        touchdowns = np.flatnonzero(edges[:, foot] == 1)
+        if lift_offs.size == 0:
+            continue
+        touchdowns = touchdowns[touchdowns > lift_offs[0]]  # a touchdown before the first lift-off ends no swing
+        count = min(lift_offs.size, touchdowns.size)
+        durations.append(touchdowns[:count] - lift_offs[:count])
+    flights = np.concatenate(durations) if durations else np.zeros(0)
+    return float(np.mean(flights) * dt) if flights.size else math.nan
+
+
 def stride_length(speed: float, frequency: float) -> float:
     """Distance covered in one stride (m) at a horizontal ``speed`` (m/s) and stride ``frequency`` (Hz); NaN
     where there is no stride (frequency NaN or not positive)."""

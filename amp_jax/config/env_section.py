@@ -151,6 +151,10 @@ class EnvConfig:
     tracking_sigma_lateral: float = 0.02
     """Width of the kernel of the ``tracking_lin_vel_y`` reward term ((m/s)²); it is off (scale 0) unless a recipe
     sets its scale."""
+    feet_air_time_target: float = 0.5
+    """The ``feet_air_time`` reward term pays (air time − this) at each foot's touchdown (s); legged_gym's 0.5 is
+    longer than any clip's swing (the trot clips swing 0.34–0.39 s, the pace clips 0.26–0.28 s). The term is off
+    (scale 0) unless a recipe sets its scale."""
     obs_scale_lin_vel: float = 2.0
     """Scale of the base linear velocity (and of the xy commands) in observations."""
     obs_scale_ang_vel: float = 0.25
@@ -270,6 +274,7 @@ class EnvConfig:
         yield "tracking_sigma", self.tracking_sigma > 0, "a positive kernel width"
         yield "tracking_sigma_fine", self.tracking_sigma_fine > 0, "a positive kernel width"
         yield "tracking_sigma_lateral", self.tracking_sigma_lateral > 0, "a positive kernel width"
+        yield "feet_air_time_target", 0 <= self.feet_air_time_target <= 2.0, "an air time in [0, 2] s"
         for name in ("obs_scale_lin_vel", "obs_scale_ang_vel", "obs_scale_dof_pos", "obs_scale_dof_vel"):
             yield name, getattr(self, name) > 0, "a positive scale"
         for name in ("noise_level", "noise_lin_vel", "noise_ang_vel", "noise_gravity", "noise_dof_pos",

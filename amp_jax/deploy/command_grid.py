@@ -94,13 +94,15 @@ class CommandResult:
     NaN without a stride."""
     thigh_excursion_rad: float
     """Mean thigh-joint excursion over the window (rad), :func:`amp_jax.analysis.footfall.thigh_excursion`."""
+    swing_s: float = math.nan
+    """Mean duration of the window's complete swings (s), :func:`amp_jax.analysis.footfall.mean_swing_s`."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "command": list(self.command), "upright": self.upright,
                 "fell_at_s": self.fell_at_s, "achieved": list(self.achieved), "rms": self.rms,
                 **self.footfalls.as_dict(), "distance": self.distance, "cot_positive": self.cot_positive,
                 "cot": self.cot_absolute, "stride_length_m": self.stride_length_m,
-                "thigh_excursion_rad": self.thigh_excursion_rad}
+                "thigh_excursion_rad": self.thigh_excursion_rad, "swing_s": self.swing_s}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +119,7 @@ class ClipReference:
     thigh_excursion_rad: float
     lateral_rms: float = math.nan
     yaw_rate_spread: float = math.nan
+    swing_s: float = math.nan
 
     @property
     def stride_length_m(self) -> float:
@@ -142,7 +145,8 @@ def clip_reference(path: str | pathlib.Path = TROT_CLIP) -> ClipReference:
                          stride_hz=footfall.stride_frequency(contacts, clip.frame_duration),
                          thigh_excursion_rad=footfall.thigh_excursion(frames[:, layout.JOINT_POS]),
                          lateral_rms=float(np.sqrt(np.mean(np.square(frames[:, layout.BASE_LIN_VEL][:, 1])))),
-                         yaw_rate_spread=float(np.std(frames[:, layout.BASE_ANG_VEL][:, 2])))
+                         yaw_rate_spread=float(np.std(frames[:, layout.BASE_ANG_VEL][:, 2])),
+                         swing_s=footfall.mean_swing_s(contacts, clip.frame_duration))
 
 
 def robot_mass(scene: str | pathlib.Path = a1.SCENE_XML) -> float:
@@ -185,7 +189,8 @@ def measure_run(name: str, command: Sequence[float], run: HeldRun | sim2sim.Sim2
     # window's work.
     start = max(window.start - 1, 0)
     distance = sweep.horizontal_distance(run.qpos[start:window.stop, 0:2])
-    footfalls = footfall.footfalls(gait.contacts_from_forces(run.foot_forces[window]), control_dt)
+    contacts = gait.contacts_from_forces(run.foot_forces[window])
+    footfalls = footfall.footfalls(contacts, control_dt)
     duration = (window.stop - start - 1) * control_dt
     path = sweep.path_length(run.qpos[start:window.stop, 0:2])
     return CommandResult(
@@ -195,7 +200,8 @@ def measure_run(name: str, command: Sequence[float], run: HeldRun | sim2sim.Sim2
         cot_positive=sweep.cost_of_transport(run.work_positive[window], distance, mass),
         cot_absolute=sweep.cost_of_transport(run.work_absolute[window], distance, mass),
         stride_length_m=footfall.stride_length(path / duration if duration > 0 else math.nan, footfalls.stride_hz),
-        thigh_excursion_rad=footfall.thigh_excursion(run.qpos[window, a1.QPOS_JOINTS]))
+        thigh_excursion_rad=footfall.thigh_excursion(run.qpos[window, a1.QPOS_JOINTS]),
+        swing_s=footfall.mean_swing_s(contacts, control_dt))
 
 
 def grid_goal(results: Mapping[str, CommandResult], reference: ClipReference) -> dict[str, bool]:
@@ -271,7 +277,7 @@ def evaluate_onnx(onnx_path: str | pathlib.Path, **kwargs: Any) -> dict[str, Any
 def format_report(report: Mapping[str, Any]) -> str:
     """The report as a fixed-width table, the goal's criteria and the verdict."""
     head = (f"{'command':>16} {'(vx, vy, yaw)':>19}  {'achieved':>19}  {'rms vx':>6} {'vy':>5} {'yaw':>5}  "
-            f"{'gait':>7} {'Hz':>5} {'m':>5} {'thigh':>5}  duty FL FR RL RR   CoT+  CoT")
+            f"{'gait':>7} {'Hz':>5} {'m':>5} {'thigh':>5} {'swing':>5}  duty FL FR RL RR   CoT+  CoT")
     lines = [head]
     for r in report["results"]:
         cmd = "(" + ", ".join(f"{c:.2f}" for c in r["command"]) + ")"
@@ -280,13 +286,14 @@ def format_report(report: Mapping[str, Any]) -> str:
         fell = "" if r["upright"] else f"  fell at {r['fell_at_s']:.2f} s"
         lines.append(f"{r['name']:>16} {cmd:>19}  {ach:>19}  {r['rms']['vx']:6.3f} {r['rms']['vy']:5.3f} "
                      f"{r['rms']['yaw_rate']:5.3f}  {r['gait']:>7} {_number(r['stride_hz']):>5} "
-                     f"{_number(r.get('stride_length_m')):>5} {_number(r.get('thigh_excursion_rad')):>5}  {duty}  "
+                     f"{_number(r.get('stride_length_m')):>5} {_number(r.get('thigh_excursion_rad')):>5} "
+                     f"{_number(r.get('swing_s')):>5}  {duty}  "
                      f"{_number(r['cot_positive']):>5} {_number(r['cot']):>5}{fell}")
     ref = report["clip_reference"]
     size = (f", {_number(ref['stride_length_m'])} m, thigh excursion {_number(ref['thigh_excursion_rad'])} rad"
             if "thigh_excursion_rad" in ref else "")  # reports written before the stride's size was measured
     sway = "".join(f", {label} {ref[key]:.3f} {unit}"  # each absent from reports written before it was measured
-                   for key, label, unit in (("lateral_rms", "lateral RMS", "m/s"),
+                   for key, label, unit in (("swing_s", "swing", "s"), ("lateral_rms", "lateral RMS", "m/s"),
                                             ("yaw_rate_spread", "yaw-rate spread", "rad/s"))
                    if ref.get(key) is not None and math.isfinite(ref[key]))
     lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz{size}{sway}")

@@ -136,7 +136,7 @@ class A1AmpEnv(Env):
         self._reward_params = rewards.RewardParams(
             tracking_sigma=cfg.tracking_sigma, tracking_sigma_fine=cfg.tracking_sigma_fine,
             tracking_sigma_lateral=cfg.tracking_sigma_lateral, control_dt=cfg.control_dt,
-            soft_joint_lower=soft_lower, soft_joint_upper=soft_upper)
+            soft_joint_lower=soft_lower, soft_joint_upper=soft_upper, air_time_target=cfg.feet_air_time_target)
         # Decided here, in Python: the per-step work of a term (contact forces, body contacts) and its info keys
         # exist only when its scale is non-zero, so other configs step the same program as without these terms.
         self._tracks_feet_air_time = self._reward_scales["feet_air_time"] != 0

@@ -26,7 +26,8 @@ from flax import struct
 FOOT_CONTACT_FORCE = 1.0
 """A foot is in contact when the floor's normal force on it exceeds this (N), legged_gym's threshold."""
 AIR_TIME_TARGET = 0.5
-"""``feet_air_time`` pays (air time − this) at each touchdown (s): flights shorter than this cost."""
+"""legged_gym's air-time target (s), the default of ``env.feet_air_time_target``: ``feet_air_time`` pays
+(air time − target) at each touchdown, so flights shorter than the target cost."""
 AIR_TIME_MIN_COMMAND = 0.1
 """``feet_air_time`` pays nothing while the xy command's norm is at most this (m/s): no steps asked for."""
 
@@ -86,6 +87,8 @@ class RewardParams:
     """``[12]`` lower soft joint limits (rad), see :func:`soft_joint_limits`."""
     soft_joint_upper: tuple[float, ...]
     """``[12]`` upper soft joint limits (rad)."""
+    air_time_target: float = AIR_TIME_TARGET
+    """``feet_air_time`` pays (air time − this) at each touchdown (s)."""
 
 
 def soft_joint_limits(joint_range: np.ndarray, fraction: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -215,10 +218,10 @@ def air_time_step(air_time: jax.Array, last_contact: jax.Array, contact: jax.Arr
 
 
 def feet_air_time(q: StepQuantities, p: RewardParams) -> jax.Array:
-    """Σ_feet (air time − :data:`AIR_TIME_TARGET`) at each foot's touchdown (s), 0 while the xy command's norm is at
+    """Σ_feet (air time − ``p.air_time_target``) at each foot's touchdown (s), 0 while the xy command's norm is at
     most :data:`AIR_TIME_MIN_COMMAND`: rewards flights longer than the target (:func:`air_time_step`)."""
     step = air_time_step(q.feet_air_time, q.last_foot_contact, q.foot_contact, p.control_dt)
-    paid = jnp.sum(jnp.where(step.touchdown, step.air_time - AIR_TIME_TARGET, 0.0))
+    paid = jnp.sum(jnp.where(step.touchdown, step.air_time - p.air_time_target, 0.0))
     return jnp.where(jnp.linalg.norm(q.command[:2]) > AIR_TIME_MIN_COMMAND, paid, 0.0)
 
 

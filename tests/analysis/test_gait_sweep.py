@@ -10,7 +10,7 @@ from mujoco import mjx
 
 from amp_jax.analysis import footfall, gait, rollout, sweep
 from amp_jax.config import PROJECT_ROOT, load_config
-from amp_jax.envs import base
+from amp_jax.envs import base, rewards
 from amp_jax.evaluation import plotting
 from amp_jax.motion.loader import load_clip
 
@@ -84,6 +84,45 @@ def test_the_clips_classify_as_their_names_say(name):
     result = footfall.footfalls(contacts, clip.frame_duration)
     assert result.gait == name[:-1], result
     assert 1.0 < result.stride_hz < 2.0  # the dog's strides: 0.6-0.8 s
+
+
+
+def swings_by_loop(contacts, dt):
+    """Every complete swing's duration (s), walking each foot's contacts one sample at a time."""
+    out = []
+    for foot in range(contacts.shape[1]):
+        seen_contact, flight = False, None
+        for touching in contacts[:, foot]:
+            if touching:
+                if flight is not None:
+                    out.append(flight * dt)
+                seen_contact, flight = True, None
+            elif seen_contact:
+                flight = (flight or 0) + 1
+    return out
+
+
+def test_mean_swing_follows_a_plain_loop_and_a_known_pattern():
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        contacts = rng.uniform(size=(rng.integers(2, 60), 4)) < rng.uniform(0.2, 0.9)
+        expected = swings_by_loop(contacts, DT)
+        got = footfall.mean_swing_s(contacts, DT)
+        assert (np.isnan(got) and not expected) or got == pytest.approx(np.mean(expected)), contacts
+    # Half of each 20-step stride in the air: 10 steps of swing, whatever the offsets.
+    assert footfall.mean_swing_s(pattern(KNOWN["trot"]), DT) == pytest.approx(10 * DT)
+    assert np.isnan(footfall.mean_swing_s(np.ones((50, 4), bool), DT))  # standing: no swing
+    with pytest.raises(ValueError, match=r"expected \[T, 4\]"):
+        footfall.mean_swing_s(np.ones((50, 3), bool), DT)
+
+
+@pytest.mark.parametrize("name, low, high", [("trot0", 0.34, 0.40), ("trot1", 0.32, 0.36),
+                                             ("pace0", 0.25, 0.28), ("pace1", 0.27, 0.30)])
+def test_the_clips_swing_for_under_legged_gym_s_air_time_target(name, low, high):
+    """The swings ``env.feet_air_time_target`` documents: every clip's are shorter than legged_gym's 0.5 s."""
+    clip = load_clip(PROJECT_ROOT / "motion_data" / f"{name}.txt")
+    contacts = gait.contacts_from_heights(gait.clip_foot_heights(clip.frames))
+    assert low <= footfall.mean_swing_s(contacts, clip.frame_duration) <= high < rewards.AIR_TIME_TARGET
 
 
 # ----------------------------------------------------------------------------------------------------------

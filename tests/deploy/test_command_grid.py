@@ -80,6 +80,7 @@ def test_measure_run_on_a_hand_made_trot(spec):
     # 2 A sin(0.45 pi) between its 5th and 95th percentiles
     assert r.stride_length_m == pytest.approx(0.5, rel=0.05)
     assert r.thigh_excursion_rad == pytest.approx(2 * 0.2 * np.sin(0.45 * np.pi), rel=0.03)
+    assert r.swing_s == pytest.approx(0.25, abs=dt)  # each foot up half of a 0.5 s stride
     assert mass == pytest.approx(float(np.sum(mujoco.MjModel.from_xml_path(str(a1.SCENE_XML)).body_mass)))
 
 
@@ -139,6 +140,7 @@ def test_the_grid_holds_each_command_and_reports_it(spec, tmp_path, monkeypatch)
     # and its yaw rate's standard deviation (base axes, column 36): the dog's wobble, for the goal's yaw-rate RMS
     yaw_spread = np.std(frames[:, 36])
     assert reference.yaw_rate_spread == pytest.approx(yaw_spread, rel=1e-6) and 0.1 < yaw_spread < 0.5
+    assert 0.34 < reference.swing_s < 0.40  # the dog's swings (tests/analysis/test_gait_sweep.py)
     commands = (("stand", (0.0, 0.0, 0.0)), ("forward 0.8", (0.8, 0.0, 0.0)))
     report = command_grid.evaluate_grid(lambda obs: np.zeros(12), spec, reference, commands)
     rows = {r["name"]: r for r in report["results"]}
@@ -163,10 +165,14 @@ def test_the_grid_holds_each_command_and_reports_it(spec, tmp_path, monkeypatch)
         del row["stride_length_m"], row["thigh_excursion_rad"]
     del read_back["clip_reference"]["stride_length_m"], read_back["clip_reference"]["thigh_excursion_rad"]
     del read_back["clip_reference"]["lateral_rms"], read_back["clip_reference"]["yaw_rate_spread"]
+    del read_back["clip_reference"]["swing_s"]
+    for row in read_back["results"]:
+        del row["swing_s"]
     old = command_grid.format_report(read_back)
     assert "thigh excursion" not in old and "thigh excursion" in text
     assert "lateral RMS" not in old and f"lateral RMS {reference.lateral_rms:.3f} m/s" in text
     assert "yaw-rate spread" not in old and f"yaw-rate spread {reference.yaw_rate_spread:.3f} rad/s" in text
+    assert ", swing " not in old and f", swing {reference.swing_s:.3f} s" in text
     assert len(old.splitlines()) == len(text.splitlines())
     assert command_grid.plot_grid(read_back, tmp_path / "old.png").stat().st_size > 10_000
 

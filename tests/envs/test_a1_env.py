@@ -13,7 +13,7 @@ from brax.envs.wrappers.training import VmapWrapper
 
 from amp_jax import a1
 from amp_jax.config import Config
-from amp_jax.envs import observations, wrappers
+from amp_jax.envs import observations, rewards, wrappers
 from amp_jax.envs.a1_amp import A1AmpEnv
 from amp_jax.motion import load_motion_library
 
@@ -65,12 +65,16 @@ def test_shapes_dtypes_and_determinism(wrapped):
     assert set(a.metrics) == {"reward/tracking_lin_vel", "reward/tracking_ang_vel"}
 
 
-def test_the_env_s_tracking_kernels_are_the_config_s():
-    """Every kernel width reaches the reward terms (each narrower kernel's width is its own field)."""
+def test_the_env_s_reward_constants_are_the_config_s():
+    """Every kernel width (each narrower kernel's width is its own field) and the air-time target reach the reward
+    terms."""
     env_cfg = dataclasses.replace(Config().env, tracking_sigma=0.3, tracking_sigma_fine=0.07,
-                                  tracking_sigma_lateral=0.015, rsi_probability=0.0)
+                                  tracking_sigma_lateral=0.015, feet_air_time_target=0.3, rsi_probability=0.0)
     params = A1AmpEnv(env_cfg, None)._reward_params
     assert (params.tracking_sigma, params.tracking_sigma_fine, params.tracking_sigma_lateral) == (0.3, 0.07, 0.015)
+    assert params.air_time_target == 0.3
+    default = A1AmpEnv(dataclasses.replace(Config().env, rsi_probability=0.0), None)._reward_params
+    assert default.air_time_target == rewards.AIR_TIME_TARGET == 0.5
 
 
 def test_mjx_follows_c_mujoco(wrapped):

@@ -1,6 +1,7 @@
 """The task reward's terms against their formulas written out in NumPy, on hand-made step quantities; the sum, its
 clip and the termination term added after it; legged_gym's foot air-time rule against a plain Python loop."""
 
+import dataclasses
 import math
 
 import jax
@@ -229,6 +230,8 @@ def test_air_time_step_unclipped():
     q = as_struct(random_quantities(np.random.default_rng(0))).replace(
         command=jnp.array([1.0, 0.0, 0.0]), foot_contact=contact, last_foot_contact=last, feet_air_time=air)
     np.testing.assert_allclose(rewards.feet_air_time(q, PARAMS), (0.12 - 0.5) + (0.63 - 0.5), atol=1e-6)
+    clip_like = dataclasses.replace(PARAMS, air_time_target=0.3)
+    np.testing.assert_allclose(rewards.feet_air_time(q, clip_like), (0.12 - 0.3) + (0.63 - 0.3), atol=1e-6)
 
 
 def test_soft_joint_limits_are_nine_tenths_of_the_range_about_its_middle():
