@@ -9,7 +9,8 @@ observation noise. Per command:
 * footfalls from the feet's contact forces (> 1 N, :func:`amp_jax.analysis.gait.contacts_from_forces`): stride
   frequency, duty factors, gait class (:mod:`amp_jax.analysis.footfall`);
 * the stride's size: its length (the base's path over the window, a turn's arc rather than its chord, per
-  stride) and the thighs' excursion (:func:`amp_jax.analysis.footfall.thigh_excursion`), beside the trot clip's;
+  stride), the thighs' excursion (:func:`amp_jax.analysis.footfall.thigh_excursion`) and the mean swing
+  (:func:`amp_jax.analysis.footfall.mean_swing_s`), beside the trot clip's;
 * cost of transport ``W / (m g d)`` of the motors' positive and absolute work over the window, ``d`` the base's
   horizontal displacement over it (NaN below :data:`amp_jax.analysis.sweep.MIN_COT_DISTANCE`; the paper's
   measure, on straight commands: a turn's chord is short, so its figure is not a turn's cost).
@@ -110,8 +111,9 @@ class ClipReference:
     """The trot clip's mean forward speed (m/s), stride frequency (Hz, from its foot heights), thigh
     excursion (rad, :func:`amp_jax.analysis.footfall.thigh_excursion` over the whole clip), the RMS of its
     lateral velocity in the base frame (m/s, over the whole clip: the dog's own sway and drift, beside the goal's
-    lateral RMS) and the standard deviation of its yaw rate in base axes (rad/s: the dog's own yaw wobble about
-    its mean turning rate, beside the goal's yaw-rate RMS)."""
+    lateral RMS), the standard deviation of its yaw rate in base axes (rad/s: the dog's own yaw wobble about
+    its mean turning rate, beside the goal's yaw-rate RMS) and its mean swing (s, from its foot heights,
+    :func:`amp_jax.analysis.footfall.mean_swing_s`)."""
 
     file: str
     speed: float
@@ -292,11 +294,11 @@ def format_report(report: Mapping[str, Any]) -> str:
     ref = report["clip_reference"]
     size = (f", {_number(ref['stride_length_m'])} m, thigh excursion {_number(ref['thigh_excursion_rad'])} rad"
             if "thigh_excursion_rad" in ref else "")  # reports written before the stride's size was measured
-    sway = "".join(f", {label} {ref[key]:.3f} {unit}"  # each absent from reports written before it was measured
+    extras = "".join(f", {label} {ref[key]:.3f} {unit}"  # each absent from reports written before it was measured
                    for key, label, unit in (("swing_s", "swing", "s"), ("lateral_rms", "lateral RMS", "m/s"),
                                             ("yaw_rate_spread", "yaw-rate spread", "rad/s"))
                    if ref.get(key) is not None and math.isfinite(ref[key]))
-    lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz{size}{sway}")
+    lines.append(f"{ref['file']}: {ref['speed']:.2f} m/s, stride {ref['stride_hz']:.2f} Hz{size}{extras}")
     lines += [f"{name}: {'yes' if ok else 'no'}" for name, ok in report["criteria"].items()]
     if "style" in report:  # the MJX grid's: the run's own discriminator per command
         style = report["style"]
