@@ -15,6 +15,8 @@ from amp_jax.config.common import Check
 
 MAX_AMP_HISTORY_LAG = 100
 """Longest lag of ``env.amp_history_lags`` (control steps; 3 s at the reference's 0.03 s)."""
+MAX_POLICY_HISTORY = 32
+"""Most earlier observations ``env.policy_history`` may append (about one second at the reference's 0.03 s)."""
 
 @dataclasses.dataclass(frozen=True)
 class RewardScales:
@@ -141,6 +143,12 @@ class EnvConfig:
     episode at a random phase and drives nothing: it gives the policy a rhythm to time its steps by, and under
     the mirror it moves half a cycle (:mod:`amp_jax.envs.mirror`), so a mirror-symmetric policy can step from a
     symmetric stance."""
+    policy_history: int = 0
+    """Earlier policy observations appended to the policy's own, newest first (control steps; 0 = none, the
+    reference): with ``H`` the policy observes ``[42 · (1 + H)]`` (``[44 · (1 + H)]`` with a gait clock), this
+    step's observation followed by those of the ``H`` steps before it, noise and all, so it can time a stride
+    from what it saw and did, not only from the joint state of one instant. An episode's first observation
+    stands in for the steps before it. The critic's observation has no history."""
     reward_scales: RewardScales = dataclasses.field(default_factory=lambda: RewardScales())
     """Scale of each task-reward term, per control step (the sign lives in the scale)."""
     tracking_sigma: float = 0.25
@@ -271,6 +279,8 @@ class EnvConfig:
                f"a cut-off in [0, {0.5 / self.control_dt:g}] Hz (0 = no filter; at most half the control rate)")
         yield ("gait_clock_hz", 0 <= self.gait_clock_hz <= 0.5 / self.control_dt,
                f"a frequency in [0, {0.5 / self.control_dt:g}] Hz (0 = no clock; at most half the control rate)")
+        yield ("policy_history", 0 <= self.policy_history <= MAX_POLICY_HISTORY,
+               f"an integer number of earlier observations in [0, {MAX_POLICY_HISTORY}]")
         yield "tracking_sigma", self.tracking_sigma > 0, "a positive kernel width"
         yield "tracking_sigma_fine", self.tracking_sigma_fine > 0, "a positive kernel width"
         yield "tracking_sigma_lateral", self.tracking_sigma_lateral > 0, "a positive kernel width"

@@ -69,7 +69,7 @@ def observation_layout(cfg: Config) -> list[dict[str, Any]]:
     offset = observations.POLICY_FROM_CRITIC.start
     layout = [{"name": name, "start": s.start - offset, "stop": s.stop - offset, "scale": scale, "formula": text}
               for name, s, scale, text in parts]
-    if layout[-1]["stop"] != observations.policy_obs_size(env) or layout[0]["start"] != 0:
+    if layout[-1]["stop"] != observations.policy_frame_size(env) or layout[0]["start"] != 0:
         raise AssertionError("policy observation layout does not cover the policy observation")
     return layout
 
@@ -82,6 +82,11 @@ def policy_metadata(cfg: Config, *, run_name: str = "", step: int | None = None)
         "action_size": observations.NUM_ACTIONS,
         "observation_layout": observation_layout(cfg),
         "gait_clock_hz": env.gait_clock_hz,
+        "policy_history": env.policy_history,
+        "observation_history": (
+            f"the observation is this control step's observation_layout followed by those of the {env.policy_history} "
+            "steps before it, newest first; at the start the first step's stands in for the steps before it"
+            if env.policy_history else "none: the observation is this control step's observation_layout"),
         "clip_observations": env.clip_observations,
         "action_to_joint_target": (
             "a = clip(action, +-clip_actions); f <- f + alpha * (a - f), alpha = 1 - exp(-2 pi action_filter_hz "
@@ -123,7 +128,7 @@ class ExportResult:
 def parity_error(path: str | pathlib.Path, policy: RunPolicy, *, samples: int = PARITY_SAMPLES,
                  seed: int = 0) -> float:
     """Largest |onnxruntime − Flax mean action| over ``samples`` random observations ``[samples, S]`` (``S`` the
-    policy observation's size, 42 or 44).
+    policy observation's size, 42 or 44 times 1 + ``env.policy_history``).
 
     Observations are standard normal scaled by 3 (wider than any scaled observation of a walking robot), so
     every ELU branch is exercised.

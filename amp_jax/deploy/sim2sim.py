@@ -3,7 +3,8 @@
 Nothing here uses the JAX environment: the runner reads what it needs from the ONNX file's metadata
 (:func:`amp_jax.deploy.export_policy.policy_metadata`: observation scales, default joint angles, action scale, PD
 gains, effort limits, physics step, decimation), builds the 42 policy observations (44 with a gait clock) from
-``MjData`` in NumPy (:func:`policy_observation`), runs the network with onnxruntime and applies PD torques computed
+``MjData`` in NumPy (:func:`policy_observation`), followed by those of the ``policy_history`` steps before when
+the policy has a history, runs the network with onnxruntime and applies PD torques computed
 in NumPy before each plain ``mj_step``, as a robot-side runner would. Agreement with the JAX environment's
 observation is checked in ``tests/deploy/test_sim2sim.py``.
 
@@ -51,6 +52,9 @@ class RunnerSpec:
     """Part name (:data:`OBSERVATION_ORDER`) → element-wise scale."""
     gait_clock_hz: float = 0.0
     """The policy's gait clock (Hz; 0: none): the runner's clock starts at phase 0 with the run."""
+    policy_history: int = 0
+    """Earlier steps' observations the policy takes after this step's, newest first (``env.policy_history``); the
+    runner's first observation stands in for the steps before the start."""
     action_filter_hz: float = 0.0
     """Cut-off of the first-order low-pass filter between actions and joint targets (Hz; 0: none), as
     ``env.action_filter_hz``: the observation's last action is then the filter's state."""
@@ -91,7 +95,8 @@ class RunnerSpec:
             effort_limits=np.asarray(get("effort_limits"), np.float64), physics_dt=float(get("physics_dt")),
             decimation=int(get("decimation")), init_height=float(env.get("init_height", 0.42)),
             obs_scales={part["name"]: np.asarray(part["scale"], np.float64) for part in layout},
-            gait_clock_hz=gait_clock_hz, action_filter_hz=float(meta.get("action_filter_hz", 0.0)))
+            gait_clock_hz=gait_clock_hz, action_filter_hz=float(meta.get("action_filter_hz", 0.0)),
+            policy_history=int(meta.get("policy_history", 0)))
 
 
 def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:
@@ -238,11 +243,13 @@ def run_sim2sim(onnx_path: str | pathlib.Path,
 def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, commands: np.ndarray, *,
              scene: str | pathlib.Path = a1.SCENE_XML,
              start: tuple[np.ndarray, np.ndarray] | None = None, clock_start_phase: float = 0.0) -> Sim2SimResult:
-    """The runner's loop: ``policy(obs [42 or 44]) -> action [12]`` in C MuJoCo, one control step per row of
-    ``commands [T, 3]``, from ``start`` (``(qpos [19], qvel [18])``, default :func:`initial_state`); PD torques
-    in NumPy before each ``mj_step``. With an action filter, the targets follow the filtered action, which starts
-    at the action holding the start's joint angles and is what the observation's last action holds. With a gait
-    clock, its phase at the first control step is ``clock_start_phase`` cycles (the runner's default: 0)."""
+    """The runner's loop: ``policy(obs [42 or 44, times 1 + policy_history]) -> action [12]`` in C MuJoCo, one
+    control step per row of ``commands [T, 3]`` (the observation this step's, then the earlier steps', newest first;
+    the first step's stands in for those before the start), from ``start`` (``(qpos [19], qvel [18])``, default
+    :func:`initial_state`); PD torques in NumPy before each ``mj_step``. With an action filter, the targets follow
+    the filtered action, which starts at the action holding the start's joint angles and is what the observation's
+    last action holds. With a gait clock, its phase at the first control step is ``clock_start_phase`` cycles (the
+    runner's default: 0)."""
     model = mujoco.MjModel.from_xml_path(str(scene))
     model.opt.timestep = spec.physics_dt
     data = mujoco.MjData(model)
@@ -262,9 +269,13 @@ def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, comma
     alpha = spec.action_filter_alpha
     fell_at = None
     clock_offset_s = clock_start_phase / spec.gait_clock_hz if spec.gait_clock_hz > 0 else 0.0
+    history = None
     for k in range(steps):
-        obs = policy_observation(data.qpos, data.qvel, commands[k], last_action, spec,
-                                 k * spec.control_dt + clock_offset_s)
+        frame = policy_observation(data.qpos, data.qvel, commands[k], last_action, spec,
+                                   k * spec.control_dt + clock_offset_s)
+        history = np.tile(frame, (spec.policy_history, 1)) if history is None else history
+        obs = np.concatenate([frame, history.reshape(-1)])
+        history = np.concatenate([frame[None], history])[: spec.policy_history]
         action = np.clip(np.asarray(policy(obs), np.float64), -spec.clip_actions, spec.clip_actions)
         applied = last_action + alpha * (action - last_action) if spec.action_filter_hz > 0 else action
         target = spec.default_joint_pos + spec.action_scale * applied

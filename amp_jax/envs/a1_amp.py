@@ -17,6 +17,10 @@ callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The 
 and, only with ``env.amp_history_lags``:
   ``amp_history [H, 43]`` (:data:`AMP_HISTORY`) the AMP features of the ``H`` (the longest lag) states before
   this one, newest first; a reset fills it with the first state's own;
+and, only with ``env.policy_history`` ``H`` > 0:
+  ``policy_history [H, 42]`` (:data:`POLICY_HISTORY`; ``[H, 44]`` with a gait clock) the policy observations
+  of the ``H`` steps before this one, newest first, as the policy saw them; a reset fills it with the first
+  step's own. The policy observation is this step's followed by these, flattened;
 and, only with an action filter (``env.action_filter_hz`` > 0):
   ``filtered_action [12]`` (:data:`FILTERED_ACTION`) the filter's state: the action the PD targets follow, and
   what the observations' last-action entries hold;
@@ -62,6 +66,9 @@ LAST_FOOT_CONTACT = "last_foot_contact"
 AMP_HISTORY = "amp_history"
 """info key (only with ``env.amp_history_lags``): AMP features of the states before this one, newest first,
 ``[max lag, 43]`` per env."""
+POLICY_HISTORY = "policy_history"
+"""info key (only with ``env.policy_history`` > 0): the policy observations of the steps before this one, newest
+first, ``[env.policy_history, 42 or 44]`` per env."""
 FILTERED_ACTION = "filtered_action"
 """info key (only with ``env.action_filter_hz`` > 0): the low-pass filtered action ``[12]`` the PD targets follow
 (:meth:`A1AmpEnv.filter_action`)."""
@@ -127,6 +134,7 @@ class A1AmpEnv(Env):
         self._default_q = jnp.asarray(cfg.default_joint_pos, jnp.float32)
         self._effort_limit = jnp.asarray(a1.EFFORT_LIMIT, jnp.float32)
         self._gait_clock = cfg.gait_clock_hz > 0
+        self._policy_frame_size = observations.policy_frame_size(cfg)
         self._action_filter = cfg.action_filter_hz > 0
         self._amp_history_rows = np.asarray(cfg.amp_history_lags, np.int32) - 1
         """Row of :data:`AMP_HISTORY` holding each lag's state."""
@@ -233,6 +241,10 @@ class A1AmpEnv(Env):
             info[LAST_FOOT_CONTACT] = jnp.zeros(a1.NUM_LEGS, bool)
         metrics = {f"reward/{name}": jnp.zeros(()) for name, s in self._reward_scales.items() if s != 0}
         obs = self._observe(qpos, qvel, command, observed_action, k_noise, info.get(GAIT_PHASE))
+        if history := self.cfg.policy_history:
+            frame = obs[observations.POLICY_OBS_KEY]
+            info[POLICY_HISTORY] = jnp.broadcast_to(frame, (history, frame.shape[-1]))
+            obs = self._with_history(obs, info[POLICY_HISTORY])
         return State(pipeline_state=data, obs=obs, reward=jnp.zeros(()), done=jnp.zeros(()), metrics=metrics,
                      info=info)
 
@@ -285,6 +297,10 @@ class A1AmpEnv(Env):
         # keep metrics that wrappers added (brax's eval wrapper logs "reward" there)
         metrics = {**state.metrics, **{f"reward/{name}": value for name, value in terms.items()}}
         obs = self._observe(qpos, qvel, command, applied, k_noise, info.get(GAIT_PHASE))
+        if cfg.policy_history:
+            last_frame = state.obs[observations.POLICY_OBS_KEY][: self._policy_frame_size]
+            info[POLICY_HISTORY] = jnp.concatenate([last_frame[None], state.info[POLICY_HISTORY][:-1]])
+            obs = self._with_history(obs, info[POLICY_HISTORY])
         return state.replace(pipeline_state=data, obs=obs, reward=reward, done=done.astype(jnp.float32),
                              metrics=metrics, info=info), work
 
@@ -425,13 +441,26 @@ class A1AmpEnv(Env):
         return {observations.POLICY_OBS_KEY: critic[observations.POLICY_FROM_CRITIC],
                 observations.CRITIC_OBS_KEY: critic}
 
+    def _with_history(self, obs: dict[str, jax.Array], history: jax.Array) -> dict[str, jax.Array]:
+        """``obs`` with this step's policy observation followed by ``history [H, 42 or 44]`` (newest first)."""
+        policy = jnp.concatenate([obs[observations.POLICY_OBS_KEY], history.reshape(-1)])
+        return {**obs, observations.POLICY_OBS_KEY: policy}
+
     def with_command(self, state: State, command: jax.Array) -> State:
         """``state`` with ``command [3]`` (v_x, v_y, yaw rate) in force and its observations rebuilt for it,
         noise-free (as the env's own step builds them with ``add_noise`` off): how an evaluation holds a command."""
         data = state.pipeline_state
         critic = self.critic_observation(data.qpos, data.qvel, command, self.observed_action(state.info),
                                          state.info.get(GAIT_PHASE))
-        return state.replace(obs=self._observation_dict(critic), info={**state.info, "command": command})
+        obs = self._observation_dict(critic)
+        info = {**state.info, "command": command}
+        if history := self.cfg.policy_history:
+            # At an episode's first step the history is that step's observation repeated: under the new command.
+            frame = obs[observations.POLICY_OBS_KEY]
+            repeated = jnp.broadcast_to(frame, (history, frame.shape[-1]))
+            info[POLICY_HISTORY] = jnp.where(info["episode_step"] == 0, repeated, info[POLICY_HISTORY])
+            obs = self._with_history(obs, info[POLICY_HISTORY])
+        return state.replace(obs=obs, info=info)
 
     def default_pose(self) -> tuple[jax.Array, jax.Array]:
         """The default pose at rest, base at the initial height and upright: ``(qpos [19], qvel [18])`` (the

@@ -223,11 +223,13 @@ def qvel_map() -> SignedPermutation:
     return concatenate(POLAR, AXIAL, joint_map())
 
 
-def a1_mirror_maps(gait_clock: bool = False, amp_history: int = 0) -> MirrorMaps:
-    """The A1 env's maps as the training step takes them, for an env with or without a ``gait_clock`` and with
-    ``amp_history`` earlier states in its AMP observation (``len(env.amp_history_lags)``: each state's features
-    mirrored alike)."""
-    return MirrorMaps(policy_obs=policy_observation_map(gait_clock), critic_obs=critic_observation_map(gait_clock),
+def a1_mirror_maps(gait_clock: bool = False, amp_history: int = 0, policy_history: int = 0) -> MirrorMaps:
+    """The A1 env's maps as the training step takes them, for an env with or without a ``gait_clock``, with
+    ``amp_history`` earlier states in its AMP observation (``len(env.amp_history_lags)``) and ``policy_history``
+    earlier steps in its policy observation (``env.policy_history``): each state's features, each step's
+    observation, mirrored alike."""
+    policy_obs = concatenate(*[policy_observation_map(gait_clock)] * (1 + policy_history))
+    return MirrorMaps(policy_obs=policy_obs, critic_obs=critic_observation_map(gait_clock),
                       action=action_map(), amp_obs=concatenate(*[amp_observation_map()] * (1 + amp_history)))
 
 

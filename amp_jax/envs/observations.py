@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 NUM_ACTIONS = a1.NUM_JOINTS
 POLICY_OBS_SIZE = 42
-"""Without a gait clock (:func:`policy_obs_size` gives an env's)."""
+"""One step's, without a gait clock (:func:`policy_obs_size` gives an env's, history included)."""
 CRITIC_OBS_SIZE = 48
 """Without a gait clock (:func:`critic_obs_size` gives an env's)."""
 GAIT_CLOCK_SIZE = 2
@@ -49,9 +49,15 @@ def gait_clock_size(cfg: EnvConfig) -> int:
     return GAIT_CLOCK_SIZE if cfg.gait_clock_hz > 0 else 0
 
 
-def policy_obs_size(cfg: EnvConfig) -> int:
-    """The policy observation's size for the env ``cfg``: 42, or 44 with a gait clock."""
+def policy_frame_size(cfg: EnvConfig) -> int:
+    """One step's policy observation for the env ``cfg``: 42, or 44 with a gait clock."""
     return POLICY_OBS_SIZE + gait_clock_size(cfg)
+
+
+def policy_obs_size(cfg: EnvConfig) -> int:
+    """The policy observation's size for the env ``cfg``: one step's (:func:`policy_frame_size`) times
+    ``1 + env.policy_history``."""
+    return policy_frame_size(cfg) * (1 + cfg.policy_history)
 
 
 def critic_obs_size(cfg: EnvConfig) -> int:

@@ -65,8 +65,8 @@ class RunPolicy:
         return jax.jit(self.policy_fn)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Mean action ``[..., 12]`` of policy observations ``[..., S]`` (S = 42, or 44 with a gait clock); float32,
-        NumPy in and out."""
+        """Mean action ``[..., 12]`` of policy observations ``[..., S]`` (S = 42, or 44 with a gait clock, times
+        1 + ``env.policy_history``); float32, NumPy in and out."""
         return np.asarray(self._jitted(self.params, np.asarray(obs, np.float32)))
 
 

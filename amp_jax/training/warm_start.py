@@ -3,7 +3,9 @@
 What carries over, and what does not:
 
 - the actor, the action std and the critic, which must fit this run's observations and networks (the same
-  ``networks`` sizes, gait clock and actions);
+  ``networks`` sizes, gait clock and actions); an actor whose first layer takes one step's observation goes into
+  a run whose policy also observes earlier steps (``env.policy_history``) with zero weights from those, so it
+  acts as the file's policy until training finds a use for them;
 - the discriminator and the AMP normaliser, when both fit this run's AMP observation; a run whose AMP observation
   differs (another ``env.amp_history_lags``) starts them fresh and says so;
 - the adaptive learning rate the file's run would have taken next.
@@ -46,6 +48,27 @@ def _take(fresh, saved):
     return jax.tree.map(_placed_like, saved, fresh)
 
 
+def _widened_input(saved_actor, fresh_actor):
+    """``saved_actor``, its first layer's kernel ``[n, hidden]`` padded with zero rows to ``fresh_actor``'s
+    ``[k · n, hidden]`` (the same observation followed by ``k − 1`` earlier ones); unchanged when the two do not
+    differ in just that way (the shape check that follows names the misfit)."""
+    saved_leaves, tree = jax.tree_util.tree_flatten(saved_actor)
+    fresh_leaves = jax.tree_util.tree_leaves(fresh_actor)
+    if len(saved_leaves) != len(fresh_leaves):
+        return saved_actor
+    mismatched = [i for i, (a, b) in enumerate(zip(saved_leaves, fresh_leaves)) if np.shape(a) != np.shape(b)]
+    if len(mismatched) != 1:
+        return saved_actor
+    kernel, fresh = np.asarray(saved_leaves[mismatched[0]]), fresh_leaves[mismatched[0]]
+    rows = fresh.shape[0]
+    if kernel.ndim != 2 or fresh.ndim != 2 or kernel.shape[1] != fresh.shape[1] or rows % kernel.shape[0] or \
+            rows <= kernel.shape[0]:
+        return saved_actor
+    saved_leaves[mismatched[0]] = np.concatenate([kernel, np.zeros((rows - kernel.shape[0], kernel.shape[1]),
+                                                                   kernel.dtype)])
+    return jax.tree_util.tree_unflatten(tree, saved_leaves)
+
+
 def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingState, str]:
     """``state`` (a fresh run's first state of ``cfg``) with what ``cfg.train.init_policy`` holds that fits it;
     returns it and one line saying what was taken.
@@ -60,13 +83,15 @@ def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingS
     except params_file.ParamsFileError as err:
         raise ConfigError("config", "train.init_policy", str(path), f"a readable policy file ({err})") from None
     params = state.params
+    carried = {group: getattr(saved.params, group) for group in CARRIED}
+    carried["actor"] = _widened_input(carried["actor"], params.actor)
+    widened = _shapes(carried["actor"]) != _shapes(saved.params.actor)
     for group in CARRIED:
-        mine, theirs = _shapes(getattr(params, group)), _shapes(getattr(saved.params, group))
+        mine, theirs = _shapes(getattr(params, group)), _shapes(carried[group])
         if mine != theirs:
             raise ConfigError("config", "train.init_policy", str(path),
                               f"a policy whose {group} fits this run's: the file's is {theirs}, this run's {mine}")
-    params = params.replace(**{group: _take(getattr(params, group), getattr(saved.params, group))
-                               for group in CARRIED})
+    params = params.replace(**{group: _take(getattr(params, group), carried[group]) for group in CARRIED})
     fits = (_shapes(params.discriminator) == _shapes(saved.params.discriminator)
             and _shapes(state.normalizer) == _shapes(saved.amp_normalizer))
     normalizer = state.normalizer
@@ -75,7 +100,8 @@ def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingS
         normalizer = _take(normalizer, saved.amp_normalizer)
     rate = optimizer.learning_rate(state.opt_state)
     opt_state = optimizer.with_learning_rate(state.opt_state, _placed_like(saved.learning_rate, rate))
-    what = "actor, action std, critic" + (", discriminator and AMP normaliser" if fits else
-                                          "; discriminator and AMP normaliser fresh (the AMP observation differs)")
+    actor = "actor (zero weights from the earlier steps' observations)" if widened else "actor"
+    what = f"{actor}, action std, critic" + (", discriminator and AMP normaliser" if fits else
+                                             "; discriminator and AMP normaliser fresh (the AMP observation differs)")
     line = f"started from {path} (iteration {saved.step}): {what}; learning rate {saved.learning_rate:.2e}"
     return state.replace(params=params, normalizer=normalizer, opt_state=opt_state), line

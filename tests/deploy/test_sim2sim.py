@@ -170,6 +170,41 @@ def test_onnx_policy_with_an_action_filter_retraces_the_mjx_rollout(tiny_run_pol
     assert np.abs(unfiltered.qpos[:early, 7:] - result.qpos[:early, 7:]).max() > 0.02
 
 
+def _with_history_weights(policy, history: int, scale: float):
+    """``policy`` (a one-step policy) as a policy that also observes ``history`` earlier steps: its first layer
+    widened by rows of weight ``scale · N(0, 1)`` (0: the earlier steps ignored)."""
+    actor = policy.params.actor
+    kernel = np.asarray(actor["params"]["hidden_0"]["kernel"])
+    extra = scale * np.random.default_rng(7).normal(size=(history * kernel.shape[0], kernel.shape[1]))
+    widened = jax.tree.map(lambda x: x, actor)
+    widened["params"]["hidden_0"]["kernel"] = jnp.asarray(np.concatenate([kernel, extra]), kernel.dtype)
+    env_cfg = dataclasses.replace(policy.cfg.env, policy_history=history)
+    return dataclasses.replace(policy, cfg=dataclasses.replace(policy.cfg, env=env_cfg),
+                               params=policy.params.replace(actor=widened))
+
+
+def test_onnx_policy_with_a_history_retraces_the_mjx_rollout(tiny_run_policy, tmp_path_factory):
+    """A policy observing 2 earlier steps (the tiny run's, with random weights from them): the export says so,
+    the C MuJoCo runner keeps the history as the MJX env does (its first observation standing in for the steps
+    before the start), so the two trajectories agree early on; the same weights on a history of zeros would not."""
+    policy = _with_history_weights(tiny_run_policy, 2, 0.2)
+    exported = export_policy.export_policy(policy, tmp_path_factory.mktemp("history") / "policy.onnx")
+    meta = onnx_export.read_metadata(exported.path)
+    assert meta["policy_history"] == 2 and meta["observation_size"] == 3 * 42
+    assert meta["observation_layout"][-1]["stop"] == 42
+    spec = sim2sim.RunnerSpec.from_metadata(meta)
+    assert spec.policy_history == 2
+    result = sim2sim.run_sim2sim(exported.path, SHORT)
+    commands = command_schedule.commands_from_schedule(SHORT, policy.cfg.env.control_dt)
+    mjx_run = eval_rollouts.rollout_policy(policy, commands)
+    early = round(0.3 / policy.cfg.env.control_dt)
+    np.testing.assert_allclose(result.qpos[:early], mjx_run.qpos[:early], atol=1e-3)
+    session = onnx_export.load_session(exported.path)
+    blind = sim2sim.simulate(lambda obs: onnx_export.run_onnx(session, np.concatenate([obs[:42], 0 * obs[42:]])),
+                             spec, commands)
+    assert np.abs(blind.qpos[:early, 7:] - result.qpos[:early, 7:]).max() > 0.02
+
+
 def _report(yaw=(0.8, -0.8), lateral=(0.2, -0.2), duty=(0.5, 0.5, 0.5, 0.5), drift=(0.0, 0.0)):
     def result(response_axis, value, command):
         response = [command[0], 0.0, 0.0]

@@ -24,6 +24,7 @@ MAPS = {
     "policy_observation_with_clock": lambda: mirror.policy_observation_map(gait_clock=True),
     "critic_observation_with_clock": lambda: mirror.critic_observation_map(gait_clock=True),
     "amp_observation_with_history": lambda: mirror.a1_mirror_maps(amp_history=2).amp_obs,
+    "policy_observation_with_history": lambda: mirror.a1_mirror_maps(gait_clock=True, policy_history=3).policy_obs,
 }
 
 
@@ -214,3 +215,13 @@ def test_an_amp_window_is_mirrored_state_by_state():
     one, window = mirror.amp_observation_map(), mirror.a1_mirror_maps(amp_history=2).amp_obs
     states = np.random.default_rng(3).normal(size=(3, observations.AMP_OBS_SIZE))
     np.testing.assert_array_equal(window(states.reshape(-1)), one(states).reshape(-1))
+
+
+def test_a_policy_observation_with_history_is_mirrored_step_by_step():
+    """With ``env.policy_history`` 3 (and a clock) the policy map mirrors each of the four steps' observations
+    alike, and the critic's, which has no history, is as without it."""
+    one = mirror.policy_observation_map(gait_clock=True)
+    maps = mirror.a1_mirror_maps(gait_clock=True, policy_history=3)
+    steps = np.random.default_rng(4).normal(size=(4, observations.POLICY_OBS_SIZE + observations.GAIT_CLOCK_SIZE))
+    np.testing.assert_array_equal(maps.policy_obs(steps.reshape(-1)), one(steps).reshape(-1))
+    assert maps.critic_obs.size == mirror.critic_observation_map(gait_clock=True).size

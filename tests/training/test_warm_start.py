@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import TINY_RUN_OVERRIDES
 
+from amp_jax.agents import networks as networks_lib
 from amp_jax.agents import optimizer
 from amp_jax.config import ConfigError, load_config
 from amp_jax.training import params_file, policy_file, trainer, warm_start
@@ -89,6 +90,27 @@ def test_another_amp_window_starts_the_discriminator_and_normaliser_fresh(source
     assert "discriminator and AMP normaliser fresh" in line
     _, metrics = jax.eval_shape(setup.train_step, state)  # the windowed iteration traces (its numbers: env, library)
     assert {"amp/d_expert", "amp/d_policy", "loss/discriminator"} <= set(metrics)
+
+
+def test_a_policy_with_history_starts_as_the_file_s_policy_with_zero_weights_from_the_earlier_steps(source):
+    """``env.policy_history`` 3: the file's one-step actor goes in with its first layer padded by zero rows, so on
+    any observation the warm-started policy acts exactly as the file's on the observation's first step."""
+    path, params, _ = source
+    cfg = tiny_config(f"train.init_policy={path}", "env.policy_history=3")
+    setup = trainer.build(cfg, probe=False)
+    fresh = zeros_like_state(setup)
+    state, line = warm_start.start_from_policy_file(fresh, cfg)
+    assert "zero weights from the earlier steps' observations" in line
+    kernel = np.asarray(state.params.actor["params"]["hidden_0"]["kernel"])
+    original = np.asarray(params.actor["params"]["hidden_0"]["kernel"])
+    assert kernel.shape == (4 * 42, original.shape[1])
+    np.testing.assert_array_equal(kernel[:42], original)
+    assert not kernel[42:].any()
+    policy = networks_lib.make_policy_fn(networks_lib.make_networks(cfg.networks, 12))
+    obs = np.random.default_rng(0).normal(size=(5, 4 * 42)).astype(np.float32)
+    np.testing.assert_allclose(policy(state.params, obs), policy(params, obs[:, :42]), atol=1e-6)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(fresh.params), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
 
 
 def test_a_policy_that_does_not_fit_or_a_missing_file_is_one_line(source, tmp_path):
