@@ -87,6 +87,12 @@ class RunnerSpec:
             raise ValueError(f"{source}: gait_clock_hz is {gait_clock_hz} while observation_layout "
                              f"{'lists' if GAIT_CLOCK in names else 'lacks'} {GAIT_CLOCK!r}: expected a positive "
                              "frequency exactly when the layout has the clock")
+        history = meta.get("policy_history", 0)
+        frame = layout[-1]["stop"]
+        if not isinstance(history, int) or history < 0 or meta.get("observation_size", frame) != frame * (1 + history):
+            raise ValueError(f"{source}: policy_history is {history!r} and observation_size "
+                             f"{meta.get('observation_size')!r}: expected a whole number H >= 0 of earlier steps "
+                             f"and an observation of {frame} · (1 + H) numbers")
         env = get("config").get("env", {})
         return cls(
             default_joint_pos=np.asarray(get("default_joint_angles"), np.float64),
@@ -96,7 +102,7 @@ class RunnerSpec:
             decimation=int(get("decimation")), init_height=float(env.get("init_height", 0.42)),
             obs_scales={part["name"]: np.asarray(part["scale"], np.float64) for part in layout},
             gait_clock_hz=gait_clock_hz, action_filter_hz=float(meta.get("action_filter_hz", 0.0)),
-            policy_history=int(meta.get("policy_history", 0)))
+            policy_history=history)
 
 
 def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:

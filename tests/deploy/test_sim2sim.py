@@ -136,6 +136,13 @@ def test_runner_spec_names_what_the_metadata_lacks(cfg):
         sim2sim.RunnerSpec.from_metadata({**with_clock, "gait_clock_hz": 0.0}, "p.onnx")
     with pytest.raises(ValueError, match="gait_clock_hz is 2.0 while observation_layout lacks"):
         sim2sim.RunnerSpec.from_metadata({**meta, "gait_clock_hz": 2.0}, "p.onnx")
+    with_history = export_policy.policy_metadata(dataclasses.replace(cfg, env=dataclasses.replace(cfg.env,
+                                                                                                  policy_history=3)))
+    assert with_history["observation_size"] == 4 * 42
+    assert sim2sim.RunnerSpec.from_metadata(with_history).policy_history == 3
+    for bad in ({"policy_history": 2}, {"policy_history": -1, "observation_size": 0}, {"policy_history": 1.5}):
+        with pytest.raises(ValueError, match="p.onnx: policy_history is .* expected a whole number H >= 0"):
+            sim2sim.RunnerSpec.from_metadata({**with_history, **bad}, "p.onnx")
 
 
 def test_onnx_policy_in_c_mujoco_retraces_the_mjx_rollout(tiny_run_policy, tmp_path_factory):
