@@ -17,10 +17,6 @@ callers vmap (brax's ``VmapWrapper`` / ``DomainRandomizationVmapWrapper``). The 
 and, only with ``env.amp_history_lags``:
   ``amp_history [H, 43]`` (:data:`AMP_HISTORY`) the AMP features of the ``H`` (the longest lag) states before
   this one, newest first; a reset fills it with the first state's own;
-and, only with ``env.policy_history`` ``H`` > 0:
-  ``policy_history [H, 42]`` (:data:`POLICY_HISTORY`; ``[H, 44]`` with a gait clock) the policy observations
-  of the ``H`` steps before this one, newest first, as the policy saw them; a reset fills it with the first
-  step's own. The policy observation is this step's followed by these, flattened;
 and, only with an action filter (``env.action_filter_hz`` > 0):
   ``filtered_action [12]`` (:data:`FILTERED_ACTION`) the filter's state: the action the PD targets follow, and
   what the observations' last-action entries hold;
@@ -66,9 +62,6 @@ LAST_FOOT_CONTACT = "last_foot_contact"
 AMP_HISTORY = "amp_history"
 """info key (only with ``env.amp_history_lags``): AMP features of the states before this one, newest first,
 ``[max lag, 43]`` per env."""
-POLICY_HISTORY = "policy_history"
-"""info key (only with ``env.policy_history`` > 0): the policy observations of the steps before this one, newest
-first, ``[env.policy_history, 42 or 44]`` per env."""
 FILTERED_ACTION = "filtered_action"
 """info key (only with ``env.action_filter_hz`` > 0): the low-pass filtered action ``[12]`` the PD targets follow
 (:meth:`A1AmpEnv.filter_action`)."""
@@ -241,10 +234,8 @@ class A1AmpEnv(Env):
             info[LAST_FOOT_CONTACT] = jnp.zeros(a1.NUM_LEGS, bool)
         metrics = {f"reward/{name}": jnp.zeros(()) for name, s in self._reward_scales.items() if s != 0}
         obs = self._observe(qpos, qvel, command, observed_action, k_noise, info.get(GAIT_PHASE))
-        if history := self.cfg.policy_history:
-            frame = obs[observations.POLICY_OBS_KEY]
-            info[POLICY_HISTORY] = jnp.broadcast_to(frame, (history, frame.shape[-1]))
-            obs = self._with_history(obs, info[POLICY_HISTORY])
+        if self.cfg.policy_history:
+            obs = self._with_history(obs, jnp.tile(obs[observations.POLICY_OBS_KEY], self.cfg.policy_history))
         return State(pipeline_state=data, obs=obs, reward=jnp.zeros(()), done=jnp.zeros(()), metrics=metrics,
                      info=info)
 
@@ -297,10 +288,8 @@ class A1AmpEnv(Env):
         # keep metrics that wrappers added (brax's eval wrapper logs "reward" there)
         metrics = {**state.metrics, **{f"reward/{name}": value for name, value in terms.items()}}
         obs = self._observe(qpos, qvel, command, applied, k_noise, info.get(GAIT_PHASE))
-        if cfg.policy_history:
-            last_frame = state.obs[observations.POLICY_OBS_KEY][: self._policy_frame_size]
-            info[POLICY_HISTORY] = jnp.concatenate([last_frame[None], state.info[POLICY_HISTORY][:-1]])
-            obs = self._with_history(obs, info[POLICY_HISTORY])
+        if cfg.policy_history:  # the window acted from, less its oldest step
+            obs = self._with_history(obs, state.obs[observations.POLICY_OBS_KEY][: -self._policy_frame_size])
         return state.replace(pipeline_state=data, obs=obs, reward=reward, done=done.astype(jnp.float32),
                              metrics=metrics, info=info), work
 
@@ -441,9 +430,11 @@ class A1AmpEnv(Env):
         return {observations.POLICY_OBS_KEY: critic[observations.POLICY_FROM_CRITIC],
                 observations.CRITIC_OBS_KEY: critic}
 
-    def _with_history(self, obs: dict[str, jax.Array], history: jax.Array) -> dict[str, jax.Array]:
-        """``obs`` with this step's policy observation followed by ``history [H, 42 or 44]`` (newest first)."""
-        policy = jnp.concatenate([obs[observations.POLICY_OBS_KEY], history.reshape(-1)])
+    def _with_history(self, obs: dict[str, jax.Array], earlier: jax.Array) -> dict[str, jax.Array]:
+        """``obs`` with this step's policy observation ``[42 or 44]`` followed by ``earlier [H · (42 or 44)]``, the
+        ``H`` steps before it, newest first: the policy observation of an env with ``env.policy_history`` ``H``,
+        which holds the env's whole history (no other state keeps it)."""
+        policy = jnp.concatenate([obs[observations.POLICY_OBS_KEY], earlier])
         return {**obs, observations.POLICY_OBS_KEY: policy}
 
     def with_command(self, state: State, command: jax.Array) -> State:
@@ -453,14 +444,12 @@ class A1AmpEnv(Env):
         critic = self.critic_observation(data.qpos, data.qvel, command, self.observed_action(state.info),
                                          state.info.get(GAIT_PHASE))
         obs = self._observation_dict(critic)
-        info = {**state.info, "command": command}
         if history := self.cfg.policy_history:
             # At an episode's first step the history is that step's observation repeated: under the new command.
-            frame = obs[observations.POLICY_OBS_KEY]
-            repeated = jnp.broadcast_to(frame, (history, frame.shape[-1]))
-            info[POLICY_HISTORY] = jnp.where(info["episode_step"] == 0, repeated, info[POLICY_HISTORY])
-            obs = self._with_history(obs, info[POLICY_HISTORY])
-        return state.replace(obs=obs, info=info)
+            repeated = jnp.tile(obs[observations.POLICY_OBS_KEY], history)
+            earlier = state.obs[observations.POLICY_OBS_KEY][self._policy_frame_size:]
+            obs = self._with_history(obs, jnp.where(state.info["episode_step"] == 0, repeated, earlier))
+        return state.replace(obs=obs, info={**state.info, "command": command})
 
     def default_pose(self) -> tuple[jax.Array, jax.Array]:
         """The default pose at rest, base at the initial height and upright: ``(qpos [19], qvel [18])`` (the
