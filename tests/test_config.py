@@ -115,6 +115,7 @@ def test_bad_files_name_the_file_key_value_and_expectation(tmp_path, data, key, 
         ("env.policy_history=-1", "env.policy_history", "earlier observations in [0, 32]"),
         ("env.policy_history=33", "env.policy_history", "earlier observations in [0, 32]"),
         ("env.policy_history=2.5", "env.policy_history", "int"),
+        ("env.policy_base_ang_vel=maybe", "env.policy_base_ang_vel", "bool"),
         ("train.init_policy=runs/a/config.yaml", "train.init_policy", "a policy file (.npz)"),
     ],
 )

@@ -149,6 +149,10 @@ class EnvConfig:
     step's observation followed by those of the ``H`` steps before it, noise and all, so it can time a stride
     from what it saw and did, not only from the joint state of one instant. An episode's first observation
     stands in for the steps before it. The critic's observation has no history."""
+    policy_base_ang_vel: bool = False
+    """Whether the policy also observes the base's angular velocity (body axes, ``obs_scale_ang_vel``, noisy as
+    the critic's), as a real A1's IMU gyroscope measures it; off, the policy observes what the reference's does
+    (no base velocity). It comes first in each step's policy observation, which is then the critic's ``[3:]``."""
     reward_scales: RewardScales = dataclasses.field(default_factory=lambda: RewardScales())
     """Scale of each task-reward term, per control step (the sign lives in the scale)."""
     tracking_sigma: float = 0.25

@@ -42,15 +42,19 @@ PARITY_SAMPLES = 256
 
 
 def observation_layout(cfg: Config) -> list[dict[str, Any]]:
-    """The 42 policy observations (44 with a gait clock) as ``[{name, start, stop, scale [n], formula}]`` in
-    order.
+    """One control step's policy observation (42; 3 more with the gyroscope, 2 more with a gait clock) as
+    ``[{name, start, stop, scale [n], formula}]`` in order.
 
     The policy observation is the critic observation (``amp_jax.envs.observations``) without its base
-    velocities; each entry is ``scale · quantity`` (element-wise), then clipped to ``±clip_observations``.
+    velocities, or without its linear velocity alone when the policy observes the base's angular velocity
+    (``env.policy_base_ang_vel``); each entry is ``scale · quantity`` (element-wise), then clipped to
+    ``±clip_observations``.
     """
     env = cfg.env
     lin, ang = env.obs_scale_lin_vel, env.obs_scale_ang_vel
-    parts = (
+    gyro = (("base_ang_vel", observations.CRITIC_BASE_ANG_VEL, [ang] * 3,
+             "angular velocity of the base in base axes (the IMU's gyroscope), rad/s"),)
+    parts = gyro * env.policy_base_ang_vel + (
         ("projected_gravity", observations.CRITIC_GRAVITY, [1.0] * 3,
          "gravity direction (0, 0, -1) in base axes"),
         ("commands", observations.CRITIC_COMMAND, [lin, lin, ang],
@@ -66,10 +70,11 @@ def observation_layout(cfg: Config) -> list[dict[str, Any]]:
         parts += (("gait_clock", observations.CRITIC_GAIT_CLOCK, [1.0] * 2,
                    "(sin 2πφ, cos 2πφ), φ = gait_clock_hz · t in cycles, t s since the policy started (any start "
                    "phase works: training draws it at random)"),)
-    offset = observations.POLICY_FROM_CRITIC.start
+    offset = observations.policy_from_critic(env).start
     layout = [{"name": name, "start": s.start - offset, "stop": s.stop - offset, "scale": scale, "formula": text}
               for name, s, scale, text in parts]
-    if layout[-1]["stop"] != observations.policy_frame_size(env) or layout[0]["start"] != 0:
+    if [(p["name"], p["stop"] - p["start"]) for p in layout] != list(observations.policy_frame_parts(env)) or \
+            layout[-1]["stop"] != observations.policy_frame_size(env) or layout[0]["start"] != 0:
         raise AssertionError("policy observation layout does not cover the policy observation")
     return layout
 
@@ -128,7 +133,7 @@ class ExportResult:
 def parity_error(path: str | pathlib.Path, policy: RunPolicy, *, samples: int = PARITY_SAMPLES,
                  seed: int = 0) -> float:
     """Largest |onnxruntime − Flax mean action| over ``samples`` random observations ``[samples, S]`` (``S`` the
-    policy observation's size, 42 or 44 times 1 + ``env.policy_history``).
+    policy observation's size, one step's times 1 + ``env.policy_history``).
 
     Observations are standard normal scaled by 3 (wider than any scaled observation of a walking robot), so
     every ELU branch is exercised.

@@ -105,8 +105,8 @@ def mirror_check(onnx_path: str | pathlib.Path) -> dict[str, Any]:
 
 
 def mirror_report(policy, spec: sim2sim.RunnerSpec) -> dict[str, Any]:
-    """:func:`mirror_check` for ``policy(obs [42 or 44, times 1 + policy_history]) -> action [12]`` under the
-    runner settings ``spec``."""
+    """:func:`mirror_check` for ``policy(obs [F · (1 + policy_history)]) -> action [12]`` (``F`` one step's
+    observation) under the runner settings ``spec``."""
     commands = {"straight": STRAIGHT}
     for name, (plus, minus, _) in MIRROR_PAIRS.items():
         commands[f"{name}+"], commands[f"{name}-"] = plus, minus

@@ -2,11 +2,11 @@
 
 Nothing here uses the JAX environment: the runner reads what it needs from the ONNX file's metadata
 (:func:`amp_jax.deploy.export_policy.policy_metadata`: observation scales, default joint angles, action scale, PD
-gains, effort limits, physics step, decimation), builds the 42 policy observations (44 with a gait clock) from
-``MjData`` in NumPy (:func:`policy_observation`), followed by those of the ``policy_history`` steps before when
-the policy has a history, runs the network with onnxruntime and applies PD torques computed
-in NumPy before each plain ``mj_step``, as a robot-side runner would. Agreement with the JAX environment's
-observation is checked in ``tests/deploy/test_sim2sim.py``.
+gains, effort limits, physics step, decimation), builds the 42 policy observations (3 more with the base's angular
+velocity, 2 more with a gait clock) from ``MjData`` in NumPy (:func:`policy_observation`), followed by those of the
+``policy_history`` steps before when the policy has a history, runs the network with onnxruntime and applies PD
+torques computed in NumPy before each plain ``mj_step``, as a robot-side runner would. Agreement with the JAX
+environment's observation is checked in ``tests/deploy/test_sim2sim.py``.
 
 Reported (:class:`Sim2SimResult`): whether the robot stayed upright for the whole command schedule (trunk tilt
 below :data:`amp_jax.analysis.upright.MAX_TILT_RAD` and base height above
@@ -30,9 +30,10 @@ from amp_jax.config.env_section import low_pass_alpha
 from amp_jax.deploy import onnx_export
 
 OBSERVATION_ORDER = ("projected_gravity", "commands", "joint_pos", "joint_vel", "last_action")
-"""The policy observation's parts, in order; the exported metadata must list the same, then ``gait_clock`` when
-the policy has a gait clock."""
+"""The policy observation's parts, in order; the exported metadata must list the same, preceded by
+``base_ang_vel`` when the policy observes the gyroscope and followed by ``gait_clock`` when it has a gait clock."""
 GAIT_CLOCK = "gait_clock"
+BASE_ANG_VEL = "base_ang_vel"
 
 @dataclasses.dataclass(frozen=True)
 class RunnerSpec:
@@ -55,6 +56,8 @@ class RunnerSpec:
     policy_history: int = 0
     """Earlier steps' observations the policy takes after this step's, newest first (``env.policy_history``); the
     runner's first observation stands in for the steps before the start."""
+    base_ang_vel: bool = False
+    """Whether each step's observation begins with the base's angular velocity in base axes (the gyroscope)."""
     action_filter_hz: float = 0.0
     """Cut-off of the first-order low-pass filter between actions and joint targets (Hz; 0: none), as
     ``env.action_filter_hz``: the observation's last action is then the filter's state."""
@@ -79,9 +82,10 @@ class RunnerSpec:
 
         layout = get("observation_layout")
         names = tuple(part["name"] for part in layout)
-        if names not in (OBSERVATION_ORDER, OBSERVATION_ORDER + (GAIT_CLOCK,)):
+        base_ang_vel = names[:1] == (BASE_ANG_VEL,)
+        if names[base_ang_vel:] not in (OBSERVATION_ORDER, OBSERVATION_ORDER + (GAIT_CLOCK,)):
             raise ValueError(f"{source}: observation_layout lists {names}: expected {OBSERVATION_ORDER}, "
-                             f"optionally followed by {GAIT_CLOCK!r}")
+                             f"optionally preceded by {BASE_ANG_VEL!r} and followed by {GAIT_CLOCK!r}")
         gait_clock_hz = float(meta.get("gait_clock_hz", 0.0))
         if (GAIT_CLOCK in names) != (gait_clock_hz > 0):
             raise ValueError(f"{source}: gait_clock_hz is {gait_clock_hz} while observation_layout "
@@ -102,7 +106,7 @@ class RunnerSpec:
             decimation=int(get("decimation")), init_height=float(env.get("init_height", 0.42)),
             obs_scales={part["name"]: np.asarray(part["scale"], np.float64) for part in layout},
             gait_clock_hz=gait_clock_hz, action_filter_hz=float(meta.get("action_filter_hz", 0.0)),
-            policy_history=history)
+            policy_history=history, base_ang_vel=base_ang_vel)
 
 
 def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:
@@ -114,7 +118,8 @@ def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:
 
 def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, last_action: np.ndarray,
                        spec: RunnerSpec, time_s: float = 0.0) -> np.ndarray:
-    """The 42 policy observations (44 with a gait clock) from MuJoCo's state, float32.
+    """One step's policy observations from MuJoCo's state, float32: 42, 3 more with the base's angular velocity
+    (``spec.base_ang_vel``), 2 more with a gait clock.
 
     Args:
       qpos: ``[19]`` base position (world), quaternion (w, x, y, z), 12 joint angles.
@@ -125,7 +130,8 @@ def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, 
       time_s: seconds since the runner started: the gait clock's phase is ``gait_clock_hz · time_s`` cycles.
     Returns:
       ``[42]``: projected gravity, scaled commands, scaled (q − q_default), scaled q̇, last action; clipped;
-      then, with a gait clock, ``(sin 2πφ, cos 2πφ)``.
+      preceded, with the gyroscope, by the scaled angular velocity ``qvel[3:6]``; then, with a gait clock,
+      ``(sin 2πφ, cos 2πφ)``.
     """
     rot = _quat_to_matrix(np.asarray(qpos[a1.QPOS_BASE_QUAT], np.float64))
     gravity = rot.T @ np.array([0.0, 0.0, -1.0])
@@ -137,6 +143,8 @@ def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, 
         qvel[a1.QVEL_JOINTS] * s["joint_vel"],
         np.asarray(last_action) * s["last_action"],
     ])
+    if spec.base_ang_vel:
+        obs = np.concatenate([qvel[a1.QVEL_BASE_ANG] * s[BASE_ANG_VEL], obs])
     if spec.gait_clock_hz > 0:
         angle = 2.0 * np.pi * np.mod(spec.gait_clock_hz * time_s, 1.0)
         obs = np.concatenate([obs, np.array([np.sin(angle), np.cos(angle)]) * s[GAIT_CLOCK]])
@@ -249,13 +257,13 @@ def run_sim2sim(onnx_path: str | pathlib.Path,
 def simulate(policy: Callable[[np.ndarray], np.ndarray], spec: RunnerSpec, commands: np.ndarray, *,
              scene: str | pathlib.Path = a1.SCENE_XML,
              start: tuple[np.ndarray, np.ndarray] | None = None, clock_start_phase: float = 0.0) -> Sim2SimResult:
-    """The runner's loop: ``policy(obs [42 or 44, times 1 + policy_history]) -> action [12]`` in C MuJoCo, one
-    control step per row of ``commands [T, 3]`` (the observation this step's, then the earlier steps', newest first;
-    the first step's stands in for those before the start), from ``start`` (``(qpos [19], qvel [18])``, default
-    :func:`initial_state`); PD torques in NumPy before each ``mj_step``. With an action filter, the targets follow
-    the filtered action, which starts at the action holding the start's joint angles and is what the observation's
-    last action holds. With a gait clock, its phase at the first control step is ``clock_start_phase`` cycles (the
-    runner's default: 0)."""
+    """The runner's loop: ``policy(obs [F · (1 + policy_history)]) -> action [12]`` (``F`` one step's observation) in
+    C MuJoCo, one control step per row of ``commands [T, 3]`` (the observation this step's, then the earlier steps',
+    newest first; the first step's stands in for those before the start), from ``start`` (``(qpos [19], qvel [18])``,
+    default :func:`initial_state`); PD torques in NumPy before each ``mj_step``. With an action filter, the targets
+    follow the filtered action, which starts at the action holding the start's joint angles and is what the
+    observation's last action holds. With a gait clock, its phase at the first control step is ``clock_start_phase``
+    cycles (the runner's default: 0)."""
     model = mujoco.MjModel.from_xml_path(str(scene))
     model.opt.timestep = spec.physics_dt
     data = mujoco.MjData(model)

@@ -128,6 +128,7 @@ class A1AmpEnv(Env):
         self._effort_limit = jnp.asarray(a1.EFFORT_LIMIT, jnp.float32)
         self._gait_clock = cfg.gait_clock_hz > 0
         self._policy_frame_size = observations.policy_frame_size(cfg)
+        self._policy_from_critic = observations.policy_from_critic(cfg)
         self._action_filter = cfg.action_filter_hz > 0
         self._amp_history_rows = np.asarray(cfg.amp_history_lags, np.int32) - 1
         """Row of :data:`AMP_HISTORY` holding each lag's state."""
@@ -427,11 +428,11 @@ class A1AmpEnv(Env):
 
     def _observation_dict(self, critic: jax.Array) -> dict[str, jax.Array]:
         critic = jnp.clip(critic, -self.cfg.clip_observations, self.cfg.clip_observations)
-        return {observations.POLICY_OBS_KEY: critic[observations.POLICY_FROM_CRITIC],
+        return {observations.POLICY_OBS_KEY: critic[self._policy_from_critic],
                 observations.CRITIC_OBS_KEY: critic}
 
     def _with_history(self, obs: dict[str, jax.Array], earlier: jax.Array) -> dict[str, jax.Array]:
-        """``obs`` with this step's policy observation ``[42 or 44]`` followed by ``earlier [H · (42 or 44)]``, the
+        """``obs`` with this step's policy observation ``[F]`` followed by ``earlier [H · F]``, the
         ``H`` steps before it, newest first: the policy observation of an env with ``env.policy_history`` ``H``,
         which holds the env's whole history (no other state keeps it)."""
         policy = jnp.concatenate([obs[observations.POLICY_OBS_KEY], earlier])

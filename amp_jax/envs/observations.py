@@ -13,17 +13,19 @@ if TYPE_CHECKING:
 
 NUM_ACTIONS = a1.NUM_JOINTS
 POLICY_OBS_SIZE = 42
-"""One step's, without a gait clock (:func:`policy_obs_size` gives an env's, history included)."""
+"""One step's, without a gait clock or gyroscope (:func:`policy_obs_size` gives an env's, history included)."""
 CRITIC_OBS_SIZE = 48
 """Without a gait clock (:func:`critic_obs_size` gives an env's)."""
 GAIT_CLOCK_SIZE = 2
+GYRO_SIZE = 3
+"""The base's angular velocity, which a policy with ``env.policy_base_ang_vel`` also observes (an IMU's gyroscope)."""
 AMP_OBS_SIZE = 43
 """One state's AMP features (:func:`amp_obs_size` gives an env's, earlier states' included)."""
 POLICY_OBS_KEY = "state"
 CRITIC_OBS_KEY = "privileged_state"
 
-# Critic observation layout (48, then the gait clock's 2 when the env has one); the policy observation is
-# CRITIC[6:].
+# Critic observation layout (48, then the gait clock's 2 when the env has one); one step's policy observation is
+# CRITIC[6:], or CRITIC[3:] when the policy also observes the base's angular velocity (:func:`policy_from_critic`).
 CRITIC_BASE_LIN_VEL = slice(0, 3)
 CRITIC_BASE_ANG_VEL = slice(3, 6)
 CRITIC_GRAVITY = slice(6, 9)
@@ -34,6 +36,7 @@ CRITIC_LAST_ACTION = slice(36, 48)
 CRITIC_GAIT_CLOCK = slice(48, 50)
 """``(sin 2πφ, cos 2πφ)`` of the gait clock's phase ``φ`` (cycles); only with ``env.gait_clock_hz`` > 0."""
 POLICY_FROM_CRITIC = slice(6, None)
+"""One step's policy observation in the critic's, without the gyroscope (the reference's)."""
 
 # AMP observation layout (43), same as ``amp_jax.motion.amp_features``.
 AMP_JOINT_POS = slice(0, 12)
@@ -49,9 +52,33 @@ def gait_clock_size(cfg: EnvConfig) -> int:
     return GAIT_CLOCK_SIZE if cfg.gait_clock_hz > 0 else 0
 
 
+def gyro_size(cfg: EnvConfig) -> int:
+    """Entries the base's angular velocity adds to one step's policy observation: 3 with
+    ``env.policy_base_ang_vel``, else 0."""
+    return GYRO_SIZE if cfg.policy_base_ang_vel else 0
+
+
+def policy_from_critic(cfg: EnvConfig) -> slice:
+    """Where one step's policy observation lies in the critic's: ``[6:]``, or ``[3:]`` (the base's angular
+    velocity first) with ``env.policy_base_ang_vel``."""
+    return slice(CRITIC_BASE_ANG_VEL.start if cfg.policy_base_ang_vel else POLICY_FROM_CRITIC.start, None)
+
+
 def policy_frame_size(cfg: EnvConfig) -> int:
-    """One step's policy observation for the env ``cfg``: 42, or 44 with a gait clock."""
-    return POLICY_OBS_SIZE + gait_clock_size(cfg)
+    """One step's policy observation for the env ``cfg``: 42, 3 more with the gyroscope, 2 more with a gait
+    clock."""
+    return POLICY_OBS_SIZE + gyro_size(cfg) + gait_clock_size(cfg)
+
+
+def policy_frame_parts(cfg: EnvConfig) -> tuple[tuple[str, int], ...]:
+    """One step's policy observation for the env ``cfg`` as ``(part, size)`` in order, the names of the exported
+    ``observation_layout``: ``base_ang_vel`` (with the gyroscope), ``projected_gravity``, ``commands``,
+    ``joint_pos``, ``joint_vel``, ``last_action``, ``gait_clock`` (with a clock)."""
+    parts = (("projected_gravity", 3), ("commands", 3), ("joint_pos", NUM_ACTIONS), ("joint_vel", NUM_ACTIONS),
+             ("last_action", NUM_ACTIONS))
+    gyro = (("base_ang_vel", GYRO_SIZE),) if cfg.policy_base_ang_vel else ()
+    clock = (("gait_clock", GAIT_CLOCK_SIZE),) if gait_clock_size(cfg) else ()
+    return gyro + parts + clock
 
 
 def policy_obs_size(cfg: EnvConfig) -> int:

@@ -3,9 +3,9 @@
 What carries over, and what does not:
 
 - the actor, the action std and the critic, which must fit this run's observations and networks (the same
-  ``networks`` sizes, gait clock and actions); an actor whose first layer takes one step's observation goes into
-  a run whose policy also observes earlier steps (``env.policy_history``) with zero weights from those, so it
-  acts as the file's policy until training finds a use for them;
+  ``networks`` sizes, gait clock and actions); an actor goes into a run whose policy also observes more
+  (earlier steps, ``env.policy_history``; the base's angular velocity, ``env.policy_base_ang_vel``) with zero
+  weights from what it did not observe, so it acts as the file's policy until training finds a use for those;
 - the discriminator and the AMP normaliser, when both fit this run's AMP observation; a run whose AMP observation
   differs (another ``env.amp_history_lags``) starts them fresh and says so;
 - the adaptive learning rate the file's run would have taken next.
@@ -24,6 +24,7 @@ import numpy as np
 from amp_jax.agents import optimizer
 from amp_jax.agents.train_step import TrainingState
 from amp_jax.config import Config, ConfigError
+from amp_jax.envs import observations
 from amp_jax.training import params_file, policy_file
 
 CARRIED = ("actor", "action_std", "critic")
@@ -48,25 +49,43 @@ def _take(fresh, saved):
     return jax.tree.map(_placed_like, saved, fresh)
 
 
-def _widened_input(saved_actor, fresh_actor):
-    """``saved_actor``, its first layer's kernel ``[n, hidden]`` padded with zero rows to ``fresh_actor``'s
-    ``[k · n, hidden]`` (the same observation followed by ``k − 1`` earlier ones); unchanged when the two do not
-    differ in just that way (the shape check that follows names the misfit)."""
+def _observation_entries(env) -> list[tuple[int, str, int]]:
+    """Each entry of the policy observation of an env ``env`` (an ``EnvConfig``) as ``(step back, part, index in
+    the part)``, in order."""
+    return [(step, name, i) for step in range(1 + env.policy_history)
+            for name, size in observations.policy_frame_parts(env) for i in range(size)]
+
+
+def _widened_input(saved_actor, fresh_actor, saved_env, env) -> tuple[object, tuple[str, ...]]:
+    """``saved_actor`` (the file's, whose policy observed as ``saved_env``) with its first layer's kernel
+    ``[n, hidden]`` spread over this run's ``[m, hidden]`` (observing as ``env``): each of the file's input rows
+    goes to the row of this run's observation that holds the same entry, and the rows of entries the file's policy
+    did not observe (earlier steps, the base's angular velocity) are zero. Returns it and what was added, or
+    ``saved_actor`` unchanged and ``()`` when the two do not differ in just that way (the shape check that follows
+    names the misfit)."""
     saved_leaves, tree = jax.tree_util.tree_flatten(saved_actor)
     fresh_leaves = jax.tree_util.tree_leaves(fresh_actor)
     if len(saved_leaves) != len(fresh_leaves):
-        return saved_actor
+        return saved_actor, ()
     mismatched = [i for i, (a, b) in enumerate(zip(saved_leaves, fresh_leaves)) if np.shape(a) != np.shape(b)]
     if len(mismatched) != 1:
-        return saved_actor
+        return saved_actor, ()
     kernel, fresh = np.asarray(saved_leaves[mismatched[0]]), fresh_leaves[mismatched[0]]
-    rows = fresh.shape[0]
-    if kernel.ndim != 2 or fresh.ndim != 2 or kernel.shape[1] != fresh.shape[1] or rows % kernel.shape[0] or \
-            rows <= kernel.shape[0]:
-        return saved_actor
-    saved_leaves[mismatched[0]] = np.concatenate([kernel, np.zeros((rows - kernel.shape[0], kernel.shape[1]),
-                                                                   kernel.dtype)])
-    return jax.tree_util.tree_unflatten(tree, saved_leaves)
+    old, new = _observation_entries(saved_env), _observation_entries(env)
+    row_of = {entry: row for row, entry in enumerate(new)}
+    if (kernel.ndim != 2 or fresh.ndim != 2 or kernel.shape != (len(old), fresh.shape[1])
+            or fresh.shape[0] != len(new) or not all(entry in row_of for entry in old)):
+        return saved_actor, ()
+    widened = np.zeros(fresh.shape, kernel.dtype)
+    widened[[row_of[entry] for entry in old]] = kernel
+    saved_leaves[mismatched[0]] = widened
+    known = set(old)
+    added = []
+    if env.policy_history > saved_env.policy_history:
+        added.append("the earlier steps' observations")
+    added += [name for name, _ in observations.policy_frame_parts(env)
+              if (0, name, 0) not in known]
+    return jax.tree_util.tree_unflatten(tree, saved_leaves), tuple(added)
 
 
 def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingState, str]:
@@ -84,8 +103,7 @@ def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingS
         raise ConfigError("config", "train.init_policy", str(path), f"a readable policy file ({err})") from None
     params = state.params
     carried = {group: getattr(saved.params, group) for group in CARRIED}
-    carried["actor"] = _widened_input(carried["actor"], params.actor)
-    widened = _shapes(carried["actor"]) != _shapes(saved.params.actor)
+    carried["actor"], added = _widened_input(carried["actor"], params.actor, saved.cfg.env, cfg.env)
     for group in CARRIED:
         mine, theirs = _shapes(getattr(params, group)), _shapes(carried[group])
         if mine != theirs:
@@ -100,7 +118,7 @@ def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingS
         normalizer = _take(normalizer, saved.amp_normalizer)
     rate = optimizer.learning_rate(state.opt_state)
     opt_state = optimizer.with_learning_rate(state.opt_state, _placed_like(saved.learning_rate, rate))
-    actor = "actor (zero weights from the earlier steps' observations)" if widened else "actor"
+    actor = f"actor (zero weights from {' and '.join(added)})" if added else "actor"
     what = f"{actor}, action std, critic" + (", discriminator and AMP normaliser" if fits else
                                              "; discriminator and AMP normaliser fresh (the AMP observation differs)")
     line = f"started from {path} (iteration {saved.step}): {what}; learning rate {saved.learning_rate:.2e}"

@@ -63,9 +63,11 @@ def test_numpy_observation_equals_the_jax_env_observation_at_reset(quiet_env, sp
 
 def test_numpy_observation_equals_the_jax_env_observation_after_a_step(cfg, quiet_env):
     """A motion-data pose (tilted, moving), one physics-stepped control step with a random action, in an env with
-    a gait clock: the env's clock advances by ``gait_clock_hz · control_dt`` cycles, and the runner's clock at the
-    same phase gives the same observation."""
-    clock_cfg = dataclasses.replace(cfg, env=dataclasses.replace(quiet_env.cfg, gait_clock_hz=1.7))
+    a gait clock whose policy also observes the gyroscope: the env's clock advances by ``gait_clock_hz ·
+    control_dt`` cycles, and the runner's clock at the same phase gives the same observation, the base's angular
+    velocity (body axes, scaled) first."""
+    clock_cfg = dataclasses.replace(cfg, env=dataclasses.replace(quiet_env.cfg, gait_clock_hz=1.7,
+                                                                 policy_base_ang_vel=True))
     clock_env = A1AmpEnv(clock_cfg.env, None)
     spec = sim2sim.RunnerSpec.from_metadata(export_policy.policy_metadata(clock_cfg))
     assert spec.gait_clock_hz == 1.7
@@ -80,8 +82,10 @@ def test_numpy_observation_equals_the_jax_env_observation_after_a_step(cfg, quie
     got = sim2sim.policy_observation(np.asarray(data.qpos, np.float64), np.asarray(data.qvel, np.float64),
                                      np.asarray(state.info["command"]), np.asarray(state.info["last_action"]), spec,
                                      time_s=(phase + 3.0) / 1.7)  # three whole cycles on: the same phase
-    assert got.shape == (44,)
+    assert got.shape == (47,) and spec.base_ang_vel
     np.testing.assert_allclose(got, np.asarray(state.obs["state"]), atol=2e-5)
+    np.testing.assert_allclose(got[:3], np.asarray(data.qvel[3:6]) * cfg.env.obs_scale_ang_vel, atol=1e-6)
+    assert np.abs(got[:3]).max() > 0.05  # the clip's pose turns: the gyroscope part is exercised
     np.testing.assert_allclose(got[-14:-2], np.asarray(action), atol=1e-7)
     np.testing.assert_allclose(got[-2:], [np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase)], atol=2e-5)
 
@@ -140,6 +144,17 @@ def test_runner_spec_names_what_the_metadata_lacks(cfg):
                                                                                                   policy_history=3)))
     assert with_history["observation_size"] == 4 * 42
     assert sim2sim.RunnerSpec.from_metadata(with_history).policy_history == 3
+    with_gyro = export_policy.policy_metadata(dataclasses.replace(cfg, env=dataclasses.replace(
+        cfg.env, policy_base_ang_vel=True, gait_clock_hz=2.0)))
+    assert [p["name"] for p in with_gyro["observation_layout"]] == ["base_ang_vel", *sim2sim.OBSERVATION_ORDER,
+                                                                    "gait_clock"]
+    assert with_gyro["observation_layout"][0] == {**with_gyro["observation_layout"][0], "start": 0, "stop": 3,
+                                                  "scale": [cfg.env.obs_scale_ang_vel] * 3}
+    assert with_gyro["observation_size"] == 47 and sim2sim.RunnerSpec.from_metadata(with_gyro).base_ang_vel
+    late_gyro = {**with_gyro, "observation_layout": with_gyro["observation_layout"][1:-1]
+                 + with_gyro["observation_layout"][:1]}
+    with pytest.raises(ValueError, match="p.onnx: observation_layout lists .* optionally preceded by 'base_ang_vel'"):
+        sim2sim.RunnerSpec.from_metadata(late_gyro, "p.onnx")
     for bad in ({"policy_history": 2}, {"policy_history": -1, "observation_size": 0}, {"policy_history": 1.5}):
         with pytest.raises(ValueError, match="p.onnx: policy_history is .* expected a whole number H >= 0"):
             sim2sim.RunnerSpec.from_metadata({**with_history, **bad}, "p.onnx")
@@ -177,39 +192,48 @@ def test_onnx_policy_with_an_action_filter_retraces_the_mjx_rollout(tiny_run_pol
     assert np.abs(unfiltered.qpos[:early, 7:] - result.qpos[:early, 7:]).max() > 0.02
 
 
-def _with_history_weights(policy, history: int, scale: float):
-    """``policy`` (a one-step policy) as a policy that also observes ``history`` earlier steps: its first layer
-    widened by rows of weight ``scale · N(0, 1)`` (0: the earlier steps ignored)."""
+def _with_gyro_and_history_weights(policy, history: int, scale: float, gyro_scale: float):
+    """``policy`` (a one-step policy without the gyroscope) as a policy that also observes the base's angular
+    velocity and ``history`` earlier steps: its first layer widened by rows of weight ``gyro_scale · N(0, 1)``
+    for the gyroscope (each step's before the rest of that step's) and ``scale · N(0, 1)`` for the earlier
+    steps."""
     actor = policy.params.actor
     kernel = np.asarray(actor["params"]["hidden_0"]["kernel"])
-    extra = scale * np.random.default_rng(7).normal(size=(history * kernel.shape[0], kernel.shape[1]))
+    rng = np.random.default_rng(7)
+    frames = [np.concatenate([gyro_scale * rng.normal(size=(3, kernel.shape[1])),
+                              kernel if step == 0 else scale * rng.normal(size=kernel.shape)])
+              for step in range(1 + history)]
     widened = jax.tree.map(lambda x: x, actor)
-    widened["params"]["hidden_0"]["kernel"] = jnp.asarray(np.concatenate([kernel, extra]), kernel.dtype)
-    env_cfg = dataclasses.replace(policy.cfg.env, policy_history=history)
+    widened["params"]["hidden_0"]["kernel"] = jnp.asarray(np.concatenate(frames), kernel.dtype)
+    env_cfg = dataclasses.replace(policy.cfg.env, policy_history=history, policy_base_ang_vel=True)
     return dataclasses.replace(policy, cfg=dataclasses.replace(policy.cfg, env=env_cfg),
                                params=policy.params.replace(actor=widened))
 
 
-def test_onnx_policy_with_a_history_retraces_the_mjx_rollout(tiny_run_policy, tmp_path_factory):
-    """A policy observing 2 earlier steps (the tiny run's, with random weights from them): the export says so,
-    the C MuJoCo runner keeps the history as the MJX env does (its first observation standing in for the steps
-    before the start), so the two trajectories agree early on; the same weights on a history of zeros would not."""
-    policy = _with_history_weights(tiny_run_policy, 2, 0.2)
+def test_onnx_policy_with_the_gyroscope_and_a_history_retraces_the_mjx_rollout(tiny_run_policy, tmp_path_factory):
+    """A policy observing the base's angular velocity and 2 earlier steps (the tiny run's, with random weights
+    from those): the export says so, the C MuJoCo runner builds the gyroscope's part and keeps the history as the
+    MJX env does (its first observation standing in for the steps before the start), so the two trajectories
+    agree early on; the same weights on a history of zeros, or on a gyroscope reading zero, would not."""
+    policy = _with_gyro_and_history_weights(tiny_run_policy, 2, 0.2, 2.0)  # the gyroscope's part is small
     exported = export_policy.export_policy(policy, tmp_path_factory.mktemp("history") / "policy.onnx")
     meta = onnx_export.read_metadata(exported.path)
-    assert meta["policy_history"] == 2 and meta["observation_size"] == 3 * 42
-    assert meta["observation_layout"][-1]["stop"] == 42
+    assert meta["policy_history"] == 2 and meta["observation_size"] == 3 * 45
+    assert meta["observation_layout"][0]["name"] == "base_ang_vel" and meta["observation_layout"][-1]["stop"] == 45
     spec = sim2sim.RunnerSpec.from_metadata(meta)
-    assert spec.policy_history == 2
+    assert spec.policy_history == 2 and spec.base_ang_vel
     result = sim2sim.run_sim2sim(exported.path, SHORT)
     commands = command_schedule.commands_from_schedule(SHORT, policy.cfg.env.control_dt)
     mjx_run = eval_rollouts.rollout_policy(policy, commands)
     early = round(0.3 / policy.cfg.env.control_dt)
     np.testing.assert_allclose(result.qpos[:early], mjx_run.qpos[:early], atol=1e-3)
     session = onnx_export.load_session(exported.path)
-    blind = sim2sim.simulate(lambda obs: onnx_export.run_onnx(session, np.concatenate([obs[:42], 0 * obs[42:]])),
-                             spec, commands)
-    assert np.abs(blind.qpos[:early, 7:] - result.qpos[:early, 7:]).max() > 0.02
+    no_history = np.r_[np.ones(45), np.zeros(90)]
+    no_gyro = np.tile(np.r_[np.zeros(3), np.ones(42)], 3)
+    for mask in (no_history, no_gyro):
+        blind = sim2sim.simulate(lambda obs, mask=mask: onnx_export.run_onnx(session, (obs * mask).astype(np.float32)),
+                                 spec, commands)
+        assert np.abs(blind.qpos[:early, 7:] - result.qpos[:early, 7:]).max() > 0.02
 
 
 def _report(yaw=(0.8, -0.8), lateral=(0.2, -0.2), duty=(0.5, 0.5, 0.5, 0.5), drift=(0.0, 0.0)):

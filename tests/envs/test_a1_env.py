@@ -262,13 +262,13 @@ HISTORY_LAGS, FILTER_HZ, CLIP, POLICY_HISTORY = (2, 5), 3.0, 1.5, 3
 
 @pytest.fixture(scope="module")
 def lagged_filtered_rollout(cfg, library):
-    """6 training envs with ``env.amp_history_lags`` (2, 5), ``env.action_filter_hz`` 3 and ``env.policy_history``
-    3, 10-step episodes, 40 steps of random actions in ±2 (the clip bound 1.5 exercised): (the first state, the
+    """6 training envs with ``env.amp_history_lags`` (2, 5), ``env.action_filter_hz`` 3, ``env.policy_history`` 3
+    and the gyroscope in the policy's observation, 10-step episodes, 40 steps of random actions in ±2 (the clip bound 1.5 exercised): (the first state, the
     records [40, 6, ...]). One env compiled for the three features' tests."""
     num_envs, steps = 6, 40
     env_cfg = dataclasses.replace(cfg.env, num_envs=num_envs, amp_history_lags=HISTORY_LAGS,
                                   action_filter_hz=FILTER_HZ, policy_history=POLICY_HISTORY, episode_length_s=0.3,
-                                  add_noise=False,
+                                  add_noise=False, policy_base_ang_vel=True,
                                   clip_actions=CLIP)
     run_cfg = dataclasses.replace(cfg, env=env_cfg)
     env = wrappers.make_amp_training_env(run_cfg, library, jax.random.PRNGKey(0))
@@ -318,17 +318,19 @@ def test_amp_history_windows_hold_the_earlier_states_of_the_episode(lagged_filte
 
 
 def test_policy_history_holds_the_episode_s_earlier_observations(lagged_filtered_rollout):
-    """With ``env.policy_history`` 3 each policy observation is this step's (the critic's without its base
-    velocities) followed by those of the 3 steps before it in its episode, newest first, the episode's first
+    """With ``env.policy_history`` 3 each policy observation is this step's (the critic's without its base linear
+    velocity: the gyroscope's angular velocity first) followed by those of the 3 steps before it in its episode, newest first, the episode's first
     standing in for the steps before it: checked against a plain loop over the recorded observations, across
     resets. A command an evaluation sets at an episode's first step is in the whole history."""
     run_cfg, first_state, r = lagged_filtered_rollout
-    width = observations.POLICY_OBS_SIZE
-    policy = np.concatenate([first_state.obs[observations.POLICY_OBS_KEY][None], r["policy"]])  # [T + 1, N, 4·42]
+    width = observations.policy_frame_size(run_cfg.env)
+    assert width == observations.POLICY_OBS_SIZE + observations.GYRO_SIZE
+    policy = np.concatenate([first_state.obs[observations.POLICY_OBS_KEY][None], r["policy"]])  # [T + 1, N, 4·45]
     critic = np.concatenate([first_state.obs[observations.CRITIC_OBS_KEY][None], r["critic"]])
     done = r["done"]
     assert policy.shape[-1] == width * (1 + POLICY_HISTORY)
-    np.testing.assert_array_equal(policy[..., :width], critic[..., observations.POLICY_FROM_CRITIC])
+    np.testing.assert_array_equal(policy[..., :width], critic[..., observations.CRITIC_BASE_ANG_VEL.start:])
+    assert np.abs(policy[..., :3]).max() > 0.1  # random actions: the base turns, the gyroscope part is exercised
     for n in range(done.shape[1]):
         start = 0
         for i in range(done.shape[0] + 1):
@@ -341,7 +343,8 @@ def test_policy_history_holds_the_episode_s_earlier_observations(lagged_filtered
     state = env.reset_to(jax.random.PRNGKey(0), *env.default_pose())
     held = env.with_command(state, jnp.array([0.7, -0.2, 0.4]))
     frame = np.asarray(held.obs[observations.POLICY_OBS_KEY][:width])
-    command = slice(observations.CRITIC_COMMAND.start - 6, observations.CRITIC_COMMAND.stop - 6)
+    offset = observations.policy_from_critic(run_cfg.env).start
+    command = slice(observations.CRITIC_COMMAND.start - offset, observations.CRITIC_COMMAND.stop - offset)
     np.testing.assert_allclose(frame[command], [1.4, -0.4, 0.1], atol=1e-6)  # scaled by (2, 2, 0.25)
     np.testing.assert_array_equal(held.obs[observations.POLICY_OBS_KEY], np.tile(frame, 1 + POLICY_HISTORY))
     stepped = env.with_command(env.step(held, jnp.zeros(12)), jnp.zeros(3))

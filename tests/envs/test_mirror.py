@@ -22,6 +22,7 @@ MAPS = {
     "amp_observation": mirror.amp_observation_map, "frame": mirror.frame_map, "qpos": mirror.qpos_map,
     "qvel": mirror.qvel_map,
     "policy_observation_with_clock": lambda: mirror.policy_observation_map(gait_clock=True),
+    "policy_observation_with_gyroscope": lambda: mirror.policy_observation_map(base_ang_vel=True),
     "critic_observation_with_clock": lambda: mirror.critic_observation_map(gait_clock=True),
     "amp_observation_with_history": lambda: mirror.a1_mirror_maps(amp_history=2).amp_obs,
     "policy_observation_with_history": lambda: mirror.a1_mirror_maps(gait_clock=True, policy_history=3).policy_obs,
@@ -79,6 +80,9 @@ def test_observations_of_a_mirrored_state_are_the_mirrored_observations(env):
     np.testing.assert_allclose(mirrored_critic, mirror.critic_observation_map()(critic), atol=2e-6)
     np.testing.assert_allclose(mirrored_critic[observations.POLICY_FROM_CRITIC],
                                mirror.policy_observation_map()(critic[observations.POLICY_FROM_CRITIC]), atol=2e-6)
+    with_gyro = observations.CRITIC_BASE_ANG_VEL.start  # the policy's observation with the gyroscope: [3:]
+    np.testing.assert_allclose(mirrored_critic[with_gyro:],
+                               mirror.policy_observation_map(base_ang_vel=True)(critic[with_gyro:]), atol=2e-6)
     # feet come from the model's kinematics: this checks the leg swap and the trunk-COM offset
     np.testing.assert_allclose(env.amp_observation(mirror.qpos_map()(qpos), mirror.qvel_map()(qvel)),
                                mirror.amp_observation_map()(env.amp_observation(qpos, qvel)), atol=2e-6)
@@ -218,10 +222,11 @@ def test_an_amp_window_is_mirrored_state_by_state():
 
 
 def test_a_policy_observation_with_history_is_mirrored_step_by_step():
-    """With ``env.policy_history`` 3 (and a clock) the policy map mirrors each of the four steps' observations
-    alike, and the critic's, which has no history, is as without it."""
-    one = mirror.policy_observation_map(gait_clock=True)
-    maps = mirror.a1_mirror_maps(gait_clock=True, policy_history=3)
-    steps = np.random.default_rng(4).normal(size=(4, observations.POLICY_OBS_SIZE + observations.GAIT_CLOCK_SIZE))
+    """With ``env.policy_history`` 3 (and a clock and the gyroscope) the policy map mirrors each of the four
+    steps' observations alike, and the critic's, which has no history, is as without it."""
+    one = mirror.policy_observation_map(gait_clock=True, base_ang_vel=True)
+    maps = mirror.a1_mirror_maps(gait_clock=True, policy_history=3, policy_base_ang_vel=True)
+    steps = np.random.default_rng(4).normal(size=(4, one.size))
+    assert one.size == observations.POLICY_OBS_SIZE + observations.GAIT_CLOCK_SIZE + observations.GYRO_SIZE
     np.testing.assert_array_equal(maps.policy_obs(steps.reshape(-1)), one(steps).reshape(-1))
     assert maps.critic_obs.size == mirror.critic_observation_map(gait_clock=True).size
