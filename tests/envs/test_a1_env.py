@@ -262,9 +262,9 @@ HISTORY_LAGS, FILTER_HZ, CLIP, POLICY_HISTORY = (2, 5), 3.0, 1.5, 3
 
 @pytest.fixture(scope="module")
 def lagged_filtered_rollout(cfg, library):
-    """6 training envs with ``env.amp_history_lags`` (2, 5), ``env.action_filter_hz`` 3, ``env.policy_history`` 3
-    and the gyroscope in the policy's observation, 10-step episodes, 40 steps of random actions in ±2 (the clip bound 1.5 exercised): (the first state, the
-    records [40, 6, ...]). One env compiled for the three features' tests."""
+    """6 training envs with ``env.amp_history_lags`` (2, 5), ``env.action_filter_hz`` 3, ``env.policy_history`` 3 and
+    the gyroscope in the policy's observation, 10-step episodes, 40 steps of random actions in ±2 (the clip bound 1.5
+    exercised): (the first state, the records [40, 6, ...]). One env compiled for the three features' tests."""
     num_envs, steps = 6, 40
     env_cfg = dataclasses.replace(cfg.env, num_envs=num_envs, amp_history_lags=HISTORY_LAGS,
                                   action_filter_hz=FILTER_HZ, policy_history=POLICY_HISTORY, episode_length_s=0.3,
@@ -319,9 +319,10 @@ def test_amp_history_windows_hold_the_earlier_states_of_the_episode(lagged_filte
 
 def test_policy_history_holds_the_episode_s_earlier_observations(lagged_filtered_rollout):
     """With ``env.policy_history`` 3 each policy observation is this step's (the critic's without its base linear
-    velocity: the gyroscope's angular velocity first) followed by those of the 3 steps before it in its episode, newest first, the episode's first
-    standing in for the steps before it: checked against a plain loop over the recorded observations, across
-    resets. A command an evaluation sets at an episode's first step is in the whole history."""
+    velocity: the gyroscope's angular velocity first) followed by those of the 3 steps before it in its episode,
+    newest first, the episode's first standing in for the steps before it: checked against a plain loop over the
+    recorded observations, across resets. A command an evaluation sets at an episode's first step is in the whole
+    history."""
     run_cfg, first_state, r = lagged_filtered_rollout
     width = observations.policy_frame_size(run_cfg.env)
     assert width == observations.POLICY_OBS_SIZE + observations.GYRO_SIZE
