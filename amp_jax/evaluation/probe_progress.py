@@ -5,10 +5,12 @@ The probe (``train.probe_interval``) rolls out the mean action in MJX and logs, 
 ``train.probe_commands``, ``probe/vy_rms`` (m/s) and ``probe/yaw_rms`` (rad/s), each the mean over those commands.
 A run's **tracking error** at a probe is the mean of the axes it logs. This module gives, per run, the env steps
 at which that error first falls to or below each threshold, and the per-axis errors averaged over a window of
-iterations: the comparison the symmetry runs in docs/RESULTS.md report.
+iterations or of env steps: the comparison the symmetry runs in docs/RESULTS.md report.
 
-``python -m amp_jax.evaluation.probe_progress RUN_DIR [RUN_DIR ...] [--thresholds 0.30 0.26 ...] [--up-to ITER]
-[--window FIRST LAST]`` prints both tables in Markdown.
+``python -m amp_jax.evaluation.probe_progress RUN_DIR [RUN_DIR ...] [--thresholds 0.30 0.26 ...] [--up-to ITER |
+--up-to-env-steps STEPS] [--window FIRST LAST | --window-env-steps FIRST LAST]`` prints both tables in Markdown.
+Runs whose iterations differ in size (``env.num_envs`` · ``ppo.num_steps``) are compared in env steps: with the
+``-env-steps`` options, and by default the window is then the last 2.5 M env steps of the shortest run.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ class ProbeSeries:
         return np.mean(np.stack(list(self.errors.values())), axis=0)
 
 
-def read_probe(run_dir: str | pathlib.Path, up_to: int | None = None) -> ProbeSeries:
-    """The probe records of ``run_dir`` (those at or before iteration ``up_to`` when given). A run without any
-    probe record is a ``ValueError`` naming the folder and the missing column."""
+def read_probe(run_dir: str | pathlib.Path, up_to: int | None = None,
+               up_to_env_steps: float | None = None) -> ProbeSeries:
+    """The probe records of ``run_dir`` (those at or before iteration ``up_to`` and at or before
+    ``up_to_env_steps`` env steps, when given). A run without any probe record is a ``ValueError`` naming the folder
+    and the missing column."""
     columns = metrics_log.read_metrics(run_dir)
     if AXES[0] not in columns:
         raise ValueError(f"{run_dir}: no {AXES[0]} in {metrics_log.METRICS_FILE} (expected a run with "
@@ -53,6 +57,8 @@ def read_probe(run_dir: str | pathlib.Path, up_to: int | None = None) -> ProbeSe
     rows = np.isfinite(columns[AXES[0]])
     if up_to is not None:
         rows &= columns["iteration"] <= up_to
+    if up_to_env_steps is not None:
+        rows &= columns["env_steps"] <= up_to_env_steps
     errors = {axis: columns[axis][rows] for axis in AXES
               if axis in columns and np.all(np.isfinite(columns[axis][rows]))}
     return ProbeSeries(name=str(run_dir), iteration=columns["iteration"][rows].astype(int),
@@ -69,10 +75,17 @@ def first_at_or_below(series: ProbeSeries, thresholds) -> dict[float, float | No
     return result
 
 
-def window_means(series: ProbeSeries, first: int, last: int) -> dict[str, float]:
-    """Per-axis errors and the tracking error averaged over the probes of iterations ``first..last``
-    (inclusive); NaN where the window holds no probe."""
-    rows = (series.iteration >= first) & (series.iteration <= last)
+WINDOW_UNITS = ("iteration", "env_steps")
+"""What a window's bounds count: iterations, or env steps (for runs whose iterations differ in size)."""
+
+
+def window_means(series: ProbeSeries, first: float, last: float, unit: str = "iteration") -> dict[str, float]:
+    """Per-axis errors and the tracking error averaged over the probes from ``first`` to ``last`` (inclusive),
+    counted in ``unit`` (one of :data:`WINDOW_UNITS`); NaN where the window holds no probe."""
+    if unit not in WINDOW_UNITS:
+        raise ValueError(f"window unit {unit!r}: expected one of {WINDOW_UNITS}")
+    position = series.iteration if unit == "iteration" else series.env_steps
+    rows = (position >= first) & (position <= last)
     means = {axis: float(np.mean(values[rows])) if rows.any() else float("nan")
              for axis, values in series.errors.items()}
     means["tracking"] = float(np.mean(series.tracking_error[rows])) if rows.any() else float("nan")
@@ -93,13 +106,15 @@ def threshold_table(runs: list[ProbeSeries], thresholds) -> str:
     return "\n".join(lines)
 
 
-def window_table(runs: list[ProbeSeries], first: int, last: int) -> str:
-    """Markdown: per run, the per-axis and tracking errors averaged over iterations ``first..last``."""
+def window_table(runs: list[ProbeSeries], first: float, last: float, unit: str = "iteration") -> str:
+    """Markdown: per run, the per-axis and tracking errors averaged over ``first..last`` (iterations, or env
+    steps with ``unit="env_steps"``)."""
     names = [axis.removeprefix("probe/") for axis in AXES] + ["tracking"]
-    lines = [f"| mean over iterations {first}-{last} | " + " | ".join(names) + " |",
-             "| --- |" + " --- |" * len(names)]
+    span = (f"iterations {int(first)}-{int(last)}" if unit == "iteration"
+            else f"env steps {_millions(first)}-{_millions(last)}")
+    lines = [f"| mean over {span} | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for run in runs:
-        means = window_means(run, first, last)
+        means = window_means(run, first, last, unit)
         cells = [f"{means[axis]:.3f}" if axis in means else "-" for axis in [*AXES, "tracking"]]
         lines.append(f"| {run.name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -110,26 +125,39 @@ def main(argv: list[str] | None = None) -> int:
         "\n\n")[0])
     parser.add_argument("runs", nargs="+", type=pathlib.Path, metavar="RUN_DIR")
     parser.add_argument("--thresholds", nargs="+", type=float, default=list(DEFAULT_THRESHOLDS))
-    parser.add_argument("--up-to", type=int, default=None, metavar="ITER",
-                        help="only the probes at or before this iteration (compare runs at equal env steps)")
-    parser.add_argument("--window", nargs=2, type=int, default=None, metavar=("FIRST", "LAST"),
+    cut = parser.add_mutually_exclusive_group()
+    cut.add_argument("--up-to", type=int, default=None, metavar="ITER",
+                     help="only the probes at or before this iteration (compare runs at equal env steps)")
+    cut.add_argument("--up-to-env-steps", type=float, default=None, metavar="STEPS",
+                     help="only the probes at or before this many env steps (e.g. 10e6)")
+    window = parser.add_mutually_exclusive_group()
+    window.add_argument("--window", nargs=2, type=int, default=None, metavar=("FIRST", "LAST"),
                         help="average the per-axis errors over these iterations (default: the last 2.5 M env "
-                             "steps' worth of the shortest run)")
+                             "steps of the shortest run)")
+    window.add_argument("--window-env-steps", nargs=2, type=float, default=None, metavar=("FIRST", "LAST"),
+                        help="average the per-axis errors over these env steps (e.g. 7.6e6 9.8e6)")
     args = parser.parse_args(argv)
     try:
-        runs = [read_probe(run, args.up_to) for run in args.runs]
+        runs = [read_probe(run, args.up_to, args.up_to_env_steps) for run in args.runs]
     except (OSError, ValueError) as err:
         print(f"probe_progress: {err}", file=sys.stderr)
         return 2
     print(threshold_table(runs, args.thresholds))
+    unit = "iteration"
     if args.window:
         first, last = args.window
+    elif args.window_env_steps:
+        (first, last), unit = args.window_env_steps, "env_steps"
     else:
-        last = min(int(run.iteration[-1]) for run in runs)
-        per_iteration = min(float(run.env_steps[-1]) / max(int(run.iteration[-1]), 1) for run in runs)
-        first = max(last - int(round(2.5e6 / per_iteration)), 0)
+        per_iteration = [float(run.env_steps[-1]) / max(int(run.iteration[-1]), 1) for run in runs]
+        if max(per_iteration) - min(per_iteration) > 0.5:  # iterations of different sizes: count env steps
+            last, unit = min(float(run.env_steps[-1]) for run in runs), "env_steps"
+            first = max(last - 2.5e6, 0.0)
+        else:
+            last = min(int(run.iteration[-1]) for run in runs)
+            first = max(last - int(round(2.5e6 / min(per_iteration))), 0)
     print()
-    print(window_table(runs, first, last))
+    print(window_table(runs, first, last, unit))
     return 0
 
 

@@ -10,19 +10,20 @@ from amp_jax.evaluation import probe_progress
 STEPS_PER_ITERATION = 12288
 
 
-def _write_run(folder, probe_every=20, iterations=200, seed=0, axes=probe_progress.AXES):
+def _write_run(folder, probe_every=20, iterations=200, seed=0, axes=probe_progress.AXES,
+               steps_per_iteration=STEPS_PER_ITERATION):
     """A metrics file with a probe every ``probe_every`` iterations whose errors fall with noise; returns the
     probe records as (iteration, env steps, {axis: error})."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     probes, lines = [], []
     for iteration in range(1, iterations + 1):
-        record = {"iteration": iteration, "env_steps": iteration * STEPS_PER_ITERATION, "reward/task": 1.0}
+        record = {"iteration": iteration, "env_steps": iteration * steps_per_iteration, "reward/task": 1.0}
         if iteration % probe_every == 0:
             errors = {axis: float(0.6 * np.exp(-iteration / 80) + 0.1 + 0.03 * rng.standard_normal())
                       for axis in axes}
             record.update(errors)
-            probes.append((iteration, iteration * STEPS_PER_ITERATION, errors))
+            probes.append((iteration, iteration * steps_per_iteration, errors))
         lines.append(json.dumps(record))
     (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     return probes
@@ -76,3 +77,29 @@ def test_the_command_prints_both_tables_and_refuses_a_run_without_a_probe_in_one
     assert probe_progress.main([str(tmp_path / "no_probe")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no_probe: no probe/vx_rms in metrics.jsonl" in err[0]
+
+
+def test_runs_with_iterations_of_different_sizes_are_cut_and_averaged_in_env_steps(tmp_path, capsys):
+    half = STEPS_PER_ITERATION // 2
+    probes = _write_run(tmp_path / "half", probe_every=40, iterations=600, seed=2, steps_per_iteration=half)
+    _write_run(tmp_path / "full", iterations=250, seed=3)
+
+    cut = probe_progress.read_probe(tmp_path / "half", up_to_env_steps=200 * STEPS_PER_ITERATION)
+    assert cut.iteration.tolist() == list(range(40, 401, 40))  # iteration 400 of the half run = 200 of the full
+
+    first, last = 100 * STEPS_PER_ITERATION, 180 * STEPS_PER_ITERATION
+    window = [errors for _, steps, errors in probes if first <= steps <= last]
+    assert len(window) == 5  # iterations 200, 240, ..., 360
+    means = probe_progress.window_means(probe_progress.read_probe(tmp_path / "half"), first, last, "env_steps")
+    for axis in probe_progress.AXES:
+        assert means[axis] == pytest.approx(sum(e[axis] for e in window) / len(window), rel=1e-12)
+    with pytest.raises(ValueError, match="window unit 'seconds'"):
+        probe_progress.window_means(cut, 0, 1, "seconds")
+
+    # by default, the window is the 2.5 M env steps up to the shorter run's last probe (iteration 240: 2.95 M)
+    assert probe_progress.main([str(tmp_path / "half"), str(tmp_path / "full"), "--thresholds", "0.3"]) == 0
+    assert "| mean over env steps 0.45 M-2.95 M |" in capsys.readouterr().out
+    assert probe_progress.main([str(tmp_path / "half"), "--up-to-env-steps", "2e6",
+                                "--window-env-steps", "1e6", "2e6"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3].startswith("| mean over env steps 1.00 M-2.00 M |")
