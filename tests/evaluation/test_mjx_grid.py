@@ -53,8 +53,9 @@ def test_a_standing_policy_s_mjx_grid_is_its_c_mujoco_grid(tiny_run_policy):
     assert set(style_scores["commands"]) == {"stand", "forward 0.8"}
     stand, forward = style_scores["commands"]["stand"], style_scores["commands"]["forward 0.8"]
     assert stand["d_policy"] == pytest.approx(forward["d_policy"], abs=1e-5)
+    # (the same two rows as the grid's own rollout, so the program is the one it compiled)
     env = A1AmpEnv(rollout_lib.evaluation_env_config(policy.cfg.env), None)
-    schedules, rows = mjx_grid.grid_rows(commands[:1], env.cfg.control_dt)
+    schedules, rows = mjx_grid.grid_rows(commands, env.cfg.control_dt)
     (trajectory,) = rollout_lib.run_rows(env, policy.policy_fn, policy.params, [rows])
     obs = np.asarray(trajectory.amp_obs[0])[schedules[0][1]]
     one_by_one = [float(networks.discriminator_score(policy.networks, policy.params.discriminator,
