@@ -48,8 +48,8 @@ class ProbeSeries:
 def read_probe(run_dir: str | pathlib.Path, up_to: int | None = None,
                up_to_env_steps: float | None = None) -> ProbeSeries:
     """The probe records of ``run_dir`` (those at or before iteration ``up_to`` and at or before
-    ``up_to_env_steps`` env steps, when given). A run without any probe record is a ``ValueError`` naming the folder
-    and the missing column."""
+    ``up_to_env_steps`` env steps, when given). A run without any probe record, or none before the cut, is a
+    ``ValueError`` naming the folder and what is missing."""
     columns = metrics_log.read_metrics(run_dir)
     if AXES[0] not in columns:
         raise ValueError(f"{run_dir}: no {AXES[0]} in {metrics_log.METRICS_FILE} (expected a run with "
@@ -59,6 +59,12 @@ def read_probe(run_dir: str | pathlib.Path, up_to: int | None = None,
         rows &= columns["iteration"] <= up_to
     if up_to_env_steps is not None:
         rows &= columns["env_steps"] <= up_to_env_steps
+    if not rows.any():
+        cut = " and ".join([f"iteration {up_to}"] * (up_to is not None)
+                           + [f"{up_to_env_steps:.0f} env steps"] * (up_to_env_steps is not None))
+        where = f" at or before {cut}" if cut else ""
+        raise ValueError(f"{run_dir}: no probe record{where} in {metrics_log.METRICS_FILE} (expected a run past its "
+                         f"first probe, and a cut after it)")
     errors = {axis: columns[axis][rows] for axis in AXES
               if axis in columns and np.all(np.isfinite(columns[axis][rows]))}
     return ProbeSeries(name=str(run_dir), iteration=columns["iteration"][rows].astype(int),

@@ -103,3 +103,7 @@ def test_runs_with_iterations_of_different_sizes_are_cut_and_averaged_in_env_ste
                                 "--window-env-steps", "1e6", "2e6"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-3].startswith("| mean over env steps 1.00 M-2.00 M |")
+    # a cut before the first probe (iteration 40 = 245,760 env steps) is one line, not a traceback
+    assert probe_progress.main([str(tmp_path / "half"), "--up-to-env-steps", "2e5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "half: no probe record at or before 200000 env steps in metrics.jsonl" in err[0]
