@@ -10,7 +10,7 @@ iterations or of env steps: the comparison the symmetry runs in docs/RESULTS.md 
 ``python -m amp_jax.evaluation.probe_progress RUN_DIR [RUN_DIR ...] [--thresholds 0.30 0.26 ...] [--up-to ITER |
 --up-to-env-steps STEPS] [--window FIRST LAST | --window-env-steps FIRST LAST]`` prints both tables in Markdown.
 Runs whose iterations differ in size (``env.num_envs`` · ``ppo.num_steps``) are compared in env steps: with the
-``-env-steps`` options, and by default the window is then the last 2.5 M env steps of the shortest run.
+``-env-steps`` options, and by default the window is then the 2.5 M env steps up to the shortest run's last probe.
 """
 
 from __future__ import annotations
