@@ -66,6 +66,7 @@ def write(tmp_path, data):
         ({"env": {"rsi_probability": 1.5}}, "env.rsi_probability", "a probability in [0, 1]"),
         ({"amp": {"reward_coef": -2.0}}, "amp.reward_coef", "a non-negative weight"),
         ({"ppo": {"schedule": "cosine"}}, "ppo.schedule", "'adaptive' or 'fixed'"),
+        ({"ppo": {"action_noise_correlation": 1.0}}, "ppo.action_noise_correlation", "a correlation in [0, 1)"),
         ({"ppo": {"gamma": float("nan")}}, "ppo.gamma", "a finite number"),
         ({"env": {"num_envs": 10}, "ppo": {"num_minibatches": 7}}, "ppo.num_minibatches",
          "a divisor of env.num_envs × ppo.num_steps = 240"),

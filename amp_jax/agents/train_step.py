@@ -15,6 +15,7 @@ Shapes: ``N`` envs, ``T = cfg.ppo.num_steps``, ``B = N·T`` samples per iteratio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -44,6 +45,8 @@ SampleExpertFn = Callable[[jax.Array, int], tuple[jax.Array, jax.Array]]
 """``(key, batch) -> (s [batch, F], s_next [batch, F])``: expert AMP transitions."""
 TEMPO_KEY = 7
 """Folded into a minibatch's device key for its replayed clip transitions (``cfg.amp.tempo_negatives``)."""
+NOISE_START_KEY = 11
+"""Folded into a rollout's key for the correlated action noise's start (``cfg.ppo.action_noise_correlation``)."""
 
 
 @struct.dataclass
@@ -217,29 +220,40 @@ RolloutFn = Callable[[Env, AgentParams, EnvState, jax.Array], tuple[EnvState, Ro
 """``(env, params, env_state [N/D], key) -> (env_state [N/D], rollout [T, N/D])``."""
 
 
-def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis: DeviceAxis) -> RolloutFn:
+def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis: DeviceAxis,
+                 noise_correlation: float = 0.0) -> RolloutFn:
     """The experience-collection phase of an iteration: ``num_steps`` control steps of the stochastic policy in a
     batched, auto-resetting env, as one ``lax.scan``.
 
     It runs inside ``shard_map`` over ``axis`` (one device or more). The action noise is drawn for the global
     ``[num_envs, A]`` batch and this device's rows are sliced from it, so env ``i`` sees the same noise on any
-    device count.
+    device count. With ``noise_correlation`` ρ > 0 each env's standard normal noise is a first-order
+    autoregressive process over the rollout's steps, ``ε_t = ρ ε_{t-1} + √(1-ρ²) w_t`` from a fresh standard
+    normal ``ε_{-1}``: each ``ε_t`` is still standard normal, so the rollout's log-probabilities are those of
+    independent noise. With ρ = 0 the draws are those of independent noise exactly.
     """
+    rho = float(noise_correlation)
+    innovation_scale = math.sqrt(1.0 - rho ** 2)
 
     def action_noise(step_key: jax.Array, action_size: int) -> jax.Array:
         """Standard normal noise of this device's envs, ``[N/D, A]``: the global draw's rows of these envs."""
         return axis.own_rows(jax.random.normal(step_key, (num_envs, action_size)))
 
     def rollout(env: Env, params: AgentParams, env_state: EnvState, key: jax.Array) -> tuple[EnvState, Rollout]:
-        def env_step(env_state: EnvState, step_key: jax.Array) -> tuple[EnvState, Rollout]:
+        def env_step(carry: tuple[EnvState, jax.Array], step_key: jax.Array
+                     ) -> tuple[tuple[EnvState, jax.Array], Rollout]:
+            env_state, previous_noise = carry
             mean = networks.policy_mean(nets, params, env_state.obs["state"])
-            action = mean + params.action_std * action_noise(step_key, mean.shape[-1])
+            noise = action_noise(step_key, mean.shape[-1])
+            if rho > 0:
+                noise = rho * previous_noise + innovation_scale * noise
+            action = mean + params.action_std * noise
             next_state = env.step(env_state, action)
             done = next_state.done
             info = next_state.info
             amp_next = jnp.where(done[:, None] > 0, info[TERMINAL_AMP_OBS], info["amp_obs"])
             zeros = jnp.zeros_like(done)
-            return next_state, Rollout(
+            return (next_state, noise), Rollout(
                 state_obs=env_state.obs["state"], privileged_obs=env_state.obs["privileged_state"],
                 action=action, action_mean=mean,
                 log_prob=networks.gaussian_log_prob(action, mean, params.action_std),
@@ -251,7 +265,10 @@ def make_rollout(nets: AgentNetworks, num_envs: int, num_steps: int, axis: Devic
                 reward_terms={name: value for name, value in next_state.metrics.items()
                               if name.startswith(REWARD_TERM_PREFIX)})
 
-        return jax.lax.scan(env_step, env_state, jax.random.split(key, num_steps))
+        # Its own key, so that the steps' draws are those of a run with ρ = 0.
+        first_noise = action_noise(jax.random.fold_in(key, NOISE_START_KEY), params.action_std.shape[-1])
+        (env_state, _), data = jax.lax.scan(env_step, (env_state, first_noise), jax.random.split(key, num_steps))
+        return env_state, data
 
     return rollout
 
@@ -298,7 +315,7 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
     opt = optimizer.make_optimizer(cfg.ppo, cfg.amp)
     num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
     update = make_update(nets, opt, cfg, sample_expert_fn, axis, mirror, sample_tempo_fn)
-    rollout = make_rollout(nets, num_envs, num_steps, axis)
+    rollout = make_rollout(nets, num_envs, num_steps, axis, cfg.ppo.action_noise_correlation)
 
     def init_fn(key: jax.Array) -> TrainingState:
         k_params, k_env, k_next = jax.random.split(key, 3)

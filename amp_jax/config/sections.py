@@ -117,6 +117,11 @@ class PPOConfig:
     """Floor of the adaptive learning rate."""
     learning_rate_max: float = 1e-2
     """Cap of the adaptive learning rate."""
+    action_noise_correlation: float = 0.0
+    """Step-to-step correlation ρ of each env's exploration noise in a rollout: ``ε_t = ρ ε_{t-1} + √(1-ρ²) w_t``
+    (``w_t`` standard normal, ``ε`` drawn afresh at each rollout's first step), so each step's action is still
+    ``mean + std · ε_t`` with ``ε_t`` standard normal and PPO's log-probabilities are unchanged, while the noise
+    keeps its sign for about ``1/(1-ρ)`` control steps. 0: independent noise at every step (the reference)."""
 
     def _checks(self) -> Iterator[Check]:
         for name in ("num_steps", "num_epochs", "num_minibatches"):
@@ -129,6 +134,8 @@ class PPOConfig:
         yield "gamma", 0 <= self.gamma <= 1, "a discount in [0, 1]"
         yield "gae_lambda", 0 <= self.gae_lambda <= 1, "a λ in [0, 1]"
         yield "schedule", self.schedule in ("adaptive", "fixed"), "'adaptive' or 'fixed'"
+        yield ("action_noise_correlation", 0 <= self.action_noise_correlation < 1,
+               "a correlation in [0, 1)")
         yield ("learning_rate_max", self.learning_rate_min <= self.learning_rate_max,
                f"at least learning_rate_min ({self.learning_rate_min})")
         yield ("learning_rate", self.schedule != "adaptive"

@@ -204,3 +204,41 @@ def test_tempo_negatives_are_learned_as_the_policys_and_need_a_sampler(env):
     d_expert, d_tempo = (np.mean([m[name] for m in late]) for name in ("amp/d_expert", "amp/d_tempo"))
     assert d_expert > 0.3 and d_tempo < -0.3, (d_expert, d_tempo)
     assert all(np.isfinite(m["loss/tempo"]) and m["loss/tempo"] > 0 for m in history)
+
+
+def _rollout_noise(env, correlation: float, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The standardised action noise ``(action − mean) / std`` of one rollout ``[T, N, A]``, and its log-probs."""
+    from amp_jax.agents import distributed, networks
+
+    nets = networks.make_networks(SMALL.networks, env.action_size)
+    n, t = SMALL.env.num_envs, SMALL.ppo.num_steps
+    env_state = env.reset(jax.random.split(jax.random.PRNGKey(0), n))
+    params = networks.init_params(nets, jax.random.PRNGKey(1), env_state.obs["state"].shape[-1],
+                                  env_state.obs["privileged_state"].shape[-1], env_state.info["amp_obs"].shape[-1])
+    rollout = ts.make_rollout(nets, n, t, distributed.DeviceAxis(1), correlation)
+    data = jax.jit(distributed.on_one_device(lambda p, s, k: rollout(env, p, s, k)[1]))(params, env_state, key)
+    noise = (data.action - data.action_mean) / params.action_std
+    expected_log_prob = networks.gaussian_log_prob(data.action, data.action_mean, params.action_std)
+    np.testing.assert_allclose(data.log_prob, expected_log_prob, rtol=1e-6, atol=1e-6)
+    return np.asarray(noise, np.float64), np.asarray(data.log_prob)
+
+
+def test_correlated_action_noise_is_an_ar1_process_over_the_independent_draws(env):
+    """ρ = 0 draws the independent noise of each step's key; ρ > 0 runs the recursion over the same draws from
+    a standard normal start, so each step's noise stays standard normal and neighbours correlate by ρ."""
+    key = jax.random.PRNGKey(5)
+    n, t, a = SMALL.env.num_envs, SMALL.ppo.num_steps, env.action_size
+    draws = np.stack([np.asarray(jax.random.normal(k, (n, a))) for k in jax.random.split(key, t)])
+    independent, _ = _rollout_noise(env, 0.0, key)
+    np.testing.assert_allclose(independent, draws, atol=2e-5)
+
+    rho = 0.9
+    correlated, _ = _rollout_noise(env, rho, key)
+    previous = np.asarray(jax.random.normal(jax.random.fold_in(key, ts.NOISE_START_KEY), (n, a)), np.float64)
+    for step in range(t):  # the recursion as a plain loop over the same draws
+        previous = rho * previous + np.sqrt(1 - rho ** 2) * draws[step]
+        np.testing.assert_allclose(correlated[step], previous, atol=2e-5)
+    lag1 = np.mean(correlated[1:] * correlated[:-1]) / np.mean(correlated ** 2)
+    assert abs(lag1 - rho) < 0.03 and abs(np.std(correlated) - 1.0) < 0.05
+    assert abs(np.mean(independent[1:] * independent[:-1])) < 0.03
+
