@@ -206,8 +206,9 @@ def test_tempo_negatives_are_learned_as_the_policys_and_need_a_sampler(env):
     assert all(np.isfinite(m["loss/tempo"]) and m["loss/tempo"] > 0 for m in history)
 
 
-def _rollout_noise(env, correlation: float, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The standardised action noise ``(action − mean) / std`` of one rollout ``[T, N, A]``, and its log-probs."""
+def _rollout_noise(env, correlation: float, key: jax.Array) -> np.ndarray:
+    """The standardised action noise ``(action − mean) / std`` of one rollout, ``[T, N, A]``; asserts that its
+    log-probabilities are the Gaussian's of the action around the mean."""
     from amp_jax.agents import distributed, networks
 
     nets = networks.make_networks(SMALL.networks, env.action_size)
@@ -220,7 +221,7 @@ def _rollout_noise(env, correlation: float, key: jax.Array) -> tuple[np.ndarray,
     noise = (data.action - data.action_mean) / params.action_std
     expected_log_prob = networks.gaussian_log_prob(data.action, data.action_mean, params.action_std)
     np.testing.assert_allclose(data.log_prob, expected_log_prob, rtol=1e-6, atol=1e-6)
-    return np.asarray(noise, np.float64), np.asarray(data.log_prob)
+    return np.asarray(noise, np.float64)
 
 
 def test_correlated_action_noise_is_an_ar1_process_over_the_independent_draws(env):
@@ -229,11 +230,11 @@ def test_correlated_action_noise_is_an_ar1_process_over_the_independent_draws(en
     key = jax.random.PRNGKey(5)
     n, t, a = SMALL.env.num_envs, SMALL.ppo.num_steps, env.action_size
     draws = np.stack([np.asarray(jax.random.normal(k, (n, a))) for k in jax.random.split(key, t)])
-    independent, _ = _rollout_noise(env, 0.0, key)
+    independent = _rollout_noise(env, 0.0, key)
     np.testing.assert_allclose(independent, draws, atol=2e-5)
 
     rho = 0.9
-    correlated, _ = _rollout_noise(env, rho, key)
+    correlated = _rollout_noise(env, rho, key)
     previous = np.asarray(jax.random.normal(jax.random.fold_in(key, ts.NOISE_START_KEY), (n, a)), np.float64)
     for step in range(t):  # the recursion as a plain loop over the same draws
         previous = rho * previous + np.sqrt(1 - rho ** 2) * draws[step]
@@ -241,4 +242,3 @@ def test_correlated_action_noise_is_an_ar1_process_over_the_independent_draws(en
     lag1 = np.mean(correlated[1:] * correlated[:-1]) / np.mean(correlated ** 2)
     assert abs(lag1 - rho) < 0.03 and abs(np.std(correlated) - 1.0) < 0.05
     assert abs(np.mean(independent[1:] * independent[:-1])) < 0.03
-
