@@ -17,6 +17,10 @@ MAX_AMP_HISTORY_LAG = 100
 """Longest lag of ``env.amp_history_lags`` (control steps; 3 s at the reference's 0.03 s)."""
 MAX_POLICY_HISTORY = 32
 """Most earlier observations ``env.policy_history`` may append (about one second at the reference's 0.03 s)."""
+MAX_TRACKING_AVERAGE_S = 2.0
+"""Longest time constant ``env.tracking_average_s`` may set (s): longer would answer a new command only after
+several seconds of a 5 s command."""
+
 
 @dataclasses.dataclass(frozen=True)
 class RewardScales:
@@ -163,6 +167,15 @@ class EnvConfig:
     tracking_sigma_lateral: float = 0.02
     """Width of the kernel of the ``tracking_lin_vel_y`` reward term ((m/s)²); it is off (scale 0) unless a recipe
     sets its scale."""
+    tracking_average_s: float = 0.0
+    """Time constant (s) of an exponential average of the base velocity (v_x, v_y, yaw rate, base axes) that the
+    velocity-tracking reward terms compare with the command in place of the step's own velocity (0 = the step's
+    own, the reference). Each control step the average moves ``α = 1 − exp(−control_dt / tracking_average_s)`` of
+    the way to the step's velocity; a reset starts it at the reset state's velocity. The velocity of a walking
+    trunk swings within each stride, and an instantaneous kernel charges that swing, more for a long, slow stride
+    than for a short, quick one (trot0's own motion earns 1.96 of the full-task recipe's 2.5 per step at its mean
+    velocity; docs/RESULTS.md). The critic does not observe the average; the evaluation's errors stay
+    instantaneous."""
     feet_air_time_target: float = 0.5
     """The ``feet_air_time`` reward term pays (air time − this) at each foot's touchdown (s); legged_gym's 0.5 is
     longer than any clip's swing (the trot clips swing 0.34–0.39 s, the pace clips 0.26–0.28 s). The term is off
@@ -231,6 +244,14 @@ class EnvConfig:
         return self.physics_dt * self.decimation
 
     @property
+    def tracking_average_alpha(self) -> float:
+        """The tracking average's step toward each new velocity: ``1 − exp(−control_dt / tracking_average_s)``,
+        1 (the step's own velocity) when the average is off."""
+        if self.tracking_average_s <= 0:
+            return 1.0
+        return 1.0 - math.exp(-self.control_dt / self.tracking_average_s)
+
+    @property
     def action_filter_alpha(self) -> float:
         """The action filter's step toward each new action (:func:`low_pass_alpha`)."""
         return low_pass_alpha(self.action_filter_hz, self.control_dt)
@@ -289,6 +310,8 @@ class EnvConfig:
         yield "tracking_sigma_fine", self.tracking_sigma_fine > 0, "a positive kernel width"
         yield "tracking_sigma_lateral", self.tracking_sigma_lateral > 0, "a positive kernel width"
         yield "feet_air_time_target", 0 <= self.feet_air_time_target <= 2.0, "an air time in [0, 2] s"
+        yield ("tracking_average_s", 0 <= self.tracking_average_s <= MAX_TRACKING_AVERAGE_S,
+               f"a time constant in [0, {MAX_TRACKING_AVERAGE_S:g}] s (0 = the step's own velocity)")
         for name in ("obs_scale_lin_vel", "obs_scale_ang_vel", "obs_scale_dof_pos", "obs_scale_dof_vel"):
             yield name, getattr(self, name) > 0, "a positive scale"
         for name in ("noise_level", "noise_lin_vel", "noise_ang_vel", "noise_gravity", "noise_dof_pos",

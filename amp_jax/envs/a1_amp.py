@@ -22,6 +22,8 @@ and, only with an action filter (``env.action_filter_hz`` > 0):
   what the observations' last-action entries hold;
 and, only with a gait clock (``env.gait_clock_hz`` > 0):
   ``gait_phase`` (:data:`GAIT_PHASE`) the clock's phase in cycles, [0, 1), drawn uniformly at reset;
+and, only with ``env.tracking_average_s`` > 0:
+  ``tracked_velocity [3]`` (:data:`TRACKED_VELOCITY`) the averaged base velocity the tracking terms read;
 and, only when the ``feet_air_time`` reward term is on (``env.reward_scales.feet_air_time`` ≠ 0), legged_gym's
 foot bookkeeping, zero at reset:
   ``feet_air_time [4]`` (:data:`FEET_AIR_TIME`) seconds each foot has been in the air, legs FL, FR, RL, RR;
@@ -65,6 +67,9 @@ AMP_HISTORY = "amp_history"
 FILTERED_ACTION = "filtered_action"
 """info key (only with ``env.action_filter_hz`` > 0): the low-pass filtered action ``[12]`` the PD targets follow
 (:meth:`A1AmpEnv.filter_action`)."""
+TRACKED_VELOCITY = "tracked_velocity"
+"""info key (only with ``env.tracking_average_s`` > 0): the exponential average of the base velocity that the
+tracking terms read, ``[3]`` (v_x, v_y, yaw rate), base axes (:func:`rewards.averaged_velocity`)."""
 GAIT_PHASE = "gait_phase"
 """info key (only with a gait clock): the clock's phase in cycles, float32 scalar in [0, 1)."""
 _GAIT_PHASE_KEY_SALT = 0x6A17
@@ -143,6 +148,7 @@ class A1AmpEnv(Env):
         # exist only when its scale is non-zero, so other configs step the same program as without these terms.
         self._tracks_feet_air_time = self._reward_scales["feet_air_time"] != 0
         self._counts_body_contacts = self._reward_scales["collision"] != 0
+        self._averages_tracking = cfg.tracking_average_s > 0
         if self._tracks_feet_air_time and cfg.impl != "jax":
             raise ValueError(f"env.reward_scales.feet_air_time = {cfg.reward_scales.feet_air_time}: needs env.impl "
                              f"'jax' (the foot contact forces are read from its contact list), not {cfg.impl!r}")
@@ -233,6 +239,8 @@ class A1AmpEnv(Env):
         if self._tracks_feet_air_time:
             info[FEET_AIR_TIME] = jnp.zeros(a1.NUM_LEGS)
             info[LAST_FOOT_CONTACT] = jnp.zeros(a1.NUM_LEGS, bool)
+        if self._averages_tracking:
+            info[TRACKED_VELOCITY] = rewards.base_velocity(base.base_lin_vel(qpos, qvel), base.base_ang_vel(qvel))
         metrics = {f"reward/{name}": jnp.zeros(()) for name, s in self._reward_scales.items() if s != 0}
         obs = self._observe(qpos, qvel, command, observed_action, k_noise, info.get(GAIT_PHASE))
         if self.cfg.policy_history:
@@ -286,6 +294,8 @@ class A1AmpEnv(Env):
                                         quantities.foot_contact, cfg.control_dt)
             info[FEET_AIR_TIME] = air.next_air_time
             info[LAST_FOOT_CONTACT] = quantities.foot_contact
+        if self._averages_tracking:
+            info[TRACKED_VELOCITY] = quantities.tracked_velocity
         # keep metrics that wrappers added (brax's eval wrapper logs "reward" there)
         metrics = {**state.metrics, **{f"reward/{name}": value for name, value in terms.items()}}
         obs = self._observe(qpos, qvel, command, applied, k_noise, info.get(GAIT_PHASE))
@@ -302,10 +312,15 @@ class A1AmpEnv(Env):
         """What the reward terms read about the step from ``state`` (its ``pipeline_state`` as the step began)
         to ``data`` (after the step's physics) under ``action [12]`` (clipped); ``fell`` bool scalar: the step
         ended the episode by a fall, not by time-out. The foot contacts and air times, and the body contacts,
-        are computed only when their terms are on (None otherwise)."""
+        are computed only when their terms are on, the averaged velocity only with ``env.tracking_average_s`` > 0
+        (None otherwise)."""
         info = state.info
         qpos, qvel = data.qpos, data.qvel
+        lin_vel, ang_vel = base.base_lin_vel(qpos, qvel), base.base_ang_vel(qvel)
         optional = {}
+        if self._averages_tracking:
+            optional["tracked_velocity"] = rewards.averaged_velocity(
+                info[TRACKED_VELOCITY], rewards.base_velocity(lin_vel, ang_vel), self.cfg.tracking_average_alpha)
         if self._counts_body_contacts:
             optional["body_ground_contacts"] = base.body_ground_contacts(self._geometry, qpos)
         if self._tracks_feet_air_time:
@@ -313,7 +328,7 @@ class A1AmpEnv(Env):
             optional.update(foot_contact=forces > rewards.FOOT_CONTACT_FORCE,
                             last_foot_contact=info[LAST_FOOT_CONTACT], feet_air_time=info[FEET_AIR_TIME])
         return rewards.StepQuantities(
-            command=info["command"], base_lin_vel=base.base_lin_vel(qpos, qvel), base_ang_vel=base.base_ang_vel(qvel),
+            command=info["command"], base_lin_vel=lin_vel, base_ang_vel=ang_vel,
             joint_pos=qpos[a1.QPOS_JOINTS], joint_vel=qvel[a1.QVEL_JOINTS],
             joint_vel_before=state.pipeline_state.qvel[a1.QVEL_JOINTS],
             torque=data.ctrl, action=action, last_action=info["last_action"], fell=fell, **optional)

@@ -11,6 +11,11 @@ project's own), and the hand-designed terms of legged_gym's locomotion reward (t
 reward" baseline), under legged_gym's names. The sum of every term but
 ``termination`` is clipped at 0 from below (the reference keeps only positive totals); ``termination`` is added
 after the clip, as legged_gym does, so that the clip cannot hide the penalty of a fall.
+
+The tracking terms compare the command with the step's base velocity, or, with ``env.tracking_average_s`` > 0,
+with its exponential average over about that time (:func:`averaged_velocity`, kept in the env's info): the
+average leaves out the velocity's swing within a stride, which the instantaneous kernels charge more for a long,
+slow stride than for a short, quick one.
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ class StepQuantities:
     """bool ``[4]`` ``foot_contact`` of the previous step (all False after a reset)."""
     feet_air_time: jax.Array | None = None
     """``[4]`` time each foot has been in the air before this step (s), as carried in the env's info."""
+    tracked_velocity: jax.Array | None = None
+    """``[3]`` (v_x m/s, v_y m/s, yaw rate rad/s), base axes: what the tracking terms compare with the command when
+    the env averages the velocity (:func:`averaged_velocity`); None: the step's own base velocity."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,14 +117,33 @@ def soft_joint_limits(joint_range: np.ndarray, fraction: float) -> tuple[tuple[f
 RewardTerm = Callable[[StepQuantities, RewardParams], jax.Array]
 
 
+def base_velocity(base_lin_vel: jax.Array, base_ang_vel: jax.Array) -> jax.Array:
+    """``[3]`` (v_x, v_y, yaw rate ω_z), base axes: the velocity a command asks for, from the base's linear
+    ``[3]`` (m/s) and angular ``[3]`` (rad/s) velocities in base axes."""
+    return jnp.concatenate([base_lin_vel[:2], base_ang_vel[2:3]])
+
+
+def averaged_velocity(previous: jax.Array, velocity: jax.Array, alpha: float) -> jax.Array:
+    """One step of the exponential average the tracking terms may read: ``previous + alpha · (velocity −
+    previous)``, each ``[3]`` (v_x, v_y, ω_z), base axes; ``alpha`` the env's
+    :attr:`~amp_jax.config.EnvConfig.tracking_average_alpha`."""
+    return previous + alpha * (velocity - previous)
+
+
+def _tracked(q: StepQuantities) -> jax.Array:
+    """``[3]`` the velocity the tracking terms compare with the command: the averaged one where the env keeps it,
+    else the step's own (:func:`base_velocity`)."""
+    return base_velocity(q.base_lin_vel, q.base_ang_vel) if q.tracked_velocity is None else q.tracked_velocity
+
+
 def _lin_vel_error_sq(q: StepQuantities) -> jax.Array:
     """‖cmd_xy − v_xy‖², base frame ((m/s)²)."""
-    return jnp.sum(jnp.square(q.command[:2] - q.base_lin_vel[:2]))
+    return jnp.sum(jnp.square(q.command[:2] - _tracked(q)[:2]))
 
 
 def _ang_vel_error_sq(q: StepQuantities) -> jax.Array:
     """(cmd_yaw − ω_z)², base axes ((rad/s)²)."""
-    return jnp.square(q.command[2] - q.base_ang_vel[2])
+    return jnp.square(q.command[2] - _tracked(q)[2])
 
 
 def tracking_lin_vel(q: StepQuantities, p: RewardParams) -> jax.Array:
@@ -145,7 +172,7 @@ def tracking_lin_vel_y(q: StepQuantities, p: RewardParams) -> jax.Array:
     """exp(−(cmd_y − v_y)² / σ_lateral): tracking of the lateral command alone (base frame). The xy kernels count a
     lateral error beside the forward one and pay 0.90–0.96 for a steady 0.1 m/s drift, so they hardly pull on it;
     this kernel, narrower and on v_y alone, pays 0.61 for it at σ_lateral 0.02."""
-    return jnp.exp(-jnp.square(q.command[1] - q.base_lin_vel[1]) / p.tracking_sigma_lateral)
+    return jnp.exp(-jnp.square(q.command[1] - _tracked(q)[1]) / p.tracking_sigma_lateral)
 
 
 def lin_vel_z(q: StepQuantities, p: RewardParams) -> jax.Array:

@@ -1,7 +1,8 @@
 """The complex hand-designed reward baseline in the A1 env: MJX's foot contact forces against C MuJoCo's
 ``mj_contactForce``, the per-body floor contacts against C MuJoCo's kinematics, the env with every term on
-stepping under jit (each term's metric against NumPy, the foot air time against legged_gym's loop), the env with
-the new terms off stepping as before, and the ``complex_reward.yaml`` overlay."""
+stepping under jit (each term's metric against NumPy, the tracking terms on an exponentially averaged velocity, the
+foot air time against legged_gym's loop), the env with the new terms off stepping as before, and the
+``complex_reward.yaml`` overlay."""
 
 import dataclasses
 import importlib.util
@@ -19,7 +20,7 @@ from test_rewards import legged_gym_air_time  # tests/envs/test_rewards.py, besi
 from amp_jax import a1
 from amp_jax.config import ConfigError, RewardScales, load_config
 from amp_jax.envs import base, rewards, wrappers
-from amp_jax.envs.a1_amp import FEET_AIR_TIME, LAST_FOOT_CONTACT, A1AmpEnv
+from amp_jax.envs.a1_amp import FEET_AIR_TIME, LAST_FOOT_CONTACT, TRACKED_VELOCITY, A1AmpEnv
 
 LEGGED_GYM_WEIGHTS = {
     "tracking_lin_vel": 1.0, "tracking_ang_vel": 0.5, "lin_vel_z": -2.0, "ang_vel_xy": -0.05, "torques": -1e-5,
@@ -37,9 +38,14 @@ def complex_cfg():
     return load_config(["a1_amp_cpu", "complex_reward"])
 
 
+TRACKING_AVERAGE_S = 0.1
+"""The rich env also averages the velocity its tracking terms read over this time constant (s)."""
+
+
 @pytest.fixture(scope="module")
 def complex_env(complex_cfg):
-    return A1AmpEnv(complex_cfg.env)
+    """The recipe's env with every complex-reward term on and the tracking average."""
+    return A1AmpEnv(dataclasses.replace(complex_cfg.env, tracking_average_s=TRACKING_AVERAGE_S))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -217,6 +223,8 @@ def test_every_term_steps_under_jit_with_its_metric(complex_cfg, complex_rollout
     assert reset_info[LAST_FOOT_CONTACT].shape == (N, 4) and reset_info[LAST_FOOT_CONTACT].dtype == jnp.bool_
     spec = jax.tree.map(lambda x: (x.shape, x.dtype), reset_info)
     resets = []
+    alpha = 1.0 - math.exp(-0.03 / TRACKING_AVERAGE_S)
+    average = np.asarray(reset_info[TRACKED_VELOCITY], np.float64)  # [N, 3], a plain loop's own average
     for t in range(1, STEPS + 1):
         before, after = states[t - 1], states[t]
         assert jax.tree.map(lambda x: (x.shape, x.dtype), after.info) == spec
@@ -227,16 +235,28 @@ def test_every_term_steps_under_jit_with_its_metric(complex_cfg, complex_rollout
         np.testing.assert_allclose(after.reward, clipped + m["termination"], rtol=1e-5, atol=1e-7)
         done = np.asarray(after.done) > 0
         for i in range(N):
+            qpos, qvel = np.asarray(after.pipeline_state.qpos[i]), np.asarray(after.pipeline_state.qvel[i])
+            lin_vel, ang_vel = _base_axes(qpos[3:7], qvel[:3]), qvel[3:6]
+            velocity = np.array([lin_vel[0], lin_vel[1], ang_vel[2]])
             if done[i]:  # the state after is the next episode's: only the fall's own terms are checked
                 assert i == 0 and not after.info["truncation"][i]
                 resets.append(t)
                 assert m["termination"][i] == pytest.approx(scales["termination"])
                 assert m["collision"][i] <= scales["collision"]
+                # the next episode's average starts at its first state's velocity
+                np.testing.assert_allclose(after.info[TRACKED_VELOCITY][i], velocity, rtol=1e-5, atol=1e-5)
+                average[i] = velocity
                 continue
             assert m["termination"][i] == 0.0 and m["collision"][i] == 0.0
-            qpos, qvel = np.asarray(after.pipeline_state.qpos[i]), np.asarray(after.pipeline_state.qvel[i])
             qvel_before = np.asarray(before.pipeline_state.qvel[i])
-            lin_vel, ang_vel = _base_axes(qpos[3:7], qvel[:3]), qvel[3:6]
+            # the tracking terms read the exponential average of the velocity, not the step's own
+            average[i] += alpha * (velocity - average[i])
+            np.testing.assert_allclose(after.info[TRACKED_VELOCITY][i], average[i], rtol=1e-4, atol=1e-5)
+            command = np.asarray(before.info["command"][i])
+            for name, error_sq in (("tracking_lin_vel", np.sum((command[:2] - average[i, :2]) ** 2)),
+                                   ("tracking_ang_vel", (command[2] - average[i, 2]) ** 2)):
+                np.testing.assert_allclose(m[name][i], scales[name] * math.exp(-error_sq / 0.25), rtol=1e-4,
+                                           err_msg=name)
             last_action = actions[t - 2, i] if t >= 2 and not (i == 0 and t - 1 in resets) else np.zeros(12)
             q = qpos[7:]
             expected = {
@@ -281,8 +301,9 @@ def test_feet_air_time_in_the_env_follows_legged_gym(complex_cfg, complex_rollou
 
 @pytest.mark.slow
 def test_with_the_new_terms_off_the_env_steps_as_before(complex_cfg, complex_rollout, actions):
-    """The same recipe with the default reward scales (the new terms 0): the same physics and observations bit for
-    bit, the info and metrics of before (no new keys), and the AMP recipes' task reward."""
+    """The same recipe with the default reward scales (the new terms 0) and no tracking average: the same physics
+    and observations bit for bit, the info and metrics of before (no new keys), and the AMP recipes' task reward on
+    the step's own velocity."""
     env_cfg = dataclasses.replace(complex_cfg.env, reward_scales=RewardScales())
     states = _rollout(A1AmpEnv(env_cfg), actions)
     old_info_keys = {"rng", "command", "kp_scale", "kd_scale", "last_action", "episode_step", "amp_obs",
@@ -292,8 +313,8 @@ def test_with_the_new_terms_off_the_env_steps_as_before(complex_cfg, complex_rol
         for x, y in zip(jax.tree.leaves((plain.pipeline_state, plain.obs, plain.done)),
                         jax.tree.leaves((rich.pipeline_state, rich.obs, rich.done))):
             np.testing.assert_array_equal(x, y)
-        assert set(plain.info) == old_info_keys and set(rich.info) == old_info_keys | {FEET_AIR_TIME,
-                                                                                      LAST_FOOT_CONTACT}
+        assert set(plain.info) == old_info_keys
+        assert set(rich.info) == old_info_keys | {FEET_AIR_TIME, LAST_FOOT_CONTACT, TRACKED_VELOCITY}
         assert set(plain.metrics) == {"reward/tracking_lin_vel", "reward/tracking_ang_vel"}
         if t == 0:
             continue

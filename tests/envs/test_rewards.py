@@ -110,6 +110,37 @@ def test_each_term_matches_numpy(name):
     assert np.any(expected != 0), "the hand-made states never exercise this term"
 
 
+@pytest.mark.parametrize("name", [n for n in rewards.TERMS if n.startswith("tracking")])
+def test_the_tracking_terms_read_the_averaged_velocity_where_there_is_one(name):
+    """With ``tracked_velocity`` set, each tracking term is its NumPy formula on that velocity in place of the base
+    velocity's (v_x, v_y, ω_z); the other velocity components do not enter."""
+    rng = np.random.default_rng(5)
+    term = jax.jit(lambda q: rewards.task_reward({name: 0.7}, q, PARAMS)[1][name])
+    for _ in range(20):
+        v = random_quantities(rng)
+        tracked = v["command"] + rng.normal(scale=0.1, size=3)  # near the command: the kernels pay well above 0
+        v["base_lin_vel"][:2], v["base_ang_vel"][2] = v["command"][:2] + 0.5, v["command"][2] + 0.5  # and 0.5 off
+        as_if = dict(v, base_lin_vel=np.array([tracked[0], tracked[1], 9.0]),
+                     base_ang_vel=np.array([9.0, 9.0, tracked[2]]))
+        got = float(term(as_struct(dict(v, tracked_velocity=tracked))))
+        assert got == pytest.approx(0.7 * numpy_term(name, as_if), rel=2e-5, abs=1e-6)
+        assert got != pytest.approx(0.7 * numpy_term(name, v), rel=1e-3, abs=1e-4)
+
+
+def test_the_velocity_average_is_an_exponential_average_over_the_steps():
+    """Stepped over a sequence, :func:`rewards.averaged_velocity` is the exponential average written as a weighted
+    sum: ``(1 − α)^n · start + Σ_k α (1 − α)^(n−1−k) · v_k``."""
+    rng = np.random.default_rng(6)
+    alpha, start, velocities = 0.2, rng.normal(size=3), rng.normal(size=(30, 3))
+    step = jax.jit(lambda previous, v: rewards.averaged_velocity(previous, v, alpha))
+    average = jnp.asarray(start, jnp.float32)
+    for n in range(1, len(velocities) + 1):
+        average = step(average, jnp.asarray(velocities[n - 1], jnp.float32))
+        weights = alpha * (1 - alpha) ** np.arange(n - 1, -1, -1)
+        expected = (1 - alpha) ** n * start + weights @ velocities[:n]
+        np.testing.assert_allclose(average, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_the_narrow_kernel_is_the_steeper_one_only_near_the_command():
     """The fine terms' reason to exist, by autodiff: d reward / d error is larger for the narrow kernel below the
     crossing error sqrt(ln(σ/σ_fine) · σ σ_fine / (σ − σ_fine)) (0.391 for 0.25 and 0.1) and smaller above it."""
