@@ -157,6 +157,11 @@ class EnvConfig:
     """Whether the policy also observes the base's angular velocity (body axes, ``obs_scale_ang_vel``, noisy as
     the critic's), as a real A1's IMU gyroscope measures it; off, the policy observes what the reference's does
     (no base velocity). It comes first in each step's policy observation, which is then the critic's ``[3:]``."""
+    policy_base_lin_vel: bool = False
+    """Whether the policy also observes the base's linear velocity (body axes, ``obs_scale_lin_vel``, noisy as the
+    critic's: ±``noise_lin_vel`` m/s), as a robot's state estimator supplies it; needs ``policy_base_ang_vel`` (an
+    estimator runs on the IMU). It comes first in each step's policy observation, which is then the whole critic
+    observation ``[0:]``. Off, the policy observes no base velocity (the reference's hardware observations)."""
     reward_scales: RewardScales = dataclasses.field(default_factory=lambda: RewardScales())
     """Scale of each task-reward term, per control step (the sign lives in the scale)."""
     tracking_sigma: float = 0.25
@@ -306,6 +311,8 @@ class EnvConfig:
                f"a frequency in [0, {0.5 / self.control_dt:g}] Hz (0 = no clock; at most half the control rate)")
         yield ("policy_history", 0 <= self.policy_history <= MAX_POLICY_HISTORY,
                f"an integer number of earlier observations in [0, {MAX_POLICY_HISTORY}]")
+        yield ("policy_base_lin_vel", not self.policy_base_lin_vel or self.policy_base_ang_vel,
+               "false unless env.policy_base_ang_vel is true (a velocity estimate comes with the gyroscope)")
         yield "tracking_sigma", self.tracking_sigma > 0, "a positive kernel width"
         yield "tracking_sigma_fine", self.tracking_sigma_fine > 0, "a positive kernel width"
         yield "tracking_sigma_lateral", self.tracking_sigma_lateral > 0, "a positive kernel width"

@@ -42,19 +42,23 @@ PARITY_SAMPLES = 256
 
 
 def observation_layout(cfg: Config) -> list[dict[str, Any]]:
-    """One control step's policy observation (42; 3 more with the gyroscope, 2 more with a gait clock) as
-    ``[{name, start, stop, scale [n], formula}]`` in order.
+    """One control step's policy observation (42; 3 more with the gyroscope, 3 more with the linear velocity, 2
+    more with a gait clock) as ``[{name, start, stop, scale [n], formula}]`` in order.
 
     The policy observation is the critic observation (``amp_jax.envs.observations``) without its base
-    velocities, or without its linear velocity alone when the policy observes the base's angular velocity
-    (``env.policy_base_ang_vel``); each entry is ``scale · quantity`` (element-wise), then clipped to
+    velocities, without its linear velocity alone when the policy observes the base's angular velocity
+    (``env.policy_base_ang_vel``), or all of it when the policy also observes the linear velocity
+    (``env.policy_base_lin_vel``); each entry is ``scale · quantity`` (element-wise), then clipped to
     ``±clip_observations``.
     """
     env = cfg.env
     lin, ang = env.obs_scale_lin_vel, env.obs_scale_ang_vel
+    lin_vel = (("base_lin_vel", observations.CRITIC_BASE_LIN_VEL, [lin] * 3,
+                "linear velocity of the base in base axes (a state estimator's; training saw the true velocity "
+                f"with uniform noise of ±{env.noise_lin_vel * env.noise_level:g} m/s), m/s"),)
     gyro = (("base_ang_vel", observations.CRITIC_BASE_ANG_VEL, [ang] * 3,
              "angular velocity of the base in base axes (the IMU's gyroscope), rad/s"),)
-    parts = gyro * env.policy_base_ang_vel + (
+    parts = lin_vel * env.policy_base_lin_vel + gyro * env.policy_base_ang_vel + (
         ("projected_gravity", observations.CRITIC_GRAVITY, [1.0] * 3,
          "gravity direction (0, 0, -1) in base axes"),
         ("commands", observations.CRITIC_COMMAND, [lin, lin, ang],

@@ -31,9 +31,11 @@ from amp_jax.deploy import onnx_export
 
 OBSERVATION_ORDER = ("projected_gravity", "commands", "joint_pos", "joint_vel", "last_action")
 """The policy observation's parts, in order; the exported metadata must list the same, preceded by
-``base_ang_vel`` when the policy observes the gyroscope and followed by ``gait_clock`` when it has a gait clock."""
+``base_ang_vel`` when the policy observes the gyroscope (and ``base_lin_vel`` before it when the policy also
+observes a velocity estimate) and followed by ``gait_clock`` when it has a gait clock."""
 GAIT_CLOCK = "gait_clock"
 BASE_ANG_VEL = "base_ang_vel"
+BASE_LIN_VEL = "base_lin_vel"
 
 @dataclasses.dataclass(frozen=True)
 class RunnerSpec:
@@ -58,6 +60,9 @@ class RunnerSpec:
     runner's first observation stands in for the steps before the start."""
     base_ang_vel: bool = False
     """Whether each step's observation begins with the base's angular velocity in base axes (the gyroscope)."""
+    base_lin_vel: bool = False
+    """Whether the angular velocity is preceded by the base's linear velocity in base axes (a state estimate; the
+    runner gives MuJoCo's true velocity)."""
     action_filter_hz: float = 0.0
     """Cut-off of the first-order low-pass filter between actions and joint targets (Hz; 0: none), as
     ``env.action_filter_hz``: the observation's last action is then the filter's state."""
@@ -82,10 +87,12 @@ class RunnerSpec:
 
         layout = get("observation_layout")
         names = tuple(part["name"] for part in layout)
-        base_ang_vel = names[:1] == (BASE_ANG_VEL,)
-        if names[base_ang_vel:] not in (OBSERVATION_ORDER, OBSERVATION_ORDER + (GAIT_CLOCK,)):
+        base_lin_vel = names[:2] == (BASE_LIN_VEL, BASE_ANG_VEL)
+        base_ang_vel = names[base_lin_vel:][:1] == (BASE_ANG_VEL,)
+        if names[base_lin_vel + base_ang_vel:] not in (OBSERVATION_ORDER, OBSERVATION_ORDER + (GAIT_CLOCK,)):
             raise ValueError(f"{source}: observation_layout lists {names}: expected {OBSERVATION_ORDER}, "
-                             f"optionally preceded by {BASE_ANG_VEL!r} and followed by {GAIT_CLOCK!r}")
+                             f"optionally preceded by {BASE_ANG_VEL!r} (itself optionally preceded by "
+                             f"{BASE_LIN_VEL!r}) and followed by {GAIT_CLOCK!r}")
         gait_clock_hz = float(meta.get("gait_clock_hz", 0.0))
         if (GAIT_CLOCK in names) != (gait_clock_hz > 0):
             raise ValueError(f"{source}: gait_clock_hz is {gait_clock_hz} while observation_layout "
@@ -106,7 +113,7 @@ class RunnerSpec:
             decimation=int(get("decimation")), init_height=float(env.get("init_height", 0.42)),
             obs_scales={part["name"]: np.asarray(part["scale"], np.float64) for part in layout},
             gait_clock_hz=gait_clock_hz, action_filter_hz=float(meta.get("action_filter_hz", 0.0)),
-            policy_history=history, base_ang_vel=base_ang_vel)
+            policy_history=history, base_ang_vel=base_ang_vel, base_lin_vel=base_lin_vel)
 
 
 def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:
@@ -119,7 +126,7 @@ def _quat_to_matrix(quat: np.ndarray) -> np.ndarray:
 def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, last_action: np.ndarray,
                        spec: RunnerSpec, time_s: float = 0.0) -> np.ndarray:
     """One step's policy observations from MuJoCo's state, float32: 42, 3 more with the base's angular velocity
-    (``spec.base_ang_vel``), 2 more with a gait clock.
+    (``spec.base_ang_vel``), 3 more with its linear velocity (``spec.base_lin_vel``), 2 more with a gait clock.
 
     Args:
       qpos: ``[19]`` base position (world), quaternion (w, x, y, z), 12 joint angles.
@@ -130,7 +137,8 @@ def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, 
       time_s: seconds since the runner started: the gait clock's phase is ``gait_clock_hz · time_s`` cycles.
     Returns:
       ``[42]``: projected gravity, scaled commands, scaled (q − q_default), scaled q̇, last action; clipped;
-      preceded, with the gyroscope, by the scaled angular velocity ``qvel[3:6]``; then, with a gait clock,
+      preceded, with the gyroscope, by the scaled angular velocity ``qvel[3:6]``, and before that, with the
+      velocity estimate, by the scaled linear velocity ``qvel[0:3]`` in base axes; then, with a gait clock,
       ``(sin 2πφ, cos 2πφ)``.
     """
     rot = _quat_to_matrix(np.asarray(qpos[a1.QPOS_BASE_QUAT], np.float64))
@@ -145,6 +153,8 @@ def policy_observation(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray, 
     ])
     if spec.base_ang_vel:
         obs = np.concatenate([qvel[a1.QVEL_BASE_ANG] * s[BASE_ANG_VEL], obs])
+    if spec.base_lin_vel:
+        obs = np.concatenate([rot.T @ qvel[a1.QVEL_BASE_LIN] * s[BASE_LIN_VEL], obs])
     if spec.gait_clock_hz > 0:
         angle = 2.0 * np.pi * np.mod(spec.gait_clock_hz * time_s, 1.0)
         obs = np.concatenate([obs, np.array([np.sin(angle), np.cos(angle)]) * s[GAIT_CLOCK]])

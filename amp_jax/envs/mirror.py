@@ -179,16 +179,18 @@ def critic_observation_map(gait_clock: bool = False) -> SignedPermutation:
 
 
 @functools.cache
-def policy_observation_map(gait_clock: bool = False, base_ang_vel: bool = False) -> SignedPermutation:
+def policy_observation_map(gait_clock: bool = False, base_ang_vel: bool = False,
+                           base_lin_vel: bool = False) -> SignedPermutation:
     """One step's policy observation ``[42]``: gravity, command, joint positions, joint velocities, last action;
-    preceded by the base's angular velocity (``[45]``) with ``base_ang_vel``, followed by the clock (2 more) with
-    the ``gait_clock``."""
+    preceded by the base's angular velocity (``[45]``) with ``base_ang_vel`` and by its linear velocity before
+    that (``[48]``) with ``base_lin_vel``, followed by the clock (2 more) with the ``gait_clock``."""
     joints = joint_map()
     clock = (GAIT_CLOCK,) if gait_clock else ()
     gyro = (AXIAL,) if base_ang_vel else ()
-    mirror = concatenate(*gyro, POLAR, COMMAND, joints, joints, joints, *clock)
+    lin_vel = (POLAR,) if base_lin_vel else ()
+    mirror = concatenate(*lin_vel, *gyro, POLAR, COMMAND, joints, joints, joints, *clock)
     assert mirror.size == (observations.POLICY_OBS_SIZE + observations.GAIT_CLOCK_SIZE * gait_clock
-                           + observations.GYRO_SIZE * base_ang_vel)
+                           + observations.GYRO_SIZE * base_ang_vel + observations.LIN_VEL_SIZE * base_lin_vel)
     return mirror
 
 
@@ -227,13 +229,15 @@ def qvel_map() -> SignedPermutation:
 
 
 def a1_mirror_maps(gait_clock: bool = False, amp_history: int = 0, policy_history: int = 0,
-                   policy_base_ang_vel: bool = False) -> MirrorMaps:
+                   policy_base_ang_vel: bool = False, policy_base_lin_vel: bool = False) -> MirrorMaps:
     """The A1 env's maps as the training step takes them, for an env with or without a ``gait_clock`` (and a policy
-    that does or does not observe the base's angular velocity, ``policy_base_ang_vel``), with
+    that does or does not observe the base's angular velocity, ``policy_base_ang_vel``, and linear velocity,
+    ``policy_base_lin_vel``), with
     ``amp_history`` earlier states in its AMP observation (``len(env.amp_history_lags)``) and ``policy_history``
     earlier steps in its policy observation (``env.policy_history``): each state's features, each step's
     observation, mirrored alike."""
-    policy_obs = concatenate(*[policy_observation_map(gait_clock, policy_base_ang_vel)] * (1 + policy_history))
+    step = policy_observation_map(gait_clock, policy_base_ang_vel, policy_base_lin_vel)
+    policy_obs = concatenate(*[step] * (1 + policy_history))
     return MirrorMaps(policy_obs=policy_obs, critic_obs=critic_observation_map(gait_clock),
                       action=action_map(), amp_obs=concatenate(*[amp_observation_map()] * (1 + amp_history)))
 

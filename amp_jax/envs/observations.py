@@ -19,6 +19,8 @@ CRITIC_OBS_SIZE = 48
 GAIT_CLOCK_SIZE = 2
 GYRO_SIZE = 3
 """The base's angular velocity, which a policy with ``env.policy_base_ang_vel`` also observes (an IMU's gyroscope)."""
+LIN_VEL_SIZE = 3
+"""The base's linear velocity, which a policy with ``env.policy_base_lin_vel`` also observes (a state estimate)."""
 AMP_OBS_SIZE = 43
 """One state's AMP features (:func:`amp_obs_size` gives an env's, earlier states' included)."""
 POLICY_OBS_KEY = "state"
@@ -58,27 +60,38 @@ def gyro_size(cfg: EnvConfig) -> int:
     return GYRO_SIZE if cfg.policy_base_ang_vel else 0
 
 
+def lin_vel_size(cfg: EnvConfig) -> int:
+    """Entries the base's linear velocity adds to one step's policy observation: 3 with
+    ``env.policy_base_lin_vel``, else 0."""
+    return LIN_VEL_SIZE if cfg.policy_base_lin_vel else 0
+
+
 def policy_from_critic(cfg: EnvConfig) -> slice:
-    """Where one step's policy observation lies in the critic's: ``[6:]``, or ``[3:]`` (the base's angular
-    velocity first) with ``env.policy_base_ang_vel``."""
+    """Where one step's policy observation lies in the critic's: ``[6:]``, ``[3:]`` (the base's angular velocity
+    first) with ``env.policy_base_ang_vel``, ``[0:]`` (the linear velocity before it) with
+    ``env.policy_base_lin_vel`` too."""
+    if cfg.policy_base_lin_vel:
+        return slice(CRITIC_BASE_LIN_VEL.start, None)
     return slice(CRITIC_BASE_ANG_VEL.start if cfg.policy_base_ang_vel else POLICY_FROM_CRITIC.start, None)
 
 
 def policy_frame_size(cfg: EnvConfig) -> int:
-    """One step's policy observation for the env ``cfg``: 42, 3 more with the gyroscope, 2 more with a gait
-    clock."""
-    return POLICY_OBS_SIZE + gyro_size(cfg) + gait_clock_size(cfg)
+    """One step's policy observation for the env ``cfg``: 42, 3 more with the gyroscope, 3 more with the linear
+    velocity, 2 more with a gait clock."""
+    return POLICY_OBS_SIZE + lin_vel_size(cfg) + gyro_size(cfg) + gait_clock_size(cfg)
 
 
 def policy_frame_parts(cfg: EnvConfig) -> tuple[tuple[str, int], ...]:
     """One step's policy observation for the env ``cfg`` as ``(part, size)`` in order, the names of the exported
-    ``observation_layout``: ``base_ang_vel`` (with the gyroscope), ``projected_gravity``, ``commands``,
+    ``observation_layout``: ``base_lin_vel`` (with the velocity estimate), ``base_ang_vel`` (with the gyroscope),
+    ``projected_gravity``, ``commands``,
     ``joint_pos``, ``joint_vel``, ``last_action``, ``gait_clock`` (with a clock)."""
     parts = (("projected_gravity", 3), ("commands", 3), ("joint_pos", NUM_ACTIONS), ("joint_vel", NUM_ACTIONS),
              ("last_action", NUM_ACTIONS))
+    lin_vel = (("base_lin_vel", LIN_VEL_SIZE),) if cfg.policy_base_lin_vel else ()
     gyro = (("base_ang_vel", GYRO_SIZE),) if cfg.policy_base_ang_vel else ()
     clock = (("gait_clock", GAIT_CLOCK_SIZE),) if gait_clock_size(cfg) else ()
-    return gyro + parts + clock
+    return lin_vel + gyro + parts + clock
 
 
 def policy_obs_size(cfg: EnvConfig) -> int:

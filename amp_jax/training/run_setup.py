@@ -104,7 +104,8 @@ def _build(cfg: Config) -> Setup:
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt, lags)
     maps = mirror.a1_mirror_maps(gait_clock=cfg.env.gait_clock_hz > 0, amp_history=len(lags),
                                  policy_history=cfg.env.policy_history,
-                                 policy_base_ang_vel=cfg.env.policy_base_ang_vel)
+                                 policy_base_ang_vel=cfg.env.policy_base_ang_vel,
+                                 policy_base_lin_vel=cfg.env.policy_base_lin_vel)
     sample_tempo = (functools.partial(_sample_replayed, motion, cfg.env.control_dt, cfg.amp.tempo_negative_rates,
                                       lags) if cfg.amp.tempo_negatives else None)
     init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh, maps, sample_tempo)

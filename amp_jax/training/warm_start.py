@@ -4,7 +4,8 @@ What carries over, and what does not:
 
 - the actor, the action std and the critic, which must fit this run's observations and networks (the same
   ``networks`` sizes, gait clock and actions); an actor goes into a run whose policy also observes more
-  (earlier steps, ``env.policy_history``; the base's angular velocity, ``env.policy_base_ang_vel``) with zero
+  (earlier steps, ``env.policy_history``; the base's angular and linear velocity, ``env.policy_base_ang_vel``,
+  ``env.policy_base_lin_vel``) with zero
   weights from what it did not observe, so it acts as the file's policy until training finds a use for those;
 - the discriminator and the AMP normaliser, when both fit this run's AMP observation; a run whose AMP observation
   differs (another ``env.amp_history_lags``) starts them fresh and says so;
@@ -60,7 +61,7 @@ def _widened_input(saved_actor, fresh_actor, saved_env, env) -> tuple[object, tu
     """``saved_actor`` (the file's, whose policy observed as ``saved_env``) with its first layer's kernel
     ``[n, hidden]`` spread over this run's ``[m, hidden]`` (observing as ``env``): each of the file's input rows
     goes to the row of this run's observation that holds the same entry, and the rows of entries the file's policy
-    did not observe (earlier steps, the base's angular velocity) are zero. Returns it and what was added, or
+    did not observe (earlier steps, the base's velocities) are zero. Returns it and what was added, or
     ``saved_actor`` unchanged and ``()`` when the two do not differ in just that way (the shape check that follows
     names the misfit)."""
     saved_leaves, tree = jax.tree_util.tree_flatten(saved_actor)

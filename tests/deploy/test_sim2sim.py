@@ -63,11 +63,11 @@ def test_numpy_observation_equals_the_jax_env_observation_at_reset(quiet_env, sp
 
 def test_numpy_observation_equals_the_jax_env_observation_after_a_step(cfg, quiet_env):
     """A motion-data pose (tilted, moving), one physics-stepped control step with a random action, in an env with
-    a gait clock whose policy also observes the gyroscope: the env's clock advances by ``gait_clock_hz ·
-    control_dt`` cycles, and the runner's clock at the same phase gives the same observation, the base's angular
-    velocity (body axes, scaled) first."""
+    a gait clock whose policy also observes the gyroscope and a velocity estimate: the env's clock advances by
+    ``gait_clock_hz · control_dt`` cycles, and the runner's clock at the same phase gives the same observation,
+    the base's linear and angular velocity (body axes, scaled) first."""
     clock_cfg = dataclasses.replace(cfg, env=dataclasses.replace(quiet_env.cfg, gait_clock_hz=1.7,
-                                                                 policy_base_ang_vel=True))
+                                                                 policy_base_ang_vel=True, policy_base_lin_vel=True))
     clock_env = A1AmpEnv(clock_cfg.env, None)
     spec = sim2sim.RunnerSpec.from_metadata(export_policy.policy_metadata(clock_cfg))
     assert spec.gait_clock_hz == 1.7
@@ -82,10 +82,15 @@ def test_numpy_observation_equals_the_jax_env_observation_after_a_step(cfg, quie
     got = sim2sim.policy_observation(np.asarray(data.qpos, np.float64), np.asarray(data.qvel, np.float64),
                                      np.asarray(state.info["command"]), np.asarray(state.info["last_action"]), spec,
                                      time_s=(phase + 3.0) / 1.7)  # three whole cycles on: the same phase
-    assert got.shape == (47,) and spec.base_ang_vel
+    assert got.shape == (50,) and spec.base_ang_vel and spec.base_lin_vel
     np.testing.assert_allclose(got, np.asarray(state.obs["state"]), atol=2e-5)
-    np.testing.assert_allclose(got[:3], np.asarray(data.qvel[3:6]) * cfg.env.obs_scale_ang_vel, atol=1e-6)
-    assert np.abs(got[:3]).max() > 0.05  # the clip's pose turns: the gyroscope part is exercised
+    quat = np.asarray(data.qpos[3:7], np.float64)
+    lin_vel_base = np.zeros(3)
+    mujoco.mju_rotVecQuat(lin_vel_base, np.asarray(data.qvel[:3], np.float64), quat * [1, -1, -1, -1])
+    np.testing.assert_allclose(got[:3], lin_vel_base * cfg.env.obs_scale_lin_vel, atol=1e-5)
+    assert np.abs(got[:2]).max() > 0.5  # the clip's pose moves: the velocity estimate's part is exercised
+    np.testing.assert_allclose(got[3:6], np.asarray(data.qvel[3:6]) * cfg.env.obs_scale_ang_vel, atol=1e-6)
+    assert np.abs(got[3:6]).max() > 0.05  # the clip's pose turns: the gyroscope part is exercised
     np.testing.assert_allclose(got[-14:-2], np.asarray(action), atol=1e-7)
     np.testing.assert_allclose(got[-2:], [np.sin(2 * np.pi * phase), np.cos(2 * np.pi * phase)], atol=2e-5)
 
@@ -155,6 +160,18 @@ def test_runner_spec_names_what_the_metadata_lacks(cfg):
                  + with_gyro["observation_layout"][:1]}
     with pytest.raises(ValueError, match="p.onnx: observation_layout lists .* optionally preceded by 'base_ang_vel'"):
         sim2sim.RunnerSpec.from_metadata(late_gyro, "p.onnx")
+    with_lin_vel = export_policy.policy_metadata(dataclasses.replace(cfg, env=dataclasses.replace(
+        cfg.env, policy_base_ang_vel=True, policy_base_lin_vel=True)))
+    assert [p["name"] for p in with_lin_vel["observation_layout"]][:3] == ["base_lin_vel", "base_ang_vel",
+                                                                           "projected_gravity"]
+    assert with_lin_vel["observation_layout"][0] == {**with_lin_vel["observation_layout"][0], "start": 0, "stop": 3,
+                                                     "scale": [cfg.env.obs_scale_lin_vel] * 3}
+    lin_spec = sim2sim.RunnerSpec.from_metadata(with_lin_vel)
+    assert with_lin_vel["observation_size"] == 48 and lin_spec.base_lin_vel and lin_spec.base_ang_vel
+    no_gyro = {**with_lin_vel, "observation_layout": with_lin_vel["observation_layout"][:1]
+               + with_lin_vel["observation_layout"][2:]}
+    with pytest.raises(ValueError, match="p.onnx: observation_layout lists .*'base_lin_vel'"):
+        sim2sim.RunnerSpec.from_metadata(no_gyro, "p.onnx")
     for bad in ({"policy_history": 2}, {"policy_history": -1, "observation_size": 0}, {"policy_history": 1.5}):
         with pytest.raises(ValueError, match="p.onnx: policy_history is .* expected a whole number H >= 0"):
             sim2sim.RunnerSpec.from_metadata({**with_history, **bad}, "p.onnx")

@@ -23,6 +23,8 @@ MAPS = {
     "qvel": mirror.qvel_map,
     "policy_observation_with_clock": lambda: mirror.policy_observation_map(gait_clock=True),
     "policy_observation_with_gyroscope": lambda: mirror.policy_observation_map(base_ang_vel=True),
+    "policy_observation_with_velocity_estimate": lambda: mirror.policy_observation_map(base_ang_vel=True,
+                                                                                       base_lin_vel=True),
     "critic_observation_with_clock": lambda: mirror.critic_observation_map(gait_clock=True),
     "amp_observation_with_history": lambda: mirror.a1_mirror_maps(amp_history=2).amp_obs,
     "policy_observation_with_history": lambda: mirror.a1_mirror_maps(gait_clock=True, policy_history=3).policy_obs,
@@ -83,6 +85,9 @@ def test_observations_of_a_mirrored_state_are_the_mirrored_observations(env):
     with_gyro = observations.CRITIC_BASE_ANG_VEL.start  # the policy's observation with the gyroscope: [3:]
     np.testing.assert_allclose(mirrored_critic[with_gyro:],
                                mirror.policy_observation_map(base_ang_vel=True)(critic[with_gyro:]), atol=2e-6)
+    # with the velocity estimate the policy observes the whole critic observation, mirrored alike
+    np.testing.assert_allclose(mirrored_critic,
+                               mirror.policy_observation_map(base_ang_vel=True, base_lin_vel=True)(critic), atol=2e-6)
     # feet come from the model's kinematics: this checks the leg swap and the trunk-COM offset
     np.testing.assert_allclose(env.amp_observation(mirror.qpos_map()(qpos), mirror.qvel_map()(qvel)),
                                mirror.amp_observation_map()(env.amp_observation(qpos, qvel)), atol=2e-6)

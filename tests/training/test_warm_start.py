@@ -113,23 +113,25 @@ def test_a_policy_with_history_starts_as_the_file_s_policy_with_zero_weights_fro
         assert a.shape == b.shape and a.dtype == b.dtype
 
 
-def test_a_policy_that_also_observes_the_gyroscope_starts_as_the_file_s_policy(source):
-    """``env.policy_base_ang_vel`` with ``env.policy_history`` 2: each step's observation now begins with the
-    base's angular velocity, so the file's rows move down by 3 in the first step and every other row is zero; on
-    any observation the warm-started policy acts as the file's on the first step's entries it knew."""
+def test_a_policy_that_also_observes_the_base_velocities_starts_as_the_file_s_policy(source):
+    """``env.policy_base_lin_vel`` and ``env.policy_base_ang_vel`` with ``env.policy_history`` 2: each step's
+    observation now begins with the base's linear and angular velocity, so the file's rows move down by 6 in the
+    first step and every other row is zero; on any observation the warm-started policy acts as the file's on the
+    first step's entries it knew."""
     path, params, _ = source
-    cfg = tiny_config(f"train.init_policy={path}", "env.policy_history=2", "env.policy_base_ang_vel=true")
+    cfg = tiny_config(f"train.init_policy={path}", "env.policy_history=2", "env.policy_base_ang_vel=true",
+                      "env.policy_base_lin_vel=true")
     fresh = zeros_like_state(trainer.build(cfg, probe=False))
     state, line = warm_start.start_from_policy_file(fresh, cfg)
-    assert "zero weights from the earlier steps' observations and base_ang_vel" in line
+    assert "zero weights from the earlier steps' observations and base_lin_vel and base_ang_vel" in line
     kernel = np.asarray(state.params.actor["params"]["hidden_0"]["kernel"])
     original = np.asarray(params.actor["params"]["hidden_0"]["kernel"])
-    assert kernel.shape == (3 * 45, original.shape[1])
-    np.testing.assert_array_equal(kernel[3:45], original)
-    assert not kernel[:3].any() and not kernel[45:].any()
+    assert kernel.shape == (3 * 48, original.shape[1])
+    np.testing.assert_array_equal(kernel[6:48], original)
+    assert not kernel[:6].any() and not kernel[48:].any()
     policy = networks_lib.make_policy_fn(networks_lib.make_networks(cfg.networks, 12))
-    obs = np.random.default_rng(1).normal(size=(5, 3 * 45)).astype(np.float32)
-    np.testing.assert_allclose(policy(state.params, obs), policy(params, obs[:, 3:45]), atol=1e-6)
+    obs = np.random.default_rng(1).normal(size=(5, 3 * 48)).astype(np.float32)
+    np.testing.assert_allclose(policy(state.params, obs), policy(params, obs[:, 6:48]), atol=1e-6)
 
 
 def test_a_policy_that_does_not_fit_or_a_missing_file_is_one_line(source, tmp_path):
