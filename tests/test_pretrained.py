@@ -1,8 +1,9 @@
 """The shipped CPU-trained policies (pretrained/a1_trot_cpu, the trot; pretrained/a1_trot_omni_cpu, the trot
 recipe with sideways and turning commands and mirror symmetry; pretrained/a1_amp_cpu, the full task at Table II's
-budget; pretrained/a1_amp_cpu_curriculum, the full task after the symmetric trot, and
+budget; pretrained/a1_amp_cpu_curriculum, the full task after the symmetric trot;
 pretrained/a1_amp_cpu_full_range, the full task with every command of the reference's ranges walked;
-pretrained/baselines/, the full task's Table II baselines): each loads, exports faithfully and stays up."""
+pretrained/a1_amp_cpu_velocity, the same observing a base-velocity estimate; pretrained/baselines/, the full
+task's Table II baselines): each loads, exports faithfully and stays up."""
 
 import json
 
@@ -18,11 +19,11 @@ from amp_jax.training import policy_file, run_folder
 
 PRETRAINED = PROJECT_ROOT / "pretrained" / "a1_trot_cpu"
 SHIPPED = {"a1_trot_cpu": 1019, "a1_trot_omni_cpu": 1500, "a1_amp_cpu": 1642, "a1_amp_cpu_curriculum": 2135,
-           "a1_amp_cpu_full_range": 8400,
+           "a1_amp_cpu_full_range": 8400, "a1_amp_cpu_velocity": 1450,
            "baselines/task_only": 1642, "baselines/complex_reward": 1642}
 """Each shipped folder and the step of its one policy."""
-WITH_GRIDS = ("a1_trot_omni_cpu", "a1_amp_cpu", "a1_amp_cpu_curriculum", "a1_amp_cpu_full_range", "baselines/task_only",
-              "baselines/complex_reward")
+WITH_GRIDS = ("a1_trot_omni_cpu", "a1_amp_cpu", "a1_amp_cpu_curriculum", "a1_amp_cpu_full_range", "a1_amp_cpu_velocity",
+              "baselines/task_only", "baselines/complex_reward")
 """The shipped folders evaluated on the full task's command grid."""
 
 
@@ -65,7 +66,7 @@ def test_the_full_task_policies_ship_their_command_grids_in_both_simulators(name
 
 def test_the_shipped_onnx_is_the_shipped_parameters(shipped, tmp_path):
     folder, policy = shipped
-    size = observations.policy_obs_size(policy.cfg.env)  # 42, or 44 with a gait clock
+    size = observations.policy_obs_size(policy.cfg.env)  # 42; 44 with a gait clock, 48 with the velocities
     obs = (3.0 * np.random.default_rng(1).normal(size=(256, size))).astype(np.float32)
     shipped_onnx = onnx_export.run_onnx(folder / "policy.onnx", obs)
     assert np.max(np.abs(shipped_onnx - policy.act(obs))) <= onnx_export.PARITY_TOLERANCE
@@ -98,6 +99,7 @@ def test_the_shipped_symmetric_policy_answers_mirrored_commands_with_mirrored_mo
 GRID_CRITERIA_MISSED = {
     "a1_amp_cpu_curriculum": {"vx_rms_at_-0.5", "vy_rms", "yaw_rms_at_+1", "yaw_rms_at_-1", "stride_vs_clip"},
     "a1_amp_cpu_full_range": {"vy_rms", "stride_vs_clip"},
+    "a1_amp_cpu_velocity": {"stride_vs_clip"},
 }
 """The goal's criteria docs/RESULTS.md reports each full-task policy missing on the command grid."""
 
@@ -107,8 +109,9 @@ def test_the_full_task_policies_meet_the_grid_criteria_results_reports(name):
     """The full-task policies on the goal's command grid in C MuJoCo through their ONNX: the curriculum (after the
     symmetric trot) meets no fall, forward tracking and the cost of transport at 0.4-1.6 m/s; the full-range
     policy (103.2 M env steps) every velocity criterion but the lateral one (v_y RMS 0.10-0.13 m/s at five
-    commands) and the cost of transport at every speed. Each misses exactly what docs/RESULTS.md reports, and
-    its shipped evaluation agrees."""
+    commands) and the cost of transport at every speed; the policy that also observes a velocity estimate every
+    criterion but the stride. Each misses exactly what docs/RESULTS.md reports, and its shipped evaluation
+    agrees."""
     from amp_jax.deploy import command_grid
 
     folder = PROJECT_ROOT / "pretrained" / name
