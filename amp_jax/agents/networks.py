@@ -11,6 +11,15 @@
 
 Initialisation: PyTorch's default for linear layers, weights and biases ``U[±1/√fan_in]`` (the reference's),
 not Flax's LeCun-normal / zero-bias default.
+
+Mirror-equivariant networks (``symmetry.equivariant_networks``, networks made with ``mirror``): for the env's
+mirror ``M`` (:class:`amp_jax.envs.mirror.MirrorMaps`) the mean action is ``μ(s) = ½ (f(s) + M_a f(M_s s))`` and
+the value ``V(c) = ½ (g(c) + g(M_c c))`` of the same MLPs ``f`` (actor) and ``g`` (critic), so that
+``μ(M_s s) = M_a μ(s)`` and ``V(M_c c) = V(c)`` for any parameters; the action std is kept equal for each pair of
+mirror-partner joints (:func:`with_mirror_symmetric_std`, after every optimiser step). The policy is then
+``π(M a | M s) = π(a | s)`` exactly: a sample and its mirror image give the same gradient, and the mirror image
+of every rollout is learned from without a second pass over it. The parameters are the plain MLPs' (same shapes,
+same files); the deterministic policy exported to ONNX computes both passes.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import flax.linen as nn
 import jax
@@ -26,6 +36,9 @@ import numpy as np
 from flax import struct
 
 from amp_jax.config import NetworkConfig
+
+if TYPE_CHECKING:
+    from amp_jax.envs.mirror import MirrorMaps
 
 DISC_HEAD = "head"
 """Name of every MLP's output layer in its parameter dict; the discriminator's head (the rest is its trunk)."""
@@ -100,10 +113,12 @@ class AgentNetworks:
     init_std: float
     min_std: np.ndarray
     """Per-action std floor, ``[A]``."""
+    mirror: MirrorMaps | None = None
+    """The env's mirror maps when the actor and critic are mirror-equivariant (see the module docstring)."""
 
 
-def make_networks(cfg: NetworkConfig, action_size: int) -> AgentNetworks:
-    """The networks of ``cfg`` for ``action_size`` actions.
+def make_networks(cfg: NetworkConfig, action_size: int, mirror: MirrorMaps | None = None) -> AgentNetworks:
+    """The networks of ``cfg`` for ``action_size`` actions; mirror-equivariant under ``mirror`` when given.
 
     Raises:
       ValueError: if ``cfg.min_std`` has no entry per action.
@@ -119,6 +134,7 @@ def make_networks(cfg: NetworkConfig, action_size: int) -> AgentNetworks:
         action_size=action_size,
         init_std=cfg.init_std,
         min_std=min_std,
+        mirror=mirror,
     )
 
 
@@ -134,9 +150,30 @@ def init_params(networks: AgentNetworks, key: jax.Array, state_size: int, privil
     )
 
 
+def _with_mirror_pass(apply: Callable[[jax.Array], jax.Array], x: jax.Array, mirror_in: Callable,
+                      mirror_out: Callable) -> jax.Array:
+    """``½ (apply(x) + mirror_out(apply(mirror_in(x))))``, both passes as one batch."""
+    both = apply(jnp.stack([x, mirror_in(x)]))
+    return 0.5 * (both[0] + mirror_out(both[1]))
+
+
 def policy_mean(networks: AgentNetworks, params: AgentParams, state_obs: jax.Array) -> jax.Array:
-    """Mean (deterministic) action, ``state_obs [..., S] -> [..., A]``."""
-    return networks.actor.apply(params.actor, state_obs)
+    """Mean (deterministic) action, ``state_obs [..., S] -> [..., A]``; mirror-equivariant when the networks are."""
+    def actor(x: jax.Array) -> jax.Array:
+        return networks.actor.apply(params.actor, x)
+
+    if networks.mirror is None:
+        return actor(state_obs)
+    return _with_mirror_pass(actor, state_obs, networks.mirror.policy_obs, networks.mirror.action)
+
+
+def with_mirror_symmetric_std(networks: AgentNetworks, params: AgentParams) -> AgentParams:
+    """``params`` with each action std averaged with its mirror partner's when the networks are mirror-equivariant
+    (the mirror permutes actions; the std has no sign), unchanged otherwise."""
+    if networks.mirror is None:
+        return params
+    std = params.action_std
+    return params.replace(action_std=0.5 * (std + jnp.abs(networks.mirror.action(std))))
 
 
 def make_policy_fn(networks: AgentNetworks) -> Callable[[AgentParams, jax.Array], jax.Array]:
@@ -149,8 +186,13 @@ def make_policy_fn(networks: AgentNetworks) -> Callable[[AgentParams, jax.Array]
 
 
 def value(networks: AgentNetworks, params: AgentParams, privileged_obs: jax.Array) -> jax.Array:
-    """State value, ``privileged_obs [..., P] -> [...]``."""
-    return networks.critic.apply(params.critic, privileged_obs)[..., 0]
+    """State value, ``privileged_obs [..., P] -> [...]``; mirror-invariant when the networks are equivariant."""
+    def critic(x: jax.Array) -> jax.Array:
+        return networks.critic.apply(params.critic, x)[..., 0]
+
+    if networks.mirror is None:
+        return critic(privileged_obs)
+    return _with_mirror_pass(critic, privileged_obs, networks.mirror.critic_obs, lambda v: v)
 
 
 def discriminator_score(networks: AgentNetworks, disc_params: dict, transition: jax.Array) -> jax.Array:

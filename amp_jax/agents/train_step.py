@@ -152,7 +152,8 @@ def make_learn_step(nets: AgentNetworks, opt: optax.GradientTransformation, cfg:
         learning_rate = optimizer.adapt_learning_rate(optimizer.learning_rate(learner.opt_state), terms.kl, cfg.ppo)
         updates, opt_state = opt.update(grads, optimizer.with_learning_rate(learner.opt_state, learning_rate),
                                         learner.params)
-        params = optimizer.apply_std_floor(optax.apply_updates(learner.params, updates), nets.min_std)
+        params = optimizer.apply_std_floor(networks.with_mirror_symmetric_std(
+            nets, optax.apply_updates(learner.params, updates)), nets.min_std)
         return Learner(params=params, opt_state=opt_state, normalizer=stats), terms
 
     return learn_step
@@ -304,14 +305,15 @@ def make_train_step(env: Env, cfg: Config, sample_expert_fn: SampleExpertFn, mes
         raise ConfigError("config", "amp.tempo_negative_weight", cfg.amp.tempo_negative_weight,
                           "0: this run has no sampler of replayed clip transitions")
     if cfg.symmetry.enabled and mirror is None:
-        field = next(f for f in ("ppo_augmentation", "mirror_loss_coef", "discriminator")
+        field = next(f for f in ("ppo_augmentation", "mirror_loss_coef", "discriminator", "equivariant_networks")
                      if getattr(cfg.symmetry, f))
         raise ConfigError("config", f"symmetry.{field}", getattr(cfg.symmetry, field),
                           "off: this env has no mirror maps")
     mesh = distributed.make_mesh(1) if mesh is None else mesh
     distributed.check_divisible(cfg, mesh.size)
     axis = DeviceAxis(mesh.size)
-    nets = networks.make_networks(cfg.networks, env.action_size)
+    nets = networks.make_networks(cfg.networks, env.action_size,
+                                  mirror if cfg.symmetry.equivariant_networks else None)
     opt = optimizer.make_optimizer(cfg.ppo, cfg.amp)
     num_envs, num_steps = cfg.env.num_envs, cfg.ppo.num_steps
     update = make_update(nets, opt, cfg, sample_expert_fn, axis, mirror, sample_tempo_fn)

@@ -212,6 +212,10 @@ class SymmetryConfig:
     turn)."""
     reference_state_init: bool = False
     """Reference-state initialisation draws from the clips and their mirror images."""
+    equivariant_networks: bool = False
+    """The policy is mirror-equivariant by construction and the value mirror-invariant: the mean action is
+    ``½ (f(s) + M f(M s))`` and the value ``½ (g(c) + g(M c))`` of the actor and critic MLPs ``f`` and ``g``, and
+    the action std is the same for mirror-partner joints (:mod:`amp_jax.agents.networks`)."""
 
     def _checks(self) -> Iterator[Check]:
         yield "mirror_loss_coef", self.mirror_loss_coef >= 0, "a non-negative weight"
@@ -219,7 +223,7 @@ class SymmetryConfig:
     @property
     def enabled(self) -> bool:
         """Whether the training step uses any mirror map."""
-        return self.ppo_augmentation or self.mirror_loss_coef > 0 or self.discriminator
+        return self.ppo_augmentation or self.mirror_loss_coef > 0 or self.discriminator or self.equivariant_networks
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,7 @@ import mujoco
 import numpy as np
 
 from amp_jax import a1
+from amp_jax.config import EnvConfig
 from amp_jax.envs import observations
 from amp_jax.motion import layout
 
@@ -240,6 +241,13 @@ def a1_mirror_maps(gait_clock: bool = False, amp_history: int = 0, policy_histor
     policy_obs = concatenate(*[step] * (1 + policy_history))
     return MirrorMaps(policy_obs=policy_obs, critic_obs=critic_observation_map(gait_clock),
                       action=action_map(), amp_obs=concatenate(*[amp_observation_map()] * (1 + amp_history)))
+
+
+def a1_mirror_maps_for(env: EnvConfig) -> MirrorMaps:
+    """:func:`a1_mirror_maps` of the A1 env of config ``env`` (its clock, histories and policy inputs)."""
+    return a1_mirror_maps(gait_clock=env.gait_clock_hz > 0, amp_history=len(env.amp_history_lags),
+                          policy_history=env.policy_history, policy_base_ang_vel=env.policy_base_ang_vel,
+                          policy_base_lin_vel=env.policy_base_lin_vel)
 
 
 def _full_inertia(model: mujoco.MjModel, body: int) -> np.ndarray:

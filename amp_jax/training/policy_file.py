@@ -38,7 +38,7 @@ from flax import struct
 from amp_jax.agents import networks as networks_lib
 from amp_jax.agents import normalizer as normalizer_lib
 from amp_jax.config import Config
-from amp_jax.envs import observations
+from amp_jax.envs import mirror, observations
 from amp_jax.training import params_file
 
 POLICY_SUBDIR = "policies"
@@ -110,11 +110,18 @@ class SavedFields:
     """int32 scalar."""
 
 
+def run_networks(cfg: Config) -> networks_lib.AgentNetworks:
+    """The networks a run of ``cfg`` trains on the A1 env: mirror-equivariant under the env's maps with
+    ``symmetry.equivariant_networks``."""
+    maps = mirror.a1_mirror_maps_for(cfg.env) if cfg.symmetry.equivariant_networks else None
+    return networks_lib.make_networks(cfg.networks, observations.NUM_ACTIONS, maps)
+
+
 def abstract_saved_fields(cfg: Config) -> SavedFields:
     """Shapes and dtypes (``jax.ShapeDtypeStruct`` leaves) of the saved fields of a train state of ``cfg``: the
     networks of ``cfg.networks`` for the A1 env's observations (policy ``[42]``, critic ``[48]``, each 2 more with
     a gait clock; AMP features ``[43]`` per state of ``env.amp_history_lags``' window, actions ``[12]``)."""
-    nets = networks_lib.make_networks(cfg.networks, observations.NUM_ACTIONS)
+    nets = run_networks(cfg)
 
     def init(key: jax.Array) -> SavedFields:
         return SavedFields(

@@ -22,7 +22,6 @@ from amp_jax import config as config_lib
 from amp_jax.agents import networks as networks_lib
 from amp_jax.agents.normalizer import NormalizerState
 from amp_jax.config import Config
-from amp_jax.envs import observations
 from amp_jax.training import policy_file
 
 if TYPE_CHECKING:
@@ -150,7 +149,7 @@ def load_run_policy(run_dir: str | pathlib.Path, step: int | None = None) -> Run
                 "%s writes the missing ones)", run_dir, step, run_dir)
     cfg = load_run_config(run_dir)
     restored = restore_checkpoint(run_dir, step, cfg)
-    nets = networks_lib.make_networks(cfg.networks, observations.NUM_ACTIONS)
+    nets = policy_file.run_networks(cfg)
     return RunPolicy(run_dir=run_dir, cfg=cfg, networks=nets, params=restored.state.params, step=restored.step,
                      amp_normalizer=restored.state.normalizer)
 
@@ -159,6 +158,6 @@ def _policy_from_file(run_dir: pathlib.Path, step: int) -> RunPolicy:
     saved = policy_file.read_policy_file(policy_file.policy_path(run_dir, step))
     if saved.step != step:
         raise RunFolderError(f"{saved.path}: holds iteration {saved.step}, expected {step} (its file name)")
-    nets = networks_lib.make_networks(saved.cfg.networks, observations.NUM_ACTIONS)
+    nets = policy_file.run_networks(saved.cfg)
     return RunPolicy(run_dir=run_dir, cfg=saved.cfg, networks=nets, params=saved.params, step=saved.step,
                      amp_normalizer=saved.amp_normalizer)

@@ -21,6 +21,7 @@ from amp_jax.envs import mirror
 from amp_jax.envs.wrappers import make_amp_training_env
 from amp_jax.motion import library as motion_library_lib
 from amp_jax.motion.loader import load_clips, stack_clips, with_reversed
+from amp_jax.training import policy_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +73,8 @@ def build(cfg: Config, *, probe: bool = True) -> Setup:
     functions, so nothing is traced or compiled again; the returned ``Setup.cfg`` is always ``cfg``.
 
     Raises:
-      ConfigError: ``train.num_devices`` exceeds the devices, or the config does not split evenly over them.
+      ConfigError: ``train.num_devices`` exceeds the devices, or the config does not split evenly over them; or
+        ``symmetry.equivariant_networks`` without a gait clock.
     """
     key = _build_key(cfg)
     setup = _builds.get(key) if key is not None else None
@@ -91,6 +93,10 @@ def build(cfg: Config, *, probe: bool = True) -> Setup:
 
 def _build(cfg: Config) -> Setup:
     """:func:`build` without the cache and the probe."""
+    if cfg.symmetry.equivariant_networks and cfg.env.gait_clock_hz <= 0:
+        raise config_lib.ConfigError("config", "symmetry.equivariant_networks", True,
+                                     "off, or env.gait_clock_hz > 0: a mirror-equivariant policy keeps the "
+                                     "mirror-symmetric standing pose still unless a clock tells the legs apart")
     devices = distributed.DeviceLayout.for_config(cfg)
     clips = with_reversed(load_clips(cfg.motion.resolved_files(), min_duration=cfg.env.control_dt,
                                      repair_threshold=cfg.motion.velocity_repair_threshold),  # read (and logged) once
@@ -102,10 +108,7 @@ def _build(cfg: Config) -> Setup:
     env = make_amp_training_env(cfg, start_motion, env_key, devices.num_devices)
     lags = cfg.env.amp_history_lags
     sample_expert = functools.partial(_sample_expert, motion, cfg.env.control_dt, lags)
-    maps = mirror.a1_mirror_maps(gait_clock=cfg.env.gait_clock_hz > 0, amp_history=len(lags),
-                                 policy_history=cfg.env.policy_history,
-                                 policy_base_ang_vel=cfg.env.policy_base_ang_vel,
-                                 policy_base_lin_vel=cfg.env.policy_base_lin_vel)
+    maps = mirror.a1_mirror_maps_for(cfg.env)
     sample_tempo = (functools.partial(_sample_replayed, motion, cfg.env.control_dt, cfg.amp.tempo_negative_rates,
                                       lags) if cfg.amp.tempo_negatives else None)
     init_fn, train_step = make_train_step(env, cfg, sample_expert, devices.mesh, maps, sample_tempo)
@@ -126,7 +129,7 @@ def make_policy_probe(cfg: Config, motion: motion_library_lib.MotionLibrary) -> 
     from amp_jax.envs.a1_amp import A1AmpEnv
 
     env = A1AmpEnv(rollout.evaluation_env_config(cfg.env), None)
-    nets = networks.make_networks(cfg.networks, env.action_size)
+    nets = policy_file.run_networks(cfg)
     ref = rollout.contact_reference_index(motion.names)
     frames = np.asarray(motion.frames[ref, : int(motion.num_frames[ref])], np.float64)
     reference_contacts = gait.contacts_from_heights(gait.clip_foot_heights(frames))

@@ -123,4 +123,6 @@ def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingS
     what = f"{actor}, action std, critic" + (", discriminator and AMP normaliser" if fits else
                                              "; discriminator and AMP normaliser fresh (the AMP observation differs)")
     line = f"started from {path} (iteration {saved.step}): {what}; learning rate {saved.learning_rate:.2e}"
+    if cfg.symmetry.equivariant_networks and not saved.cfg.symmetry.equivariant_networks:
+        line += "; its actor and critic averaged with their mirror images (symmetry.equivariant_networks)"
     return state.replace(params=params, normalizer=normalizer, opt_state=opt_state), line

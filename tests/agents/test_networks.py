@@ -44,3 +44,54 @@ def test_kl_is_the_closed_form_up_to_the_reference_s_guard_and_matches_monte_car
     assert abs(np.mean(ratio) - closed) < 4 * np.std(ratio) / math.sqrt(len(x))
     same = float(networks.gaussian_kl(*(jnp.asarray(v) for v in (mean_old, std_old, mean_old, std_old))))
     assert abs(same) < A * 2e-5  # zero but for the guard
+
+
+def _a1_equivariant_setup():
+    """Small A1 networks, mirror-equivariant under the maps of an env with a gait clock and a gyroscope, with
+    random parameters and observations."""
+    import dataclasses
+
+    import jax
+
+    from amp_jax.config import Config, EnvConfig, NetworkConfig, SymmetryConfig
+    from amp_jax.envs import observations
+    from amp_jax.training import policy_file
+
+    cfg = Config(env=EnvConfig(gait_clock_hz=2.0, policy_base_ang_vel=True),
+                 networks=NetworkConfig(actor_hidden=(32, 16), critic_hidden=(32,), disc_hidden=(8,)),
+                 symmetry=SymmetryConfig(equivariant_networks=True))
+    nets = policy_file.run_networks(cfg)
+    plain = policy_file.run_networks(dataclasses.replace(cfg, symmetry=SymmetryConfig()))
+    s, c = observations.policy_obs_size(cfg.env), observations.critic_obs_size(cfg.env)
+    params = networks.init_params(nets, jax.random.key(3), s, c, observations.amp_obs_size(cfg.env))
+    keys = jax.random.split(jax.random.key(4), 2)
+    return nets, plain, params, jax.random.normal(keys[0], (7, s)), jax.random.normal(keys[1], (7, c))
+
+
+def test_equivariant_actor_and_critic_are_the_average_of_the_plain_ones_over_the_mirror():
+    nets, plain, params, state_obs, critic_obs = _a1_equivariant_setup()
+    assert plain.mirror is None and nets.mirror is not None
+    m = nets.mirror
+    mean = np.asarray(networks.policy_mean(nets, params, state_obs), np.float64)
+    by_hand = 0.5 * (np.asarray(networks.policy_mean(plain, params, state_obs), np.float64)
+                     + m.action(np.asarray(networks.policy_mean(plain, params, m.policy_obs(state_obs)), np.float64)))
+    np.testing.assert_allclose(mean, by_hand, atol=1e-6)
+    # equivariant and invariant for these (random) parameters; the plain networks are not
+    np.testing.assert_allclose(networks.policy_mean(nets, params, m.policy_obs(state_obs)), m.action(mean),
+                               atol=1e-5)
+    np.testing.assert_allclose(networks.value(nets, params, m.critic_obs(critic_obs)),
+                               networks.value(nets, params, critic_obs), atol=1e-5)
+    plain_mean = np.asarray(networks.policy_mean(plain, params, state_obs))
+    assert not np.allclose(networks.policy_mean(plain, params, m.policy_obs(state_obs)), m.action(plain_mean),
+                           atol=1e-3)
+    # one observation without a batch axis gives the batch's row
+    np.testing.assert_allclose(networks.policy_mean(nets, params, state_obs[2]), mean[2], atol=1e-6)
+
+
+def test_mirror_symmetric_std_averages_partner_joints():
+    nets, plain, params, _, _ = _a1_equivariant_setup()
+    params = params.replace(action_std=jnp.linspace(0.2, 1.3, A))
+    std = np.asarray(networks.with_mirror_symmetric_std(nets, params).action_std)
+    partner = np.array([3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8])  # FL↔FR, RL↔RR; hip, thigh, calf in place
+    np.testing.assert_allclose(std, 0.5 * (np.linspace(0.2, 1.3, A) + np.linspace(0.2, 1.3, A)[partner]), rtol=1e-6)
+    assert networks.with_mirror_symmetric_std(plain, params) is params

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import TINY_RUN_OVERRIDES
 
-from amp_jax.config import PROJECT_ROOT, load_config
+from amp_jax.config import PROJECT_ROOT, ConfigError, load_config
 from amp_jax.training import stop_signals, trainer
 from amp_jax.training.checkpoint import CheckpointError, RunCheckpointer
 from amp_jax.training.metrics_log import format_progress
@@ -263,6 +263,22 @@ def test_tempo_negatives_reach_the_a1_iteration_from_the_command_line(cfg):
     state = jax.eval_shape(setup.init_fn, jax.random.key(0))
     _, metrics = jax.eval_shape(setup.train_step, state)
     assert {"amp/d_tempo", "loss/tempo", "amp/d_expert", "loss/discriminator"} <= set(metrics)
+
+
+def test_equivariant_networks_need_a_gait_clock_and_then_build_the_a1_iteration():
+    """``--set symmetry.equivariant_networks=true`` alone is refused in one line (the symmetric stance would be a
+    fixed point); with the overlay ``equivariant.yaml``, which brings the clock, the iteration builds (traced, not
+    compiled)."""
+    alone = load_config(["a1_trot", "cpu.yaml"], [*TINY, "symmetry.equivariant_networks=true"])
+    with pytest.raises(ConfigError, match=r"symmetry.equivariant_networks = True: expected off, or "
+                                          r"env.gait_clock_hz > 0"):
+        trainer.build(alone, probe=False)
+    own = load_config(["a1_trot", "cpu.yaml", "equivariant.yaml"], TINY)
+    assert own.symmetry.equivariant_networks and own.env.gait_clock_hz == 2.0 and not own.symmetry.ppo_augmentation
+    setup = trainer.build(own, probe=False)
+    state = jax.eval_shape(setup.init_fn, jax.random.key(0))
+    _, metrics = jax.eval_shape(setup.train_step, state)
+    assert "policy/mean_std" in metrics
 
 
 def test_new_run_dirs_are_unique(cfg, tmp_path):
