@@ -114,9 +114,16 @@ def _two_iterations(cfg, mirror):
     return jax.device_get(state), jax.device_get(metrics)
 
 
-def test_training_with_symmetry_off_is_unchanged_and_with_discriminator_mirroring_doubles_its_samples():
+@pytest.fixture(scope="module")
+def with_maps_symmetry_off():
+    """Two iterations of the point-mass env with its mirror maps given and every symmetry option off."""
+    return _two_iterations(TINY, MAPS)
+
+
+def test_training_with_symmetry_off_is_unchanged_and_with_discriminator_mirroring_doubles_its_samples(
+        with_maps_symmetry_off):
     plain, metrics = _two_iterations(TINY, None)
-    with_maps, metrics_maps = _two_iterations(TINY, MAPS)
+    with_maps, metrics_maps = with_maps_symmetry_off
     for x, y in zip(jax.tree.leaves(plain), jax.tree.leaves(with_maps)):
         np.testing.assert_array_equal(x, y)
     assert metrics.keys() == metrics_maps.keys() and "loss/mirror" not in metrics
@@ -171,8 +178,8 @@ def test_equivariant_networks_give_a_sample_and_its_mirror_image_the_same_gradie
                            rtol=1e-3)
 
 
-def test_training_with_equivariant_networks_keeps_partner_stds_equal_and_learns_otherwise():
-    plain, _ = _two_iterations(TINY, MAPS)
+def test_training_with_equivariant_networks_keeps_partner_stds_equal_and_learns_otherwise(with_maps_symmetry_off):
+    plain, _ = with_maps_symmetry_off
     equivariant, metrics = _two_iterations(_with(equivariant_networks=True), MAPS)
     std = equivariant.params.action_std
     np.testing.assert_array_equal(std, std[np.arange(12) ^ 1])
