@@ -17,9 +17,9 @@ mirror ``M`` (:class:`amp_jax.envs.mirror.MirrorMaps`) the mean action is ``μ(s
 the value ``V(c) = ½ (g(c) + g(M_c c))`` of the same MLPs ``f`` (actor) and ``g`` (critic), so that
 ``μ(M_s s) = M_a μ(s)`` and ``V(M_c c) = V(c)`` for any parameters; the action std is kept equal for each pair of
 mirror-partner joints (:func:`with_mirror_symmetric_std`, after every optimiser step). The policy is then
-``π(M a | M s) = π(a | s)`` exactly: a sample and its mirror image give the same gradient, and the mirror image
-of every rollout is learned from without a second pass over it. The parameters are the plain MLPs' (same shapes,
-same files); the deterministic policy exported to ONNX computes both passes.
+``π(M a | M s) = π(a | s)`` exactly: a sample and its mirror image give the same gradient, so the mirror image
+of every rollout is learned from without doubling the minibatch (each network pass covers both). The parameters
+are the plain MLPs' (same shapes, same files); the deterministic policy exported to ONNX computes both passes.
 """
 
 from __future__ import annotations
