@@ -11,6 +11,10 @@ What carries over, and what does not:
   differs (another ``env.amp_history_lags``) starts them fresh and says so;
 - the adaptive learning rate the file's run would have taken next.
 
+Into a run with ``symmetry.equivariant_networks`` from a file without, the weights go in as they are, so the
+run's actor and critic are the file's averaged with their mirror images; each action std is averaged with its
+mirror partner's at once, as every optimiser step of such a run does.
+
 The optimiser's moments, the replay buffer, the envs and the iteration count start as in a fresh run of the
 config: the warm start is a new run (iteration 0), not a resume.
 """
@@ -22,6 +26,7 @@ import pathlib
 import jax
 import numpy as np
 
+from amp_jax.agents import networks as networks_lib
 from amp_jax.agents import optimizer
 from amp_jax.agents.train_step import TrainingState
 from amp_jax.config import Config, ConfigError
@@ -110,6 +115,12 @@ def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingS
         if mine != theirs:
             raise ConfigError("config", "train.init_policy", str(path),
                               f"a policy whose {group} fits this run's: the file's is {theirs}, this run's {mine}")
+    equivariant = cfg.symmetry.equivariant_networks and not saved.cfg.symmetry.equivariant_networks
+    if equivariant:  # the first rollout samples mirror-equivariantly too, as every later one does
+        nets = policy_file.run_networks(cfg)
+        carried["action_std"] = np.asarray(
+            networks_lib.with_mirror_symmetric_std(nets, saved.params.replace(action_std=carried["action_std"]))
+            .action_std)
     params = params.replace(**{group: _take(getattr(params, group), carried[group]) for group in CARRIED})
     fits = (_shapes(params.discriminator) == _shapes(saved.params.discriminator)
             and _shapes(state.normalizer) == _shapes(saved.amp_normalizer))
@@ -123,6 +134,7 @@ def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingS
     what = f"{actor}, action std, critic" + (", discriminator and AMP normaliser" if fits else
                                              "; discriminator and AMP normaliser fresh (the AMP observation differs)")
     line = f"started from {path} (iteration {saved.step}): {what}; learning rate {saved.learning_rate:.2e}"
-    if cfg.symmetry.equivariant_networks and not saved.cfg.symmetry.equivariant_networks:
-        line += "; its actor and critic averaged with their mirror images (symmetry.equivariant_networks)"
+    if equivariant:
+        line += ("; its actor and critic averaged with their mirror images and each action std with its mirror"
+                 " partner's (symmetry.equivariant_networks)")
     return state.replace(params=params, normalizer=normalizer, opt_state=opt_state), line

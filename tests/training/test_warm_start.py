@@ -14,6 +14,7 @@ from conftest import TINY_RUN_OVERRIDES
 from amp_jax.agents import networks as networks_lib
 from amp_jax.agents import optimizer
 from amp_jax.config import ConfigError, load_config
+from amp_jax.envs import mirror, observations
 from amp_jax.training import params_file, policy_file, trainer, warm_start
 
 
@@ -53,7 +54,7 @@ def zeros_like_state(setup):
             return jax.random.split(jax.random.key(0), x.shape[0]) if x.shape else jax.random.key(0)
         return jax.numpy.zeros(x.shape, x.dtype)
 
-    return jax.tree.map(zero, abstract)
+    return jax.jit(lambda: jax.tree.map(zero, abstract))()  # one program, not one compile per leaf's shape
 
 
 def tiny_config(*more):
@@ -132,6 +133,42 @@ def test_a_policy_that_also_observes_the_base_velocities_starts_as_the_file_s_po
     policy = networks_lib.make_policy_fn(networks_lib.make_networks(cfg.networks, 12))
     obs = np.random.default_rng(1).normal(size=(5, 3 * 48)).astype(np.float32)
     np.testing.assert_allclose(policy(state.params, obs), policy(params, obs[:, 6:48]), atol=1e-6)
+
+
+def test_a_plain_policy_goes_into_an_equivariant_run_as_its_mirror_average(tmp_path):
+    """A plain policy file with a gait clock into a run with ``symmetry.equivariant_networks``: the weights go in as
+    they are, so the run acts as the file's policy averaged with its mirror image (and values likewise), and the
+    action std is averaged over mirror partners at once; the line says both."""
+    plain_cfg = tiny_config("env.gait_clock_hz=2.0")
+    rng = np.random.default_rng(5)
+    fields = policy_file.abstract_saved_fields(plain_cfg)
+    params = jax.tree.map(lambda x: (0.3 * rng.normal(size=x.shape)).astype(x.dtype), fields.params)
+    std = np.linspace(0.2, 1.3, 12).astype(np.float32)
+    params = params.replace(action_std=std)
+    normalizer = jax.tree.map(lambda x: np.ones(x.shape, x.dtype), fields.normalizer)
+    state = fields.replace(params=params, normalizer=normalizer, learning_rate=np.float32(2e-4),
+                           iteration=np.int32(9))
+    path = params_file.write_params_file(tmp_path / "9.npz", state, plain_cfg)
+
+    cfg = tiny_config(f"train.init_policy={path}", "env.gait_clock_hz=2.0", "symmetry.equivariant_networks=true")
+    warm, line = warm_start.start_from_policy_file(zeros_like_state(trainer.build(cfg, probe=False)), cfg)
+    assert "actor and critic averaged with their mirror images" in line
+    assert "each action std with its mirror partner's" in line
+    assert same(warm.params.actor, params.actor) and same(warm.params.critic, params.critic)
+    partner = np.array([3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8])  # FL↔FR, RL↔RR; hip, thigh, calf in place
+    np.testing.assert_allclose(warm.params.action_std, 0.5 * (std + std[partner]), rtol=1e-6)
+
+    maps = mirror.a1_mirror_maps_for(cfg.env)
+    plain = networks_lib.make_networks(cfg.networks, 12)
+    equivariant = policy_file.run_networks(cfg)
+    obs = rng.normal(size=(6, observations.policy_obs_size(cfg.env))).astype(np.float32)
+    expected = 0.5 * (networks_lib.policy_mean(plain, params, obs)
+                      + maps.action(networks_lib.policy_mean(plain, params, maps.policy_obs(obs))))
+    np.testing.assert_allclose(networks_lib.policy_mean(equivariant, warm.params, obs), expected, atol=1e-5)
+    privileged = rng.normal(size=(6, observations.critic_obs_size(cfg.env))).astype(np.float32)
+    expected = 0.5 * (networks_lib.value(plain, params, privileged)
+                      + networks_lib.value(plain, params, maps.critic_obs(privileged)))
+    np.testing.assert_allclose(networks_lib.value(equivariant, warm.params, privileged), expected, atol=1e-5)
 
 
 def test_a_policy_that_does_not_fit_or_a_missing_file_is_one_line(source, tmp_path):
