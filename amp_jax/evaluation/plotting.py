@@ -9,6 +9,8 @@
   commanded forward speed.
 - :func:`plot_footfall_phases`: each foot's stance within the stride (touchdown phase and duty factor) at
   every commanded speed.
+- :func:`plot_probe_progress`: runs' training-probe tracking errors against env steps, with the thresholds a
+  comparison names (``amp_jax.evaluation.probe_progress``).
 """
 
 from __future__ import annotations
@@ -274,5 +276,44 @@ def plot_footfall_phases(speeds: np.ndarray, duty: np.ndarray, offsets: np.ndarr
     ax.set_xlabel("stride phase (0 = FL touchdown)", fontsize=9)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 1.08), frameon=False)
+    fig.tight_layout()
+    return _save(fig, path, dpi)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Comparing runs
+
+
+def plot_probe_progress(runs: Sequence[tuple[str, np.ndarray, np.ndarray]], thresholds: Sequence[float],
+                        path: str | os.PathLike, *, figsize: tuple[float, float] = (10.0, 5.0),
+                        dpi: int = 100) -> pathlib.Path:
+    """Each run's training-probe tracking error against its env steps (in millions), one line per run through its
+    probes, and each threshold a dashed grey level: one PNG of ``figsize × dpi`` pixels (default 1000 × 500).
+
+    Args:
+      runs: ``(label, env_steps [P], tracking_error [P])`` per run (``probe_progress.ProbeSeries``' fields).
+      thresholds: tracking errors to draw as levels.
+      path: the PNG to write.
+    Raises:
+      ValueError: no runs, or a run whose two arrays are empty or differ in length (names the run).
+    """
+    if not runs:
+        raise ValueError("no runs to plot (expected at least one)")
+    fig, ax = plt.subplots(figsize=figsize)
+    for label, env_steps, error in runs:
+        env_steps, error = np.asarray(env_steps, np.float64), np.asarray(error, np.float64)
+        if env_steps.shape != error.shape or env_steps.ndim != 1 or not env_steps.size:
+            raise ValueError(f"{label}: env steps {env_steps.shape} and tracking errors {error.shape}: expected "
+                             "two arrays [P] of the same length, P > 0")
+        ax.plot(env_steps / 1e6, error, lw=1.4, marker=".", ms=4, label=label)
+    for threshold in thresholds:
+        ax.axhline(threshold, color="0.55", lw=0.8, ls="--")
+        ax.text(1.005, threshold, f"{threshold:.2f}", transform=ax.get_yaxis_transform(), fontsize=7,
+                color="0.35", va="center", ha="left")
+    ax.set_xlabel("env steps (millions)")
+    ax.set_ylabel("tracking error (mean of the probe's RMS errors)")
+    ax.set_title("the mean action's tracking error at each training probe; dashed: the thresholds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path, dpi)

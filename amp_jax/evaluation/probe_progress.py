@@ -8,7 +8,8 @@ at which that error first falls to or below each threshold, and the per-axis err
 iterations or of env steps: the comparison the symmetry runs in docs/RESULTS.md report.
 
 ``python -m amp_jax.evaluation.probe_progress RUN_DIR [RUN_DIR ...] [--thresholds 0.30 0.26 ...] [--up-to ITER |
---up-to-env-steps STEPS] [--window FIRST LAST | --window-env-steps FIRST LAST]`` prints both tables in Markdown.
+--up-to-env-steps STEPS] [--window FIRST LAST | --window-env-steps FIRST LAST] [--png FILE]`` prints both tables
+in Markdown, and with ``--png`` draws each run's tracking error against env steps with the thresholds.
 Runs whose iterations differ in size (``env.num_envs`` · ``ppo.num_steps``) are compared in env steps: with the
 ``-env-steps`` options, and by default the window is then the 2.5 M env steps up to the shortest run's last probe.
 """
@@ -98,6 +99,12 @@ def window_means(series: ProbeSeries, first: float, last: float, unit: str = "it
     return means
 
 
+def run_labels(runs: list[ProbeSeries]) -> list[str]:
+    """Each run's folder name, or the whole path given where two runs share a folder name."""
+    names = [pathlib.Path(run.name).name for run in runs]
+    return names if len(set(names)) == len(names) else [run.name for run in runs]
+
+
 def _millions(steps: float | None) -> str:
     return "never" if steps is None else f"{steps / 1e6:.2f} M"
 
@@ -142,12 +149,23 @@ def main(argv: list[str] | None = None) -> int:
                              "steps of the shortest run)")
     window.add_argument("--window-env-steps", nargs=2, type=float, default=None, metavar=("FIRST", "LAST"),
                         help="average the per-axis errors over these env steps (e.g. 7.6e6 9.8e6)")
+    parser.add_argument("--png", type=pathlib.Path, default=None, metavar="FILE",
+                        help="also draw each run's tracking error against env steps, with the thresholds")
     args = parser.parse_args(argv)
     try:
         runs = [read_probe(run, args.up_to, args.up_to_env_steps) for run in args.runs]
     except (OSError, ValueError) as err:
         print(f"probe_progress: {err}", file=sys.stderr)
         return 2
+    if args.png is not None:
+        from amp_jax.evaluation import plotting
+
+        try:
+            plotting.plot_probe_progress([(label, run.env_steps, run.tracking_error)
+                                          for label, run in zip(run_labels(runs), runs)], args.thresholds, args.png)
+        except OSError as err:
+            print(f"probe_progress: {args.png}: cannot write the figure ({err.strerror or err})", file=sys.stderr)
+            return 2
     print(threshold_table(runs, args.thresholds))
     unit = "iteration"
     if args.window:

@@ -56,3 +56,21 @@ def test_velocity_tracking_png(tmp_path):
     assert (image < 100).any() and len(np.unique(image.reshape(-1, 3), axis=0)) > 10
     with pytest.raises(ValueError, match=r"expected both \[T, 3\]"):
         plotting.plot_velocity_tracking(commanded, measured[:, :2], 0.03, tmp_path / "bad.png")
+
+
+def test_probe_progress_png_draws_each_run_in_its_colour_and_the_thresholds(tmp_path):
+    steps = np.arange(1, 41) * 0.25e6
+    runs = [("a", steps, 0.5 * np.exp(-steps / 4e6) + 0.2), ("b", steps[:30], 0.6 * np.exp(-steps[:30] / 3e6) + 0.2)]
+    image = png(plotting.plot_probe_progress(runs, [0.30, 0.26], tmp_path / "probe.png"))
+    assert image.shape == (500, 1000, 3)
+    pixels = image.reshape(-1, 3).astype(int)
+
+    def count(rgb):
+        return int(np.sum(np.abs(pixels - np.array(rgb)).max(axis=1) <= 12))
+
+    assert count((31, 119, 180)) > 300 and count((255, 127, 14)) > 300  # the first and second runs' colours
+    assert count((140, 140, 140)) > 200  # the dashed threshold levels
+    with pytest.raises(ValueError, match=r"^b: env steps \(30,\) and tracking errors \(29,\)"):
+        plotting.plot_probe_progress([runs[0], ("b", steps[:30], runs[1][2][:29])], [0.3], tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="no runs"):
+        plotting.plot_probe_progress([], [0.3], tmp_path / "bad.png")

@@ -107,3 +107,22 @@ def test_runs_with_iterations_of_different_sizes_are_cut_and_averaged_in_env_ste
     assert probe_progress.main([str(tmp_path / "half"), "--up-to-env-steps", "2e5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "half: no probe record at or before 200000 env steps in metrics.jsonl" in err[0]
+
+
+def test_the_figure_is_written_beside_the_tables_and_an_unwritable_one_is_one_line(tmp_path, capsys):
+    _write_run(tmp_path / "x" / "s3", iterations=200)
+    _write_run(tmp_path / "y" / "s3", iterations=200, seed=1)
+    runs = [probe_progress.read_probe(tmp_path / folder / "s3") for folder in ("x", "y")]
+    assert probe_progress.run_labels(runs) == [str(tmp_path / "x" / "s3"), str(tmp_path / "y" / "s3")]
+    assert probe_progress.run_labels(runs[:1]) == ["s3"]
+    args = [str(tmp_path / "x" / "s3"), str(tmp_path / "y" / "s3"), "--thresholds", "0.3"]
+    assert probe_progress.main([*args, "--png", str(tmp_path / "figs" / "probe.png")]) == 0
+    assert (tmp_path / "figs" / "probe.png").stat().st_size > 10_000
+    assert capsys.readouterr().out.startswith("| tracking error first at or below | 0.30 |")
+
+    (tmp_path / "a_file").write_text("")
+    assert probe_progress.main([*args, "--png", str(tmp_path / "a_file" / "probe.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"probe_progress: {tmp_path / 'a_file' / 'probe.png'}: cannot write")
