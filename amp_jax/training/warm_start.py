@@ -13,7 +13,8 @@ What carries over, and what does not:
 
 Into a run with ``symmetry.equivariant_networks`` from a file without, the weights go in as they are, so the
 run's actor and critic are the file's averaged with their mirror images; each action std is averaged with its
-mirror partner's at once, as every optimiser step of such a run does.
+mirror partner's at once, as every optimiser step of such a run does. The other way round, the weights go in as
+they are too, and the line says that the run's policy no longer averages them.
 
 The optimiser's moments, the replay buffer, the envs and the iteration count start as in a fresh run of the
 config: the warm start is a new run (iteration 0), not a resume.
@@ -137,4 +138,7 @@ def start_from_policy_file(state: TrainingState, cfg: Config) -> tuple[TrainingS
     if equivariant:
         line += ("; its actor and critic averaged with their mirror images and each action std with its mirror"
                  " partner's (symmetry.equivariant_networks)")
+    elif saved.cfg.symmetry.equivariant_networks and not cfg.symmetry.equivariant_networks:
+        line += ("; the file's policy averaged its actor and critic with their mirror images"
+                 " (symmetry.equivariant_networks) and this run's does not, so it acts otherwise until trained")
     return state.replace(params=params, normalizer=normalizer, opt_state=opt_state), line

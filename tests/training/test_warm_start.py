@@ -138,7 +138,8 @@ def test_a_policy_that_also_observes_the_base_velocities_starts_as_the_file_s_po
 def test_a_plain_policy_goes_into_an_equivariant_run_as_its_mirror_average(tmp_path):
     """A plain policy file with a gait clock into a run with ``symmetry.equivariant_networks``: the weights go in as
     they are, so the run acts as the file's policy averaged with its mirror image (and values likewise), and the
-    action std is averaged over mirror partners at once; the line says both."""
+    action std is averaged over mirror partners at once; the line says both. Back into a plain run, the line says
+    the averaging is gone."""
     plain_cfg = tiny_config("env.gait_clock_hz=2.0")
     rng = np.random.default_rng(5)
     fields = policy_file.abstract_saved_fields(plain_cfg)
@@ -169,6 +170,13 @@ def test_a_plain_policy_goes_into_an_equivariant_run_as_its_mirror_average(tmp_p
     expected = 0.5 * (networks_lib.value(plain, params, privileged)
                       + networks_lib.value(plain, params, maps.critic_obs(privileged)))
     np.testing.assert_allclose(networks_lib.value(equivariant, warm.params, privileged), expected, atol=1e-5)
+
+    # back into a plain run: the weights as they are, and the line says the policy no longer averages them
+    back_path = params_file.write_params_file(tmp_path / "10.npz", state.replace(params=warm.params), cfg)
+    back_cfg = tiny_config(f"train.init_policy={back_path}", "env.gait_clock_hz=2.0")
+    back, line = warm_start.start_from_policy_file(zeros_like_state(trainer.build(back_cfg, probe=False)), back_cfg)
+    assert "this run's does not, so it acts otherwise until trained" in line and "each action std" not in line
+    assert same(back.params, warm.params)
 
 
 def test_a_policy_that_does_not_fit_or_a_missing_file_is_one_line(source, tmp_path):
